@@ -1,0 +1,66 @@
+"""The app factory: the one place where settings, extensions, blueprints and handlers are wired."""
+
+from __future__ import annotations
+
+from quart import Quart
+from quart_schema import HttpSecurityScheme, Info, OAuth2SecurityScheme, QuartSchema
+
+from service import observability
+from service.auth.routes import bp as auth_bp
+from service.docs import ServiceOpenAPIProvider
+from service.docs import bp as docs_bp
+from service.errors import register_error_handlers
+from service.extensions import Services
+from service.http import ApiRequest
+from service.items.routes import bp as items_bp
+from service.json_provider import OrjsonProvider
+from service.ops import bp as ops_bp
+from service.settings import Settings, load_settings
+
+API_DESCRIPTION = """\
+Sign up, log in for a short-lived access token and a rotating refresh token, and manage your
+own items. Click **Authorize**, enter a username and password (the OAuth2 password flow calls
+`POST /login`), then use **Try it out** on any operation. Errors are `application/problem+json`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    """Build the service. ``settings`` defaults to the environment and ``config/<APP_ENV>.env``."""
+    settings = settings or load_settings()
+    observability.configure_logging(settings.log_level)
+
+    app = Quart(__name__)
+    app.request_class = ApiRequest
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    QuartSchema(
+        app,
+        info=Info(title="Service API", version="1.0.0", description=API_DESCRIPTION),
+        swagger_ui_path=None,
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        security_schemes={
+            "bearerAuth": HttpSecurityScheme(scheme="bearer", bearer_format="JWT"),
+            "oauth2Password": OAuth2SecurityScheme(
+                flows={"password": {"tokenUrl": "/login", "scopes": {}}}
+            ),
+        },
+        openapi_provider_class=ServiceOpenAPIProvider,
+    )
+    app.json = OrjsonProvider(app)
+
+    services = Services.from_settings(settings)
+    services.init_app(app)
+    observability.init_app(app)
+    register_error_handlers(app)
+    for blueprint in (auth_bp, items_bp, ops_bp, docs_bp):
+        app.register_blueprint(blueprint)
+
+    @app.after_serving
+    async def _close_database() -> None:
+        await services.db.dispose()
+
+    return app

@@ -1,0 +1,1 @@
+"""The auth blueprint: accounts, logins, refresh-token rotation and bearer authentication."""

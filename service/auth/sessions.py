@@ -1,0 +1,163 @@
+"""Login sessions: start one per login, rotate its refresh token, revoke it on reuse.
+
+Each login is a refresh-token family (RFC 9700 section 4.14). The session row remembers the
+``jti`` of the single refresh token that may still be spent. Spending it issues a new pair and
+records the new ``jti``; presenting any other token of the family means a spent token was
+replayed, so the whole session is revoked. The check-and-swap is one conditional ``UPDATE``, so
+of two concurrent refreshes with one token exactly one succeeds; the other is treated as the
+replay it is indistinguishable from, and the session ends.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import CursorResult, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth.schemas import TokenPair
+from service.errors import InvalidGrant
+from service.extensions import Services
+from service.models import LoginSession, User
+from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError, VerifiedToken
+
+security_log = logging.getLogger("service.security")
+
+
+class RefreshDecision(enum.Enum):
+    ROTATE = "rotate"
+    REUSED = "reused"
+    DEAD = "dead"
+
+
+def decide_refresh(
+    session: LoginSession | None, token: VerifiedToken, now: datetime
+) -> RefreshDecision:
+    """What presenting ``token`` for ``session`` means (RFC 9700 section 4.14.2).
+
+    DEAD: no such live session of this user, or past its absolute lifetime. REUSED: the token
+    is of the family but not its current one, so it was spent before. ROTATE: spend it.
+    """
+    if session is None or session.user_id != token.user_id:
+        return RefreshDecision.DEAD
+    if session.revoked_at is not None or session.expires_at <= now:
+        return RefreshDecision.DEAD
+    if session.refresh_jti != token.token_id:
+        return RefreshDecision.REUSED
+    return RefreshDecision.ROTATE
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """Where a login came from, kept on the session for the owner to see."""
+
+    user_agent: str | None
+    address: str | None
+
+
+def _token_pair(services: Services, session: LoginSession, refresh_jti: str, refresh: str) -> TokenPair:
+    settings = services.settings
+    not_after = int(session.expires_at.timestamp())
+    access = services.tokens.issue(
+        ACCESS_TYP,
+        user_id=session.user_id,
+        session_id=session.id,
+        ttl=settings.access_token_ttl,
+        not_after=not_after,
+    )
+    now = int(datetime.now(UTC).timestamp())
+    return TokenPair(
+        access_token=access.value,
+        refresh_token=refresh,
+        expires_in=max(access.expires_at - now, 0),
+        refresh_expires_in=max(not_after - now, 0),
+    )
+
+
+def _new_refresh(services: Services, session: LoginSession) -> tuple[str, str]:
+    issued = services.tokens.issue(
+        REFRESH_TYP,
+        user_id=session.user_id,
+        session_id=session.id,
+        ttl=services.settings.refresh_token_ttl,
+        not_after=int(session.expires_at.timestamp()),
+    )
+    return issued.token_id, issued.value
+
+
+async def start_session(services: Services, user: User, client: ClientInfo) -> TokenPair:
+    """Open a session for a user who just proved their password, and issue its first pair."""
+    now = datetime.now(UTC)
+    session = LoginSession(
+        id=uuid.uuid4(),
+        user_id=user.id,
+        created_at=now,
+        last_used_at=now,
+        # Whole seconds, as in the tokens' ``exp``, so the session and its tokens end together.
+        expires_at=now.replace(microsecond=0) + timedelta(seconds=services.settings.refresh_token_ttl),
+        user_agent=(client.user_agent or "")[:512] or None,
+        client_address=client.address,
+    )
+    refresh_jti, refresh = _new_refresh(services, session)
+    session.refresh_jti = refresh_jti
+    async with services.db.write() as db:
+        db.add(session)
+    return _token_pair(services, session, refresh_jti, refresh)
+
+
+async def rotate(services: Services, refresh_token: str) -> TokenPair:
+    """Spend ``refresh_token`` for a new pair, or fail with ``InvalidGrant``."""
+    try:
+        token = services.tokens.verify(refresh_token, REFRESH_TYP)
+    except TokenError as error:
+        security_log.info("refresh refused: %s", error)
+        raise InvalidGrant("The refresh token is invalid, expired or revoked.") from None
+    now = datetime.now(UTC)
+    async with services.db.write() as db:
+        session = await db.get(LoginSession, token.session_id)
+        decision = decide_refresh(session, token, now)
+        if decision is RefreshDecision.ROTATE:
+            assert session is not None
+            refresh_jti, refresh = _new_refresh(services, session)
+            if await _swap_refresh_jti(db, session, token.token_id, refresh_jti, now):
+                return _token_pair(services, session, refresh_jti, refresh)
+            decision = RefreshDecision.REUSED  # another request spent it first
+        if decision is RefreshDecision.REUSED:
+            await revoke_session(db, token.session_id, now)
+    if decision is RefreshDecision.REUSED:
+        security_log.warning(
+            "refresh token reuse detected; session revoked",
+            extra={"event": "refresh_reuse", "user_id": str(token.user_id), "session_id": str(token.session_id)},
+        )
+    raise InvalidGrant("The refresh token is invalid, expired or revoked.")
+
+
+async def _swap_refresh_jti(
+    db: AsyncSession, session: LoginSession, spent: str, successor: str, now: datetime
+) -> bool:
+    """Record ``successor`` as the live token only if ``spent`` still is: an atomic check-and-set."""
+    result = await db.execute(
+        update(LoginSession)
+        .where(
+            LoginSession.id == session.id,
+            LoginSession.refresh_jti == spent,
+            LoginSession.revoked_at.is_(None),
+        )
+        .values(refresh_jti=successor, last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
+
+
+async def revoke_session(db: AsyncSession, session_id: uuid.UUID, now: datetime) -> None:
+    await db.execute(
+        update(LoginSession)
+        .where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,197 @@
+"""problem+json (RFC 9457): the typed API errors and the one place that turns exceptions into responses.
+
+Handlers raise a subclass of ``ApiError``; framework errors (unknown route, wrong method, body
+too large, malformed JSON, schema violations) and database outages are mapped here too, so every
+error response has the same shape: ``{"type", "title", "status", "detail"}`` plus ``errors``
+for validation failures and ``error`` (the OAuth 2.0 code) for auth failures.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from pydantic import ValidationError
+from quart import Quart, Response, current_app
+from quart_schema import RequestSchemaValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException
+
+PROBLEM_JSON = "application/problem+json"
+#: The realm of every ``WWW-Authenticate: Bearer`` challenge (RFC 6750 section 3).
+REALM = "service"
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the client can act on; the class says the status, the instance the detail."""
+
+    status: int = 500
+    type: str = "about:blank"
+    oauth_error: str | None = None
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: Sequence[Mapping[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        self.headers = dict(headers or {})
+
+
+class InvalidRequest(ApiError):
+    """A token-endpoint request that is malformed (RFC 6749 section 5.2)."""
+
+    status, oauth_error = 400, "invalid_request"
+
+
+class InvalidGrant(ApiError):
+    """Credentials or refresh token not valid (RFC 6749 section 5.2)."""
+
+    status, oauth_error = 400, "invalid_grant"
+
+
+class UnsupportedGrantType(ApiError):
+    status, oauth_error = 400, "unsupported_grant_type"
+
+
+class Unauthorized(ApiError):
+    """401 with the RFC 6750 challenge: ``error="invalid_token"`` only if a token was sent."""
+
+    status = 401
+
+    def __init__(self, detail: str, *, token_presented: bool) -> None:
+        challenge = f'Bearer realm="{REALM}"'
+        if token_presented:
+            challenge += ', error="invalid_token"'
+            self.oauth_error = "invalid_token"
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class PreconditionFailed(ApiError):
+    status = 412
+
+
+class ValidationFailed(ApiError):
+    status = 422
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    oauth_error: str | None = None,
+    errors: Sequence[Mapping[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """Build a problem+json response: the only function that shapes an error body."""
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if oauth_error is not None:
+        body["error"] = oauth_error
+    if errors is not None:
+        body["errors"] = list(errors)
+    response = current_app.json.response(body)
+    response.status_code = status
+    response.mimetype = PROBLEM_JSON
+    response.headers.update(headers or {})
+    if oauth_error is not None:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def validation_errors(error: ValidationError) -> list[dict[str, str]]:
+    """pydantic's errors as ``{"field", "message"}`` pairs; input values are never echoed."""
+    return [
+        {"field": ".".join(str(part) for part in item["loc"]) or "body", "message": item["msg"]}
+        for item in error.errors(include_url=False, include_input=False)
+    ]
+
+
+async def _api_error(error: ApiError) -> Response:
+    return problem(
+        error.status,
+        error.detail,
+        type_=error.type,
+        oauth_error=error.oauth_error,
+        errors=error.errors,
+        headers=error.headers,
+    )
+
+
+async def _schema_error(error: RequestSchemaValidationError) -> Response:
+    cause = error.validation_error
+    if isinstance(cause, ValidationError):
+        return problem(422, "The request does not match the schema.", errors=validation_errors(cause))
+    return problem(422, "The request body must be a JSON object.", errors=[{"field": "body", "message": str(cause)}])
+
+
+async def _http_error(error: HTTPException) -> Response | HTTPException:
+    if error.code is None or error.code < 400:  # redirects raised by routing pass through
+        return error
+    headers = {
+        name: value
+        for name, value in error.get_headers()
+        if name.lower() not in {"content-type", "content-length"}
+    }
+    return problem(error.code, _http_detail(error), headers=headers)
+
+
+def _http_detail(error: HTTPException) -> str:
+    details = {
+        400: "The request body could not be parsed.",
+        404: "No such resource.",
+        405: "The method is not allowed for this resource.",
+        413: f"The request body exceeds {current_app.config['MAX_CONTENT_LENGTH']} bytes.",
+        415: "Send the body as application/json.",
+    }
+    return details.get(error.code or 0, error.description or HTTPStatus(error.code or 500).phrase)
+
+
+async def _database_unavailable(error: Exception) -> Response:
+    logger.warning("database unavailable: %s", type(error).__name__)
+    return problem(
+        503, "The database is unavailable; retry shortly.", headers={"Retry-After": "1"}
+    )
+
+
+async def _unexpected(error: Exception) -> Response:
+    logger.exception("unhandled error", exc_info=error)
+    return problem(500, "An unexpected error occurred.")
+
+
+def register_error_handlers(app: Quart) -> None:
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(RequestSchemaValidationError, _schema_error)
+    app.register_error_handler(HTTPException, _http_error)
+    for outage in (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError):
+        app.register_error_handler(outage, _database_unavailable)
+    app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,66 @@
+"""HTTP edges shared by the blueprints: strict request body parsing and common headers.
+
+``ApiRequest`` makes body errors precise: a JSON route given another content type is a 415
+(Quart would hand the handler ``None``), and a body that is not UTF-8 JSON is a 400.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from quart import Request, request
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+#: Responses that carry tokens must not be stored by any cache (RFC 6749 section 5.1).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+class ApiRequest(Request):
+    """Quart's request with JSON parsing that tells 400 from 415."""
+
+    async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        if not (force or self.is_json):
+            if silent:
+                return None
+            raise UnsupportedMediaType()
+        raw = await self.get_data(cache=cache, as_text=False)
+        try:
+            # The standard parser keeps "\ud800"-style escapes as lone surrogates, so the
+            # schemas can refuse them field by field (422) instead of the whole body (400).
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            if silent:
+                return None
+            raise BadRequest() from None
+
+
+async def read_form_or_json() -> Any:
+    """The body of a token endpoint: form fields (urlencoded or multipart) or parsed JSON."""
+    if request.mimetype in FORM_TYPES:
+        form = await request.form
+        return {key: form[key] for key in form}
+    return await request.get_json()
+
+
+def etag(version: int) -> str:
+    """The strong entity tag of a resource version."""
+    return f'"{version}"'
+
+
+def if_match_versions(header: str | None) -> list[int] | None:
+    """The versions an ``If-Match`` header accepts (RFC 9110 section 13.1.1).
+
+    None means no precondition (no header, or ``*``, which any existing resource meets).
+    Weak tags never match: ``If-Match`` uses the strong comparison.
+    """
+    if header is None or header.strip() == "*":
+        return None
+    versions = []
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag.startswith('"') and tag.endswith('"') and tag[1:-1].isdigit():
+            versions.append(int(tag[1:-1]))
+    return versions

@@ -1,0 +1,1 @@
+"""The items blueprint: CRUD on resources owned by the calling user."""

@@ -1,0 +1,37 @@
+"""Operational endpoints: liveness and readiness probes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from quart import Blueprint
+from quart_schema import tag_blueprint, validate_response
+
+from service.errors import ServiceUnavailable
+from service.extensions import services
+
+bp = Blueprint("ops", __name__)
+tag_blueprint(bp, ["operations"])
+
+
+class Health(BaseModel):
+    """The probe's verdict."""
+
+    status: str
+
+
+@bp.get("/healthz")
+@validate_response(Health)
+async def healthz() -> Health:
+    """Liveness: the process is up and answering. Touches nothing else."""
+    return Health(status="ok")
+
+
+@bp.get("/readyz")
+@validate_response(Health)
+async def readyz() -> Health:
+    """Readiness: the database answers a query. `503` with `Retry-After` when it does not."""
+    try:
+        await services().db.ping()
+    except Exception:
+        raise ServiceUnavailable("The database is not reachable.") from None
+    return Health(status="ready")

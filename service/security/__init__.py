@@ -1,0 +1,1 @@
+"""Framework-free security rules: password hashing and policy, JWT issue and verification."""
