@@ -106,7 +106,9 @@ class ServiceOpenAPIProvider(OpenAPIProvider):
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         response, components = super().build_response_object(model, headers_model)
         if model is Problem:
-            response["content"] = {"application/problem+json": response["content"]["application/json"]}
+            response["content"] = {
+                "application/problem+json": response["content"]["application/json"]
+            }
         return response, components
 
     def build_request_body(

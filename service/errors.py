@@ -1,4 +1,4 @@
-"""problem+json (RFC 9457): the typed API errors and the one place that turns exceptions into responses.
+"""problem+json (RFC 9457): the typed API errors and the one place that turns errors into responses.
 
 Handlers raise a subclass of ``ApiError``; framework errors (unknown route, wrong method, body
 too large, malformed JSON, schema violations) and database outages are mapped here too, so every
@@ -119,9 +119,7 @@ def problem(
         body["error"] = oauth_error
     if errors is not None:
         body["errors"] = list(errors)
-    response = current_app.json.response(body)
-    response.status_code = status
-    response.mimetype = PROBLEM_JSON
+    response = Response(current_app.json.dumps(body), status=status, mimetype=PROBLEM_JSON)
     response.headers.update(headers or {})
     if oauth_error is not None:
         response.headers["Cache-Control"] = "no-store"
@@ -150,8 +148,14 @@ async def _api_error(error: ApiError) -> Response:
 async def _schema_error(error: RequestSchemaValidationError) -> Response:
     cause = error.validation_error
     if isinstance(cause, ValidationError):
-        return problem(422, "The request does not match the schema.", errors=validation_errors(cause))
-    return problem(422, "The request body must be a JSON object.", errors=[{"field": "body", "message": str(cause)}])
+        return problem(
+            422, "The request does not match the schema.", errors=validation_errors(cause)
+        )
+    return problem(
+        422,
+        "The request body must be a JSON object.",
+        errors=[{"field": "body", "message": str(cause)}],
+    )
 
 
 async def _http_error(error: HTTPException) -> Response | HTTPException:
@@ -178,9 +182,7 @@ def _http_detail(error: HTTPException) -> str:
 
 async def _database_unavailable(error: Exception) -> Response:
     logger.warning("database unavailable: %s", type(error).__name__)
-    return problem(
-        503, "The database is unavailable; retry shortly.", headers={"Retry-After": "1"}
-    )
+    return problem(503, "The database is unavailable; retry shortly.", headers={"Retry-After": "1"})
 
 
 async def _unexpected(error: Exception) -> Response:

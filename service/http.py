@@ -10,10 +10,22 @@ import json
 from typing import Any
 
 from quart import Request, request
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
+
+def headers(**values: str) -> Headers:
+    """Response headers for a ``(body, status, headers)`` return value.
+
+    quart-schema runs a plain ``dict`` of headers through a fresh pydantic ``TypeAdapter`` on
+    every response (~0.1 ms); a werkzeug ``Headers`` object it passes through untouched.
+    Underscores in the keyword names become hyphens (``cache_control`` is ``Cache-Control``).
+    """
+    return Headers([(name.replace("_", "-"), value) for name, value in values.items()])
+
+
 #: Responses that carry tokens must not be stored by any cache (RFC 6749 section 5.1).
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE = headers(Cache_Control="no-store", Pragma="no-cache")
 
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
@@ -59,8 +71,8 @@ def if_match_versions(header: str | None) -> list[int] | None:
     if header is None or header.strip() == "*":
         return None
     versions = []
-    for tag in header.split(","):
-        tag = tag.strip()
+    for raw_tag in header.split(","):
+        tag = raw_tag.strip()
         if tag.startswith('"') and tag.endswith('"') and tag[1:-1].isdigit():
             versions.append(int(tag[1:-1]))
     return versions

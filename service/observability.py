@@ -25,13 +25,13 @@ def request_id() -> str:
     return str(g.get("request_id", "-"))
 
 
-def _begin() -> None:
+async def _begin() -> None:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     g.request_id = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
     g.started = time.perf_counter()
 
 
-def _finish(response: Response) -> Response:
+async def _finish(response: Response) -> Response:
     rid = g.get("request_id") or uuid.uuid4().hex
     response.headers[REQUEST_ID_HEADER] = rid
     response.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -47,8 +47,12 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(None, description="HMAC secret that signs tokens.")
     jwt_algorithm: JwtAlgorithm = Field("HS256", description="JWS algorithm of issued tokens.")
     jwt_issuer: str = Field("service", min_length=1, description="`iss` claim set and required.")
-    jwt_audience: str = Field("service-api", min_length=1, description="`aud` claim set and required.")
-    access_token_ttl: int = Field(900, ge=30, le=86_400, description="Access token lifetime, seconds.")
+    jwt_audience: str = Field(
+        "service-api", min_length=1, description="`aud` claim set and required."
+    )
+    access_token_ttl: int = Field(
+        900, ge=30, le=86_400, description="Access token lifetime, seconds."
+    )
     refresh_token_ttl: int = Field(
         604_800, ge=300, le=31_536_000, description="Absolute session lifetime, seconds."
     )
@@ -134,4 +138,4 @@ def load_settings() -> Settings:
     """Settings from the environment and ``config/<APP_ENV>.env``."""
     app_env = os.environ.get("APP_ENV", "development")
     env_file = config_dir() / f"{app_env}.env"
-    return Settings(_env_file=env_file if env_file.is_file() else None)  # type: ignore[call-arg]
+    return Settings(_env_file=env_file if env_file.is_file() else None)

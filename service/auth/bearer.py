@@ -1,5 +1,8 @@
 """Bearer authentication of protected routes (RFC 6750): header parsing and access-token checks.
 
+An access token is accepted only while its login session is live: one indexed lookup per
+request makes revocation (logout, password change, refresh reuse) take effect at once.
+
 Tokens are read from the ``Authorization`` header only, never from the query string or a form
 body (RFC 6750 section 2.3 leaks them into logs and histories).
 """
@@ -15,12 +18,13 @@ from typing import ParamSpec, TypeVar
 from quart import g, request
 from quart_schema import security_scheme
 
+from service.auth.sessions import session_is_live
 from service.errors import Unauthorized
 from service.extensions import services
 from service.security.tokens import ACCESS_TYP, TokenError
 
 #: The OpenAPI security requirement of a protected operation (either scheme works).
-BEARER_SECURITY = [{"bearerAuth": []}, {"oauth2Password": []}]
+BEARER_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"oauth2Password": []}]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -52,7 +56,13 @@ async def authenticate() -> Principal:
     try:
         verified = services().tokens.verify(token, ACCESS_TYP)
     except TokenError:
-        raise Unauthorized("The access token is invalid or expired.", token_presented=True) from None
+        raise Unauthorized(
+            "The access token is invalid or expired.", token_presented=True
+        ) from None
+    async with services().db.read() as db:
+        live = await session_is_live(db, verified.session_id, verified.user_id)
+    if not live:
+        raise Unauthorized("The session of this access token has ended.", token_presented=True)
     principal = Principal(user_id=verified.user_id, session_id=verified.session_id)
     g.principal = principal
     return principal

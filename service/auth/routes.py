@@ -6,14 +6,21 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 from quart import Blueprint, request
-from quart_schema import DataSource, document_request, tag_blueprint, validate_request, validate_response
+from quart_schema import (
+    DataSource,
+    document_request,
+    tag_blueprint,
+    validate_request,
+    validate_response,
+)
+from werkzeug.datastructures import Headers
 
 from service.auth import sessions, users
 from service.auth.bearer import current_principal, login_required
 from service.auth.schemas import PasswordGrant, RefreshRequest, SignupRequest, TokenPair, UserOut
 from service.errors import InvalidRequest, NotFound, validation_errors
 from service.extensions import services
-from service.http import NO_STORE, read_form_or_json
+from service.http import NO_STORE, headers, read_form_or_json
 
 bp = Blueprint("auth", __name__)
 tag_blueprint(bp, ["auth"])
@@ -22,19 +29,19 @@ tag_blueprint(bp, ["auth"])
 @bp.post("/signup")
 @validate_request(SignupRequest)
 @validate_response(UserOut, 201)
-async def signup(data: SignupRequest) -> tuple[UserOut, int, dict[str, str]]:
+async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
     """Create an account.
 
     Usernames are unique ignoring letter case. The password is stored as a bcrypt-SHA256 hash.
     """
     user = await users.register(services(), data.username, data.password)
-    return UserOut.model_validate(user), 201, {"Location": "/me"}
+    return UserOut.model_validate(user), 201, headers(Location="/me")
 
 
 @bp.post("/login")
 @document_request(PasswordGrant, source=DataSource.FORM)
 @validate_response(TokenPair)
-async def login() -> tuple[TokenPair, int, dict[str, str]]:
+async def login() -> tuple[TokenPair, int, Headers]:
     """Log in with a username and password; get an access and a refresh token.
 
     The OAuth 2.0 password grant (RFC 6749 section 4.3): form fields as
@@ -47,13 +54,13 @@ async def login() -> tuple[TokenPair, int, dict[str, str]]:
     client = sessions.ClientInfo(
         user_agent=request.headers.get("User-Agent"), address=request.remote_addr
     )
-    return await sessions.start_session(services(), user, client), 200, NO_STORE
+    return await sessions.start_session(services(), user.id, client), 200, NO_STORE
 
 
 @bp.post("/refresh")
 @document_request(RefreshRequest)
 @validate_response(TokenPair)
-async def refresh() -> tuple[TokenPair, int, dict[str, str]]:
+async def refresh() -> tuple[TokenPair, int, Headers]:
     """Spend a refresh token for a new pair.
 
     The presented refresh token is spent. Presenting a spent one again revokes its whole
@@ -68,8 +75,8 @@ async def refresh() -> tuple[TokenPair, int, dict[str, str]]:
 @validate_response(UserOut)
 async def me() -> UserOut:
     """The account of the caller."""
-    async with services().db.read() as session:
-        user = await users.select_user(session, current_principal().user_id)
+    async with services().db.read() as db:
+        user = await users.select_user(db, current_principal().user_id)
     if user is None:
         raise NotFound("The account no longer exists.")
     return UserOut.model_validate(user)
@@ -84,5 +91,6 @@ def _parse(model: type[M], data: object) -> M:
         return model.model_validate(data)
     except ValidationError as error:
         raise InvalidRequest(
-            "The request is missing a field or has a malformed one.", errors=validation_errors(error)
+            "The request is missing a field or has a malformed one.",
+            errors=validation_errors(error),
         ) from None

@@ -30,7 +30,9 @@ class SignupRequest(BaseModel):
         examples=["john"],
     )
     password: Password = Field(
-        description=f"{MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters, all of them significant.",
+        description=(
+            f"{MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters, all of them significant."
+        ),
         examples=["correct horse battery staple"],
     )
 
@@ -73,6 +75,6 @@ class TokenPair(BaseModel):
 
     access_token: str = Field(description="Send as `Authorization: Bearer <access_token>`.")
     refresh_token: str = Field(description="Spend once at `POST /refresh` for a new pair.")
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the RFC 6750 scheme name
     expires_in: int = Field(description="Seconds until the access token expires.")
     refresh_expires_in: int = Field(description="Seconds until the refresh token expires.")

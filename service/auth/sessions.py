@@ -15,17 +15,33 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
-from sqlalchemy import CursorResult, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, insert, select, update
 
 from service.auth.schemas import TokenPair
+from service.db import Reader, Writer
 from service.errors import InvalidGrant
 from service.extensions import Services
-from service.models import LoginSession, User
+from service.models import LoginSession
 from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError, VerifiedToken
 
 security_log = logging.getLogger("service.security")
+
+
+class SessionLike(Protocol):
+    """The columns of a ``sessions`` row that the token rules read."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def user_id(self) -> uuid.UUID: ...
+    @property
+    def refresh_jti(self) -> str: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def revoked_at(self) -> datetime | None: ...
 
 
 class RefreshDecision(enum.Enum):
@@ -35,7 +51,7 @@ class RefreshDecision(enum.Enum):
 
 
 def decide_refresh(
-    session: LoginSession | None, token: VerifiedToken, now: datetime
+    session: SessionLike | None, token: VerifiedToken, now: datetime
 ) -> RefreshDecision:
     """What presenting ``token`` for ``session`` means (RFC 9700 section 4.14.2).
 
@@ -59,7 +75,7 @@ class ClientInfo:
     address: str | None
 
 
-def _token_pair(services: Services, session: LoginSession, refresh_jti: str, refresh: str) -> TokenPair:
+def _token_pair(services: Services, session: SessionLike, refresh: str) -> TokenPair:
     settings = services.settings
     not_after = int(session.expires_at.timestamp())
     access = services.tokens.issue(
@@ -78,7 +94,7 @@ def _token_pair(services: Services, session: LoginSession, refresh_jti: str, ref
     )
 
 
-def _new_refresh(services: Services, session: LoginSession) -> tuple[str, str]:
+def _new_refresh(services: Services, session: SessionLike) -> tuple[str, str]:
     issued = services.tokens.issue(
         REFRESH_TYP,
         user_id=session.user_id,
@@ -89,24 +105,42 @@ def _new_refresh(services: Services, session: LoginSession) -> tuple[str, str]:
     return issued.token_id, issued.value
 
 
-async def start_session(services: Services, user: User, client: ClientInfo) -> TokenPair:
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """A session about to be stored: the columns the token rules need before the INSERT."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    expires_at: datetime
+    refresh_jti: str = ""
+    revoked_at: datetime | None = None
+
+
+async def start_session(services: Services, user_id: uuid.UUID, client: ClientInfo) -> TokenPair:
     """Open a session for a user who just proved their password, and issue its first pair."""
     now = datetime.now(UTC)
-    session = LoginSession(
+    session = NewSession(
         id=uuid.uuid4(),
-        user_id=user.id,
-        created_at=now,
-        last_used_at=now,
+        user_id=user_id,
         # Whole seconds, as in the tokens' ``exp``, so the session and its tokens end together.
-        expires_at=now.replace(microsecond=0) + timedelta(seconds=services.settings.refresh_token_ttl),
-        user_agent=(client.user_agent or "")[:512] or None,
-        client_address=client.address,
+        expires_at=now.replace(microsecond=0)
+        + timedelta(seconds=services.settings.refresh_token_ttl),
     )
     refresh_jti, refresh = _new_refresh(services, session)
-    session.refresh_jti = refresh_jti
     async with services.db.write() as db:
-        db.add(session)
-    return _token_pair(services, session, refresh_jti, refresh)
+        await db.run(
+            insert(LoginSession).values(
+                id=session.id,
+                user_id=session.user_id,
+                refresh_jti=refresh_jti,
+                created_at=now,
+                last_used_at=now,
+                expires_at=session.expires_at,
+                user_agent=(client.user_agent or "")[:512] or None,
+                client_address=(client.address or "")[:64] or None,
+            )
+        )
+    return _token_pair(services, session, refresh)
 
 
 async def rotate(services: Services, refresh_token: str) -> TokenPair:
@@ -118,46 +152,71 @@ async def rotate(services: Services, refresh_token: str) -> TokenPair:
         raise InvalidGrant("The refresh token is invalid, expired or revoked.") from None
     now = datetime.now(UTC)
     async with services.db.write() as db:
-        session = await db.get(LoginSession, token.session_id)
+        session = await select_session(db, token.session_id)
         decision = decide_refresh(session, token, now)
         if decision is RefreshDecision.ROTATE:
             assert session is not None
             refresh_jti, refresh = _new_refresh(services, session)
-            if await _swap_refresh_jti(db, session, token.token_id, refresh_jti, now):
-                return _token_pair(services, session, refresh_jti, refresh)
+            if await _swap_refresh_jti(db, session.id, token.token_id, refresh_jti, now):
+                return _token_pair(services, session, refresh)
             decision = RefreshDecision.REUSED  # another request spent it first
         if decision is RefreshDecision.REUSED:
             await revoke_session(db, token.session_id, now)
     if decision is RefreshDecision.REUSED:
         security_log.warning(
             "refresh token reuse detected; session revoked",
-            extra={"event": "refresh_reuse", "user_id": str(token.user_id), "session_id": str(token.session_id)},
+            extra={
+                "event": "refresh_reuse",
+                "user_id": str(token.user_id),
+                "session_id": str(token.session_id),
+            },
         )
     raise InvalidGrant("The refresh token is invalid, expired or revoked.")
 
 
+#: Asked on every authenticated request, so built once.
+_SELECT_LIVE_SESSION = select(LoginSession.id).where(
+    LoginSession.id == bindparam("session_id"),
+    LoginSession.user_id == bindparam("user_id"),
+    LoginSession.revoked_at.is_(None),
+    LoginSession.expires_at > bindparam("now"),
+)
+
+
+async def session_is_live(db: Reader, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """Whether the session exists for this user and is neither revoked nor past its end.
+
+    Checked for every access token, so that logging out, a password change, refresh-token
+    reuse or deleting the account stops the session's access tokens at once.
+    """
+    params = {"session_id": session_id, "user_id": user_id, "now": datetime.now(UTC)}
+    return await db.one(_SELECT_LIVE_SESSION, params) is not None
+
+
+async def select_session(db: Reader, session_id: uuid.UUID) -> Any:
+    """The ``sessions`` row (a ``SessionLike``), or None."""
+    return await db.one(select(LoginSession).where(LoginSession.id == session_id))
+
+
 async def _swap_refresh_jti(
-    db: AsyncSession, session: LoginSession, spent: str, successor: str, now: datetime
+    db: Writer, session_id: uuid.UUID, spent: str, successor: str, now: datetime
 ) -> bool:
-    """Record ``successor`` as the live token only if ``spent`` still is: an atomic check-and-set."""
-    result = await db.execute(
+    """Make ``successor`` the live token only if ``spent`` still is: an atomic check-and-set."""
+    swapped = await db.run(
         update(LoginSession)
         .where(
-            LoginSession.id == session.id,
+            LoginSession.id == session_id,
             LoginSession.refresh_jti == spent,
             LoginSession.revoked_at.is_(None),
         )
         .values(refresh_jti=successor, last_used_at=now)
-        .execution_options(synchronize_session=False)
     )
-    assert isinstance(result, CursorResult)
-    return result.rowcount == 1
+    return swapped == 1
 
 
-async def revoke_session(db: AsyncSession, session_id: uuid.UUID, now: datetime) -> None:
-    await db.execute(
+async def revoke_session(db: Writer, session_id: uuid.UUID, now: datetime) -> None:
+    await db.run(
         update(LoginSession)
         .where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
         .values(revoked_at=now)
-        .execution_options(synchronize_session=False)
     )

@@ -1,7 +1,8 @@
 """Item queries. Every one takes the owner and puts it in the WHERE clause.
 
 A user can therefore never read, change or delete another user's item, and cannot learn that
-it exists: to them it is simply not found.
+it exists: to them it is simply not found. Items come back as rows with the columns of
+``models.Item``.
 """
 
 from __future__ import annotations
@@ -9,40 +10,51 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import CursorResult, and_, delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, and_, bindparam, delete, insert, or_, select, update
 
+from service.db import Reader, Writer
 from service.items.pagination import Cursor
 from service.models import Item
 
+ItemRow = Row[Any]
+
+#: The hottest query of the service, built once (constructing a statement costs more than
+#: SQLite takes to run it).
+_SELECT_OWNED_ITEM = select(Item).where(
+    Item.id == bindparam("item_id"), Item.owner_id == bindparam("owner_id")
+)
+
 
 async def insert_item(
-    session: AsyncSession, owner_id: uuid.UUID, name: str, description: str | None
-) -> Item:
+    db: Writer, owner_id: uuid.UUID, name: str, description: str | None
+) -> ItemRow:
     now = datetime.now(UTC)
-    item = Item(
-        id=uuid.uuid4(),
-        owner_id=owner_id,
-        name=name,
-        description=description,
-        version=1,
-        created_at=now,
-        updated_at=now,
+    row = await db.one(
+        insert(Item)
+        .values(
+            id=uuid.uuid4(),
+            owner_id=owner_id,
+            name=name,
+            description=description,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(Item)
     )
-    session.add(item)
-    await session.flush()
-    return item
+    assert row is not None
+    return row
 
 
-async def select_item(session: AsyncSession, owner_id: uuid.UUID, item_id: uuid.UUID) -> Item | None:
-    found = await session.execute(select(Item).where(Item.id == item_id, Item.owner_id == owner_id))
-    return found.scalar_one_or_none()
+async def select_item(db: Reader, owner_id: uuid.UUID, item_id: uuid.UUID) -> ItemRow | None:
+    return await db.one(_SELECT_OWNED_ITEM, {"item_id": item_id, "owner_id": owner_id})
 
 
 async def select_items_page(
-    session: AsyncSession, owner_id: uuid.UUID, limit: int, after: Cursor | None
-) -> tuple[list[Item], Cursor | None]:
+    db: Reader, owner_id: uuid.UUID, limit: int, after: Cursor | None
+) -> tuple[list[ItemRow], Cursor | None]:
     """Up to ``limit`` items older than ``after``, newest first, and the cursor past them."""
     query = select(Item).where(Item.owner_id == owner_id)
     if after is not None:
@@ -53,7 +65,7 @@ async def select_items_page(
             )
         )
     query = query.order_by(Item.created_at.desc(), Item.id.desc()).limit(limit + 1)
-    items = list((await session.execute(query)).scalars())
+    items = list(await db.all(query))
     if len(items) <= limit:
         return items, None
     last = items[limit - 1]
@@ -61,13 +73,13 @@ async def select_items_page(
 
 
 async def update_item(
-    session: AsyncSession,
+    db: Writer,
     owner_id: uuid.UUID,
     item_id: uuid.UUID,
     changes: Mapping[str, str | None],
     *,
     if_version: Collection[int] | None = None,
-) -> Item | None:
+) -> ItemRow | None:
     """Apply ``changes`` and bump the version, only if the item's version is in ``if_version``.
 
     The version check is part of the ``UPDATE``'s WHERE clause, so two clients holding the same
@@ -77,16 +89,8 @@ async def update_item(
     if if_version is not None:
         query = query.where(Item.version.in_(list(if_version)))
     query = query.values(**changes, version=Item.version + 1, updated_at=datetime.now(UTC))
-    found = await session.execute(
-        query.returning(Item), execution_options={"synchronize_session": False}
-    )
-    return found.scalar_one_or_none()
+    return await db.one(query.returning(Item))
 
 
-async def delete_item(session: AsyncSession, owner_id: uuid.UUID, item_id: uuid.UUID) -> bool:
-    result = await session.execute(
-        delete(Item).where(Item.id == item_id, Item.owner_id == owner_id),
-        execution_options={"synchronize_session": False},
-    )
-    assert isinstance(result, CursorResult)
-    return result.rowcount == 1
+async def delete_item(db: Writer, owner_id: uuid.UUID, item_id: uuid.UUID) -> bool:
+    return await db.run(delete(Item).where(Item.id == item_id, Item.owner_id == owner_id)) == 1

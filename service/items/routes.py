@@ -12,16 +12,24 @@ from quart_schema import (
     validate_request,
     validate_response,
 )
+from werkzeug.datastructures import Headers
 
 from service.auth.bearer import BEARER_SECURITY, current_principal, require_bearer
 from service.docs import no_content, problems
 from service.errors import NotFound, PreconditionFailed
 from service.extensions import services
-from service.http import etag, if_match_versions
+from service.http import etag, headers, if_match_versions
 from service.items import repository
 from service.items.pagination import Cursor
-from service.items.schemas import ItemCreate, ItemListQuery, ItemOut, ItemPage, ItemPatch, ItemReplace
-from service.models import Item
+from service.items.repository import ItemRow
+from service.items.schemas import (
+    ItemCreate,
+    ItemListQuery,
+    ItemOut,
+    ItemPage,
+    ItemPatch,
+    ItemReplace,
+)
 
 bp = Blueprint("items", __name__)
 tag_blueprint(bp, ["items"])
@@ -31,8 +39,8 @@ bp.before_request(require_bearer)
 NOT_FOUND = "No such item."
 
 
-def _out(item: Item, status: int = 200) -> tuple[ItemOut, int, dict[str, str]]:
-    return ItemOut.model_validate(item), status, {"ETag": etag(item.version)}
+def _out(item: ItemRow, status: int = 200, **extra: str) -> tuple[ItemOut, int, Headers]:
+    return ItemOut.model_validate(item), status, headers(ETag=etag(item.version), **extra)
 
 
 @bp.post("/items")
@@ -40,14 +48,13 @@ def _out(item: Item, status: int = 200) -> tuple[ItemOut, int, dict[str, str]]:
 @validate_request(ItemCreate)
 @validate_response(ItemOut, 201)
 @problems(401, 422)
-async def create_item(data: ItemCreate) -> tuple[ItemOut, int, dict[str, str]]:
+async def create_item(data: ItemCreate) -> tuple[ItemOut, int, Headers]:
     """Create an item owned by the caller."""
-    async with services().db.write() as session:
+    async with services().db.write() as db:
         item = await repository.insert_item(
-            session, current_principal().user_id, data.name, data.description
+            db, current_principal().user_id, data.name, data.description
         )
-    body, status, headers = _out(item, 201)
-    return body, status, headers | {"Location": f"/items/{item.id}"}
+    return _out(item, 201, Location=f"/items/{item.id}")
 
 
 @bp.get("/items")
@@ -62,9 +69,9 @@ async def list_items(query_args: ItemListQuery) -> ItemPage:
     new listing and never shift the pages being read.
     """
     after = Cursor.decode(query_args.cursor) if query_args.cursor else None
-    async with services().db.read() as session:
+    async with services().db.read() as db:
         items, next_page = await repository.select_items_page(
-            session, current_principal().user_id, query_args.limit, after
+            db, current_principal().user_id, query_args.limit, after
         )
     return ItemPage(
         items=[ItemOut.model_validate(item) for item in items],
@@ -75,10 +82,10 @@ async def list_items(query_args: ItemListQuery) -> ItemPage:
 @bp.get("/items/<uuid:item_id>")
 @validate_response(ItemOut)
 @problems(401, 404)
-async def read_item(item_id: uuid.UUID) -> tuple[ItemOut, int, dict[str, str]] | Response:
+async def read_item(item_id: uuid.UUID) -> tuple[ItemOut, int, Headers] | Response:
     """Read one of the caller's items; `If-None-Match` with its `ETag` gives `304`."""
-    async with services().db.read() as session:
-        item = await repository.select_item(session, current_principal().user_id, item_id)
+    async with services().db.read() as db:
+        item = await repository.select_item(db, current_principal().user_id, item_id)
     if item is None:
         raise NotFound(NOT_FOUND)
     if etag(item.version) in request.if_none_match:
@@ -90,7 +97,7 @@ async def read_item(item_id: uuid.UUID) -> tuple[ItemOut, int, dict[str, str]] |
 @validate_request(ItemReplace)
 @validate_response(ItemOut)
 @problems(401, 404, 412, 422)
-async def replace_item(item_id: uuid.UUID, data: ItemReplace) -> tuple[ItemOut, int, dict[str, str]]:
+async def replace_item(item_id: uuid.UUID, data: ItemReplace) -> tuple[ItemOut, int, Headers]:
     """Replace an item; send `If-Match` with its `ETag` to refuse overwriting a newer version."""
     return _out(await _update(item_id, data.model_dump()))
 
@@ -99,7 +106,7 @@ async def replace_item(item_id: uuid.UUID, data: ItemReplace) -> tuple[ItemOut, 
 @validate_request(ItemPatch)
 @validate_response(ItemOut)
 @problems(401, 404, 412, 422)
-async def update_item(item_id: uuid.UUID, data: ItemPatch) -> tuple[ItemOut, int, dict[str, str]]:
+async def update_item(item_id: uuid.UUID, data: ItemPatch) -> tuple[ItemOut, int, Headers]:
     """Change some fields of an item; `If-Match` as for PUT."""
     return _out(await _update(item_id, data.changes()))
 
@@ -109,20 +116,24 @@ async def update_item(item_id: uuid.UUID, data: ItemPatch) -> tuple[ItemOut, int
 @problems(401, 404)
 async def delete_item(item_id: uuid.UUID) -> tuple[str, int]:
     """Delete an item."""
-    async with services().db.write() as session:
-        deleted = await repository.delete_item(session, current_principal().user_id, item_id)
+    async with services().db.write() as db:
+        deleted = await repository.delete_item(db, current_principal().user_id, item_id)
     if not deleted:
         raise NotFound(NOT_FOUND)
     return "", 204
 
 
-async def _update(item_id: uuid.UUID, changes: dict[str, str | None]) -> Item:
+async def _update(item_id: uuid.UUID, changes: dict[str, str | None]) -> ItemRow:
     """Update under the ``If-Match`` precondition; 404 if not the caller's, 412 if outdated."""
     owner_id = current_principal().user_id
     versions = if_match_versions(request.headers.get("If-Match"))
-    async with services().db.write() as session:
-        item = await repository.update_item(session, owner_id, item_id, changes, if_version=versions)
-        exists = item is not None or await repository.select_item(session, owner_id, item_id) is not None
+    async with services().db.write() as db:
+        item = await repository.update_item(db, owner_id, item_id, changes, if_version=versions)
+        exists = item is not None or await repository.select_item(db, owner_id, item_id) is not None
     if item is None:
-        raise PreconditionFailed("The item has changed since that ETag.") if exists else NotFound(NOT_FOUND)
+        raise (
+            PreconditionFailed("The item has changed since that ETag.")
+            if exists
+            else NotFound(NOT_FOUND)
+        )
     return item

@@ -63,7 +63,9 @@ class ItemPage(BaseModel):
     """One page of the caller's items, newest first."""
 
     items: list[ItemOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
 
 
 class ItemListQuery(BaseModel):

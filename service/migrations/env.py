@@ -37,7 +37,9 @@ async def _run() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(url=context.config.attributes["database_url"], target_metadata=target_metadata)
+    context.configure(
+        url=context.config.attributes["database_url"], target_metadata=target_metadata
+    )
     with context.begin_transaction():
         context.run_migrations()
 else:

@@ -44,7 +44,9 @@ class PasswordHasher:
 
     async def verify(self, password: str, stored_hash: str) -> Verification:
         """Check ``password``; when the hash used fewer rounds than configured, re-hash it."""
-        ok, new_hash = await asyncio.to_thread(self._context.verify_and_update, password, stored_hash)
+        ok, new_hash = await asyncio.to_thread(
+            self._context.verify_and_update, password, stored_hash
+        )
         return Verification(ok=bool(ok), new_hash=new_hash if ok else None)
 
     async def verify_nothing(self, password: str) -> None:

@@ -1,0 +1,181 @@
+"""Fixtures: a migrated database per backend per run, an app and a client per test, users.
+
+Every test that uses ``app`` (or anything built on it) runs twice: on SQLite and on PostgreSQL.
+Each run gets fresh databases (a temporary SQLite file; a new PostgreSQL database dropped at the
+end), migrated with Alembic as production is. Tests stay independent: rows of every table are
+deleted before each test, which, unlike a rolled-back outer transaction, also works for tests
+that commit from several connections at once (races) or from another process (end-to-end).
+
+PostgreSQL comes from ``TEST_POSTGRES_URL`` (default: the local server, trust auth). If it
+cannot be reached the PostgreSQL half is skipped with a loud warning, except under ``CI=true``,
+where that is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+from quart import Quart
+from quart.typing import TestClientProtocol
+from sqlalchemy import delete
+from sqlalchemy.engine import make_url
+
+from service import create_app
+from service.extensions import Services
+from service.migrate import upgrade
+from service.models import Base
+from service.settings import Settings
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+BACKENDS = ("sqlite", "postgresql")
+
+_postgres_skipped: list[str] = []
+
+
+def postgres_admin_url() -> str:
+    return os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
+async def _admin(statement: str) -> None:
+    connection = await asyncpg.connect(postgres_admin_url(), timeout=5)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def _create_postgres_database() -> str:
+    name = f"service_test_{secrets.token_hex(6)}"
+    try:
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        message = f"PostgreSQL at {postgres_admin_url()} is not reachable: {error!r}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (CI requires PostgreSQL)", pytrace=False)
+        _postgres_skipped.append(message)
+        pytest.skip(f"POSTGRESQL TESTS SKIPPED: {message}")
+    url = make_url(postgres_admin_url()).set(database=name)
+    return url.render_as_string(hide_password=False)
+
+
+def _drop_postgres_database(url: str) -> None:
+    name = make_url(url).database
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _postgres_skipped:
+        terminalreporter.write_sep(
+            "!", "POSTGRESQL HALF OF THE SUITE WAS SKIPPED", red=True, bold=True
+        )
+        terminalreporter.write_line(_postgres_skipped[0], red=True)
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "app_env": "testing",
+        "database_url": database_url,
+        "secret_key": TEST_SECRET,
+        "bcrypt_rounds": 4,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A freshly migrated database of each backend, shared by the run's tests."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite')}/service.db"
+        upgrade(make_settings(url))
+        yield url
+        return
+    url = _create_postgres_database()
+    try:
+        upgrade(make_settings(url))
+        yield url
+    finally:
+        _drop_postgres_database(url)
+
+
+@pytest.fixture
+def backend(database_url: str) -> str:
+    return make_url(database_url).get_backend_name()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+async def delete_all_rows(services: Services) -> None:
+    async with services.db.write() as db:
+        for table in reversed(Base.metadata.sorted_tables):
+            await db.run(delete(table))
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Quart]:
+    """The service on an emptied database, served in-process (``before_serving`` runs)."""
+    application = create_app(settings)
+    async with application.test_app() as test_app:
+        await delete_all_rows(application.extensions["service"])
+        yield test_app.app
+
+
+@pytest.fixture
+def client(app: Quart) -> TestClientProtocol:
+    return app.test_client()
+
+
+@dataclass
+class Account:
+    """A signed-up, logged-in user as a test sees it."""
+
+    id: str
+    username: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+async def sign_up(
+    client: TestClientProtocol, username: str, password: str = "s3cret-passw0rd"
+) -> Account:
+    response = await client.post("/signup", json={"username": username, "password": password})
+    assert response.status_code == 201, await response.get_data(as_text=True)
+    user_id = (await response.get_json())["id"]
+    tokens = await log_in(client, username, password)
+    return Account(user_id, username, password, tokens["access_token"], tokens["refresh_token"])
+
+
+async def log_in(client: TestClientProtocol, username: str, password: str) -> dict[str, Any]:
+    response = await client.post("/login", form={"username": username, "password": password})
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    body: dict[str, Any] = await response.get_json()
+    return body
+
+
+@pytest.fixture
+async def alice(client: TestClientProtocol) -> Account:
+    return await sign_up(client, "alice")
+
+
+@pytest.fixture
+async def bob(client: TestClientProtocol) -> Account:
+    return await sign_up(client, "bob")
