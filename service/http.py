@@ -49,6 +49,15 @@ class ApiRequest(Request):
             raise BadRequest() from None
 
 
+def client_address() -> str | None:
+    """The address of the client of the current request: the one place that reads it.
+
+    Stored on login sessions and written on security events.
+    """
+    address: str | None = request.remote_addr
+    return address
+
+
 async def read_form_or_json() -> Any:
     """The body of a token endpoint: form fields (urlencoded or multipart) or parsed JSON."""
     if request.mimetype in FORM_TYPES:

@@ -20,7 +20,7 @@ from service.auth.bearer import current_principal, login_required
 from service.auth.schemas import PasswordGrant, RefreshRequest, SignupRequest, TokenPair, UserOut
 from service.errors import InvalidRequest, NotFound, validation_errors
 from service.extensions import services
-from service.http import NO_STORE, headers, read_form_or_json
+from service.http import NO_STORE, client_address, headers, read_form_or_json
 
 bp = Blueprint("auth", __name__)
 tag_blueprint(bp, ["auth"])
@@ -52,7 +52,7 @@ async def login() -> tuple[TokenPair, int, Headers]:
     grant = _parse(PasswordGrant, await read_form_or_json())
     user = await users.check_password(services(), grant.username, grant.password)
     client = sessions.ClientInfo(
-        user_agent=request.headers.get("User-Agent"), address=request.remote_addr
+        user_agent=request.headers.get("User-Agent"), address=client_address()
     )
     return await sessions.start_session(services(), user.id, client), 200, NO_STORE
 

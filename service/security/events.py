@@ -1,0 +1,52 @@
+"""Security events: one structured log line per event on the ``service.security`` logger.
+
+Call ``security_event(name, **fields)`` wherever something happens that an operator may have to
+investigate: a failed login, a replayed refresh token, a revoked session, a rate limit hit.
+Events in use: ``login_failed``, ``refresh_reuse_detected``, ``password_changed``,
+``password_change_failed``, ``session_revoked`` (with ``how``), ``account_deleted``,
+``rate_limited``.
+
+Each record carries its fields twice: as attributes of the ``LogRecord`` (passed with
+``extra=``, so a JSON formatter writes them as keys) and as ``key=value`` pairs in the message
+(so the plain text format shows them too). Inside a request, ``request_id`` and
+``client_address`` are filled in unless given.
+
+Never pass a password or a token: field names that look like one are refused with
+``ValueError``, so such a mistake fails in tests instead of leaking into logs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from quart import has_request_context
+
+from service.http import client_address
+from service.observability import request_id
+
+security_log = logging.getLogger("service.security")
+
+#: Parts of field names that would put a secret into the logs.
+_SECRET_NAMES = ("password", "token", "secret", "authorization", "cookie")
+#: ``LogRecord`` attributes that ``extra`` may not overwrite (``logging`` raises on them).
+_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def security_event(event: str, /, *, level: int = logging.INFO, **fields: object) -> None:
+    """Log the security event ``event`` (snake_case) with ``fields``.
+
+    Usual fields: ``user_id``, ``session_id`` (UUIDs are fine), ``reason``, ``how``. ``None``
+    values are left out. ``level`` is ``logging.WARNING`` for events that suggest an attack
+    (``login_failed``, ``refresh_reuse_detected``, ``rate_limited``).
+    """
+    for key in fields:
+        if any(part in key.lower() for part in _SECRET_NAMES) or key in _RESERVED:
+            raise ValueError(f"field {key!r} may not go into a security event")
+    if not security_log.isEnabledFor(level):
+        return
+    if has_request_context():
+        fields.setdefault("request_id", request_id())
+        fields.setdefault("client_address", client_address())
+    values = {key: str(value) for key, value in fields.items() if value is not None}
+    pairs = " ".join(f"{key}={value}" for key, value in values.items())
+    security_log.log(level, "%s %s", event, pairs, extra={"event": event, **values})
