@@ -15,7 +15,7 @@ from service.http import ApiRequest
 from service.items.routes import bp as items_bp
 from service.json_provider import OrjsonProvider
 from service.ops import bp as ops_bp
-from service.settings import Settings, load_settings
+from service.settings import Settings, load_settings_or_exit
 
 API_DESCRIPTION = """\
 Sign up, log in for a short-lived access token and a rotating refresh token, and manage your
@@ -25,8 +25,12 @@ own items. Click **Authorize**, enter a username and password (the OAuth2 passwo
 
 
 def create_app(settings: Settings | None = None) -> Quart:
-    """Build the service. ``settings`` defaults to the environment and ``config/<APP_ENV>.env``."""
-    settings = settings or load_settings()
+    """Build the service. ``settings`` defaults to the environment and ``config/<APP_ENV>.env``.
+
+    Without ``settings`` (Hypercorn's ``service:create_app()``) a bad setting ends the process
+    with a message naming the variable.
+    """
+    settings = settings or load_settings_or_exit()
     observability.configure_logging(settings.log_level)
 
     app = Quart(__name__)

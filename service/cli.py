@@ -7,7 +7,7 @@ from hypercorn.config import Config
 from hypercorn.run import run
 
 from service import migrate
-from service.settings import load_settings
+from service.settings import load_settings_or_exit
 
 HYPERCORN_CONFIG = "config/hypercorn.toml"
 APPLICATION = "service:create_app()"
@@ -22,7 +22,7 @@ def main() -> None:
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 def migrate_command(revision: str) -> None:
     """Apply the database migrations to DATABASE_URL."""
-    settings = load_settings()
+    settings = load_settings_or_exit()
     migrate.upgrade(settings, revision)
     click.echo(f"database at revision {revision}")
 
@@ -33,7 +33,7 @@ def migrate_command(revision: str) -> None:
 @click.option("--workers", type=int, default=1, show_default=True)
 def serve_command(host: str, port: int | None, workers: int) -> None:
     """Apply migrations, then serve with Hypercorn (config/hypercorn.toml)."""
-    settings = load_settings()
+    settings = load_settings_or_exit()
     migrate.upgrade(settings)
     config = Config.from_toml(HYPERCORN_CONFIG)
     config.application_path = APPLICATION

@@ -12,8 +12,8 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 AppEnv = Literal["development", "testing", "production"]
 JwtAlgorithm = Literal["HS256"]
@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        scheme = value.partition(":")[0].partition("+")[0]
+        if scheme not in {"sqlite", "postgresql", "postgres"}:
+            raise ValueError(
+                "use sqlite:///path/to/file.db, postgresql://... or postgres://... "
+                f"(got the scheme {scheme!r})"
+            )
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -134,8 +145,44 @@ def _development_secret() -> str:
     return path.read_text().strip()
 
 
+class ConfigurationError(Exception):
+    """A setting is missing or invalid. The message names each variable and is safe to print."""
+
+
 def load_settings() -> Settings:
-    """Settings from the environment and ``config/<APP_ENV>.env``."""
+    """Settings from the environment and ``config/<APP_ENV>.env``; ``ConfigurationError`` if bad."""
     app_env = os.environ.get("APP_ENV", "development")
     env_file = config_dir() / f"{app_env}.env"
-    return Settings(_env_file=env_file if env_file.is_file() else None)
+    try:
+        return Settings(_env_file=env_file if env_file.is_file() else None)
+    except ValidationError as error:
+        problems = "\n".join(f"  {line}" for line in _describe(error))
+        raise ConfigurationError(
+            f"invalid configuration (APP_ENV={app_env}):\n{problems}"
+        ) from None
+    except SettingsError as error:
+        raise ConfigurationError(f"invalid configuration (APP_ENV={app_env}): {error}") from None
+
+
+def load_settings_or_exit() -> Settings:
+    """``load_settings`` for process entry points: a bad setting ends the process with its message.
+
+    A ``SystemExit`` carrying text prints that text alone, without a traceback, also from a
+    Hypercorn worker (multiprocessing writes it to stderr), and the exit status is 1.
+    """
+    try:
+        return load_settings()
+    except ConfigurationError as error:
+        raise SystemExit(f"service: {error}") from None
+
+
+def _describe(error: ValidationError) -> list[str]:
+    """One line per failed setting, named as its environment variable; values are never shown."""
+    lines = []
+    for item in error.errors(include_url=False, include_input=False, include_context=False):
+        message = item["msg"].removeprefix("Value error, ")
+        if item["loc"]:
+            lines.append(f"{str(item['loc'][0]).upper()}: {message}")
+        else:  # a rule across settings; its message names the variables
+            lines.append(message)
+    return lines
