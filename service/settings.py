@@ -22,6 +22,15 @@ JwtAlgorithm = Literal["HS256"]
 MIN_SECRET_LENGTH = 32
 #: Values people paste from examples; never accepted as a production secret.
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "your-secret-key", "replace-me"}
+#: Words of example values ("change-me-to-something-random..."); a secret containing one is refused.
+PLACEHOLDER_WORDS = (
+    "changeme",
+    "change-me",
+    "change_me",
+    "replace-me",
+    "replace_me",
+    "your-secret",
+)
 
 
 def config_dir() -> Path:
@@ -37,7 +46,10 @@ def instance_dir() -> Path:
 class Settings(BaseSettings):
     """The service's configuration. Field names are the environment variable names, lower-cased."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, validate_default=True)
+    # Inputs stay out of error messages: they would print a refused SECRET_KEY into the logs.
+    model_config = SettingsConfigDict(
+        extra="ignore", frozen=True, validate_default=True, hide_input_in_errors=True
+    )
 
     app_env: AppEnv = Field("development", description="development, testing or production.")
     database_url: str = Field(
@@ -99,13 +111,14 @@ class Settings(BaseSettings):
             return self
         if not secret:
             raise ValueError("SECRET_KEY must be set in production")
+        lowered = secret.lower()
+        if lowered in PLACEHOLDER_SECRETS or any(word in lowered for word in PLACEHOLDER_WORDS):
+            raise ValueError("SECRET_KEY is a placeholder value; generate a random one")
         if len(secret) < MIN_SECRET_LENGTH or len(set(secret)) < 10:
             raise ValueError(
                 f"SECRET_KEY is too weak: use at least {MIN_SECRET_LENGTH} random characters "
                 '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
             )
-        if secret.lower() in PLACEHOLDER_SECRETS:
-            raise ValueError("SECRET_KEY is a placeholder value")
         return self
 
     def signing_secret(self) -> str:
