@@ -18,7 +18,7 @@ from werkzeug.datastructures import Headers
 from service.auth import sessions, users
 from service.auth.bearer import current_principal, login_required
 from service.auth.schemas import PasswordGrant, RefreshRequest, SignupRequest, TokenPair, UserOut
-from service.errors import InvalidRequest, NotFound, validation_errors
+from service.errors import InvalidRequest, NotFound, UnsupportedGrantType, validation_errors
 from service.extensions import services
 from service.http import NO_STORE, client_address, headers, read_form_or_json
 
@@ -49,7 +49,9 @@ async def login() -> tuple[TokenPair, int, Headers]:
     login starts a new session. Failures are `400` with `error: invalid_grant`, the same for an
     unknown user and a wrong password.
     """
-    grant = _parse(PasswordGrant, await read_form_or_json())
+    body = await read_form_or_json()
+    _require_password_grant(body)
+    grant = _parse(PasswordGrant, body)
     user = await users.check_password(services(), grant.username, grant.password)
     client = sessions.ClientInfo(
         user_agent=request.headers.get("User-Agent"), address=client_address()
@@ -83,6 +85,13 @@ async def me() -> UserOut:
 
 
 M = TypeVar("M", PasswordGrant, RefreshRequest)
+
+
+def _require_password_grant(body: object) -> None:
+    """Another ``grant_type`` is ``unsupported_grant_type`` (RFC 6749 section 5.2)."""
+    grant_type = body.get("grant_type") if isinstance(body, dict) else None
+    if grant_type is not None and grant_type != "password":
+        raise UnsupportedGrantType("Only grant_type=password is supported at this endpoint.")
 
 
 def _parse(model: type[M], data: object) -> M:
