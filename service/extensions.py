@@ -32,8 +32,7 @@ class Services:
             db=Database(settings),
             passwords=PasswordHasher(rounds=settings.bcrypt_rounds),
             tokens=TokenService(
-                secret=settings.signing_secret(),
-                algorithm=settings.jwt_algorithm,
+                keys=settings.key_set(),
                 issuer=settings.jwt_issuer,
                 audience=settings.jwt_audience,
             ),

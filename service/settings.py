@@ -15,8 +15,10 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from service.security import keys
+
 AppEnv = Literal["development", "testing", "production"]
-JwtAlgorithm = Literal["HS256"]
+JwtAlgorithm = keys.Algorithm
 
 #: A secret shorter than this is refused in production (HS256 wants >= 256 bits, RFC 7518 3.2).
 MIN_SECRET_LENGTH = 32
@@ -56,8 +58,45 @@ class Settings(BaseSettings):
         "sqlite:///instance/service.db",
         description="sqlite:///path, postgresql://... or Heroku's postgres://...",
     )
-    secret_key: SecretStr | None = Field(None, description="HMAC secret that signs tokens.")
-    jwt_algorithm: JwtAlgorithm = Field("HS256", description="JWS algorithm of issued tokens.")
+    secret_key: SecretStr | None = Field(
+        None, description="HS256: the HMAC secret that signs tokens."
+    )
+    jwt_algorithm: JwtAlgorithm = Field(
+        "HS256",
+        description=(
+            "JWS `alg` of issued tokens, the only one accepted: HS256 (signed with SECRET_KEY), "
+            "RS256, ES256 or Ed25519 (signed with JWT_PRIVATE_KEY). `EdDSA` is read as Ed25519 "
+            "(RFC 9864); tokens then carry `alg: Ed25519`."
+        ),
+    )
+    secret_key_fallbacks: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "HS256 rotation: comma-separated secrets that still verify tokens but never sign "
+            "(the previous SECRET_KEY, or the next one before it signs)."
+        ),
+    )
+    jwt_private_key: SecretStr | None = Field(
+        None,
+        description=(
+            "RS256/ES256/Ed25519: the PEM private key (unencrypted) that signs tokens; "
+            "`service keygen` makes one. Its `kid` is its RFC 7638 thumbprint."
+        ),
+    )
+    jwt_private_key_file: Path | None = Field(
+        None, description="A file holding the JWT_PRIVATE_KEY PEM instead (set one of the two)."
+    )
+    jwt_verify_keys: SecretStr | None = Field(
+        None,
+        description=(
+            "RS256/ES256/Ed25519 rotation: PEM keys, one block after another, that still verify "
+            "tokens but never sign (the previous key, or the next one before it signs). Public "
+            "keys, or private ones of which only the public half is kept."
+        ),
+    )
+    jwt_verify_keys_file: Path | None = Field(
+        None, description="A file holding the JWT_VERIFY_KEYS PEM blocks instead."
+    )
     jwt_issuer: str = Field("service", min_length=1, description="`iss` claim set and required.")
     jwt_audience: str = Field(
         "service-api", min_length=1, description="`aud` claim set and required."
@@ -97,6 +136,29 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("jwt_algorithm", mode="before")
+    @classmethod
+    def _current_algorithm_name(cls, value: object) -> object:
+        return keys.ALGORITHM_ALIASES.get(value, value) if isinstance(value, str) else value
+
+    @field_validator(
+        "jwt_private_key",
+        "jwt_private_key_file",
+        "jwt_verify_keys",
+        "jwt_verify_keys_file",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("secret_key_fallbacks", mode="before")
+    @classmethod
+    def _split_fallbacks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [secret.strip() for secret in value.split(",") if secret.strip()]
+        return value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -106,20 +168,44 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _require_a_strong_secret(self) -> Settings:
+        """In production an HS256 secret must be strong; RS256/ES256/Ed25519 need no secret."""
         secret = self.secret_key.get_secret_value() if self.secret_key else ""
-        if self.app_env != "production":
+        if self.app_env != "production" or self.jwt_algorithm != "HS256":
             return self
         if not secret:
             raise ValueError("SECRET_KEY must be set in production")
-        lowered = secret.lower()
-        if lowered in PLACEHOLDER_SECRETS or any(word in lowered for word in PLACEHOLDER_WORDS):
-            raise ValueError("SECRET_KEY is a placeholder value; generate a random one")
-        if len(secret) < MIN_SECRET_LENGTH or len(set(secret)) < 10:
-            raise ValueError(
-                f"SECRET_KEY is too weak: use at least {MIN_SECRET_LENGTH} random characters "
-                '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
-            )
+        _refuse_weak_secret("SECRET_KEY", secret)
+        for fallback in self.secret_key_fallbacks:
+            _refuse_weak_secret("SECRET_KEY_FALLBACKS", fallback.get_secret_value())
         return self
+
+    @model_validator(mode="after")
+    def _require_usable_keys(self) -> Settings:
+        """Keys that fit the algorithm, checked at start-up rather than at the first login."""
+        if self.jwt_algorithm == "HS256":
+            for name in ("jwt_private_key", "jwt_private_key_file", "jwt_verify_keys_file"):
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"{name.upper()} is set but JWT_ALGORITHM is HS256: set JWT_ALGORITHM "
+                        "to the algorithm of the key (RS256, ES256 or Ed25519)"
+                    )
+            if self.jwt_verify_keys is not None:
+                raise ValueError("JWT_VERIFY_KEYS is set but JWT_ALGORITHM is HS256")
+        elif self.secret_key_fallbacks:
+            raise ValueError(
+                f"SECRET_KEY_FALLBACKS only applies to HS256, not {self.jwt_algorithm}; "
+                "older keys go in JWT_VERIFY_KEYS"
+            )
+        else:
+            _asymmetric_key_set(self, self.jwt_algorithm)
+        return self
+
+    def key_set(self) -> keys.KeySet:
+        """The token keys: the one that signs first, then those that only verify."""
+        if self.jwt_algorithm == "HS256":
+            fallbacks = [secret.get_secret_value() for secret in self.secret_key_fallbacks]
+            return keys.hmac_key_set(self.signing_secret(), fallbacks)
+        return _asymmetric_key_set(self, self.jwt_algorithm)
 
     def signing_secret(self) -> str:
         """The HMAC secret; development and testing fall back to a generated one."""
@@ -128,6 +214,66 @@ class Settings(BaseSettings):
         if self.app_env == "development":
             return _development_secret()
         return _PROCESS_SECRET
+
+
+def _refuse_weak_secret(name: str, secret: str) -> None:
+    lowered = secret.lower()
+    if lowered in PLACEHOLDER_SECRETS or any(word in lowered for word in PLACEHOLDER_WORDS):
+        raise ValueError(f"{name} is a placeholder value; generate a random one")
+    if len(secret) < MIN_SECRET_LENGTH or len(set(secret)) < 10:
+        raise ValueError(
+            f"{name} is too weak: use at least {MIN_SECRET_LENGTH} random characters "
+            '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
+        )
+
+
+def _asymmetric_key_set(settings: Settings, algorithm: keys.AsymmetricAlgorithm) -> keys.KeySet:
+    """The keys of JWT_PRIVATE_KEY(_FILE) and JWT_VERIFY_KEYS(_FILE); ValueError names a bad one."""
+    source, text = _pem_setting(
+        "JWT_PRIVATE_KEY", settings.jwt_private_key, settings.jwt_private_key_file
+    )
+    if text is None:
+        raise ValueError(
+            f"JWT_ALGORITHM={algorithm} needs a private key: set JWT_PRIVATE_KEY to a PEM "
+            "private key or JWT_PRIVATE_KEY_FILE to the path of one "
+            f"(`service keygen --algorithm {algorithm}` makes one)"
+        )
+    try:
+        blocks = keys.pem_blocks(text)
+        if len(blocks) != 1:
+            raise keys.KeyConfigError(
+                f"holds {len(blocks)} PEM blocks, give exactly one: the signing key "
+                "(keys that only verify go in JWT_VERIFY_KEYS)"
+            )
+        signing = keys.load_private_key(blocks[0], algorithm)
+    except keys.KeyConfigError as error:
+        raise ValueError(f"{source}: {error}") from None
+    source, text = _pem_setting(
+        "JWT_VERIFY_KEYS", settings.jwt_verify_keys, settings.jwt_verify_keys_file
+    )
+    try:
+        verify_only = [
+            keys.load_public_key(block, algorithm) for block in keys.pem_blocks(text or "")
+        ]
+    except keys.KeyConfigError as error:
+        raise ValueError(f"{source}: {error}") from None
+    return keys.asymmetric_key_set(algorithm, signing, verify_only)
+
+
+def _pem_setting(name: str, value: SecretStr | None, path: Path | None) -> tuple[str, str | None]:
+    """Where the PEM text of setting ``name`` came from, and the text (None if unset)."""
+    if value is not None and path is not None:
+        raise ValueError(f"set {name} or {name}_FILE, not both")
+    if value is not None:
+        return name, value.get_secret_value()
+    if path is None:
+        return name, None
+    try:
+        return f"{name}_FILE ({path})", path.read_text(encoding="ascii")
+    except OSError as error:
+        raise ValueError(f"{name}_FILE: cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{name}_FILE: {path} is not a PEM text file") from None
 
 
 #: Testing without SECRET_KEY: a secret that lives as long as the process.

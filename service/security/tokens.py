@@ -5,7 +5,9 @@ A token is a JWS-signed JWT (RFC 7519) with header ``alg``, ``kid`` and ``typ`` 
 ``typ`` separates the kinds: ``at+jwt`` for access tokens (RFC 9068 section 2.1) and
 ``refresh+jwt`` for refresh tokens, so one kind is never accepted as the other (RFC 8725
 section 3.11). Verification accepts only the configured algorithm (RFC 8725 section 3.1), only
-known key ids, and no header that points at a key elsewhere (``jku``, ``x5u``, ``jwk``...).
+the configured keys, picked by ``kid``, and no header that points at a key elsewhere (``jku``,
+``x5u``, ``jwk``, ``x5c``) or demands an extension (``crit``). The keys themselves (which
+signs, which only verify, what is published) are ``service.security.keys``.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import OctKey
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
+
+from service.security.keys import KeySet
 
 ACCESS_TYP: Final = "at+jwt"
 REFRESH_TYP: Final = "refresh+jwt"
@@ -61,27 +65,31 @@ class IssuedToken:
 
 
 class TokenService:
-    """Signs and verifies the service's tokens with one signing key and a set of verifying keys."""
+    """Signs tokens with the key set's signing key and verifies them with any of its keys."""
 
-    def __init__(self, *, secret: str, algorithm: str, issuer: str, audience: str) -> None:
-        key = OctKey.import_key(secret)
-        self._kid = key.thumbprint()
-        key.ensure_kid()
-        self._signing_key = key
-        self._verifying_keys = {self._kid: key}
-        self._algorithm = algorithm
+    def __init__(
+        self,
+        *,
+        keys: KeySet,
+        issuer: str,
+        audience: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.keys = keys
         self._issuer = issuer
         self._audience = audience
+        self._clock = clock
+        self._claims = claims_registry(issuer, audience, now=lambda: int(clock()))
         self._verified: dict[str, VerifiedToken] = {}
 
     def issue(
         self, typ: str, *, user_id: uuid.UUID, session_id: uuid.UUID, ttl: int, not_after: int
     ) -> IssuedToken:
         """Sign a token of kind ``typ``; it expires after ``ttl`` seconds or at ``not_after``."""
-        now = int(time.time())
+        now = int(self._clock())
         token_id = secrets.token_urlsafe(16)
         expires_at = min(now + ttl, not_after)
-        header = {"alg": self._algorithm, "kid": self._kid, "typ": typ}
+        header = {"alg": self.keys.algorithm, "kid": self.keys.signing_kid, "typ": typ}
         claims = {
             "iss": self._issuer,
             "aud": self._audience,
@@ -92,7 +100,7 @@ class TokenService:
             "nbf": now,
             "exp": expires_at,
         }
-        value = jwt.encode(header, claims, self._signing_key, algorithms=[self._algorithm])
+        value = jwt.encode(header, claims, self.keys.signing_key, algorithms=[self.keys.algorithm])
         return IssuedToken(value=value, token_id=token_id, expires_at=expires_at)
 
     def verify(self, value: str, typ: str) -> VerifiedToken:
@@ -103,7 +111,7 @@ class TokenService:
         checks (~40 µs) but still checks the kind and the lifetime. Memory stays bounded by
         ``VERIFIED_CACHE_SIZE``; the oldest entry goes first.
         """
-        now = time.time()
+        now = self._clock()
         remembered = self._verified.get(value)
         if remembered is not None and remembered.typ == typ and remembered.in_lifetime(now):
             return remembered
@@ -114,47 +122,83 @@ class TokenService:
         return verified
 
     def _verify(self, value: str, typ: str) -> VerifiedToken:
-        if len(value) > MAX_TOKEN_LENGTH or value.count(".") != 2:
-            raise TokenError("not a compact JWS")
+        check_shape(value)
         try:
             header = jws.extract_compact(value.encode("ascii")).protected
         except (JoseError, ValueError, UnicodeError) as error:
             raise TokenError(f"unreadable header: {error}") from error
-        key = self._check_header(header, typ)
+        kid = check_header(header, algorithm=self.keys.algorithm, typ=typ)
+        key = self.keys.verifying_key(kid)
+        if key is None:
+            raise TokenError("unknown key id (a retired or foreign key)")
         try:
-            token = jwt.decode(value, key, algorithms=[self._algorithm])
-            self._claims_registry().validate(token.claims)
+            token = jwt.decode(value, key, algorithms=[self.keys.algorithm])
+            self._claims.validate(token.claims)
         except (JoseError, ValueError) as error:
             raise TokenError(f"rejected: {error}") from error
         return _verified(typ, token.claims)
 
-    def _check_header(self, header: dict[str, object], typ: str) -> OctKey:
-        if not set(header) <= ALLOWED_HEADER:
-            raise TokenError(
-                f"header parameters not allowed: {sorted(set(header) - ALLOWED_HEADER)}"
-            )
-        if header.get("alg") != self._algorithm:
-            raise TokenError(f"algorithm {header.get('alg')!r} not allowed")
-        if header.get("typ") != typ:
-            raise TokenError(f"wrong token type {header.get('typ')!r}")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or kid not in self._verifying_keys:
-            raise TokenError("unknown key id")
-        return self._verifying_keys[kid]
 
-    def _claims_registry(self) -> JWTClaimsRegistry:
-        required: ClaimsOption = {"essential": True}
-        return JWTClaimsRegistry(
-            leeway=LEEWAY_SECONDS,
-            iss={"essential": True, "value": self._issuer},
-            aud={"essential": True, "value": self._audience},
-            sub=required,
-            sid=required,
-            jti=required,
-            iat=required,
-            nbf=required,
-            exp=required,
-        )
+def check_shape(value: str) -> None:
+    """Refuse anything but a compact JWS of sane size before parsing it (RFC 7515 section 7.1).
+
+    Three dot-separated parts, so an unsecured JWT without a signature part or a JWE (five
+    parts, RFC 7516 section 7.1) never reaches a parser; a length cap bounds the work an
+    attacker can cause.
+    """
+    if len(value) > MAX_TOKEN_LENGTH:
+        raise TokenError("token too long")
+    if value.count(".") != 2:
+        raise TokenError("not a compact JWS")
+
+
+def check_header(header: Mapping[str, object], *, algorithm: str, typ: str) -> str:
+    """The ``kid`` of an acceptable JOSE header; ``TokenError`` for any other header.
+
+    - Only ``alg``, ``kid`` and ``typ`` are allowed. ``jku``, ``x5u``, ``jwk`` and ``x5c``
+      name a key the sender chose, which proves nothing and invites SSRF (RFC 8725 section
+      3.10); ``crit`` demands extensions we do not implement, so the JWS must be refused
+      (RFC 7515 section 4.1.11).
+    - ``alg`` must be the configured algorithm (RFC 8725 section 3.1). That refuses ``none``
+      (section 2.1) and an HMAC made with a public key as its secret (section 2.1,
+      algorithm confusion).
+    - ``typ`` must be the expected kind (RFC 8725 sections 3.11 and 3.12, RFC 9068 section 4).
+    - ``kid`` must be a string (RFC 7515 section 4.1.4); it is looked up among the configured
+      keys only (RFC 7517 section 4.5), never used to fetch or build one.
+    """
+    extra = set(header) - ALLOWED_HEADER
+    if extra:
+        raise TokenError(f"header parameters not allowed: {sorted(extra)}")
+    if header.get("alg") != algorithm:
+        raise TokenError(f"algorithm {header.get('alg')!r} not allowed")
+    if header.get("typ") != typ:
+        raise TokenError(f"wrong token type {header.get('typ')!r}")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise TokenError("no key id")
+    return kid
+
+
+def claims_registry(issuer: str, audience: str, now: Callable[[], int]) -> JWTClaimsRegistry:
+    """The claim rules: all of ``iss aud sub sid jti iat nbf exp`` present, ours, and current.
+
+    ``iss`` and ``aud`` must be this service's (RFC 7519 sections 4.1.1 and 4.1.3, RFC 9068
+    section 4); ``exp`` must be in the future and ``nbf``/``iat`` not in it, give or take
+    ``LEEWAY_SECONDS`` of clock skew (RFC 7519 sections 4.1.4 to 4.1.6).
+    """
+    required: ClaimsOption = {"essential": True}
+    return JWTClaimsRegistry(
+        now=now,
+        leeway=LEEWAY_SECONDS,
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "value": audience},
+        sub=required,
+        sid=required,
+        jti=required,
+        iat=required,
+        nbf=required,
+        exp=required,
+    )
 
 
 def _verified(typ: str, claims: dict[str, object]) -> VerifiedToken:
