@@ -1,7 +1,8 @@
-"""The auth blueprint: signup, login, refresh and the caller's own account."""
+"""The auth blueprint: signup, login, refresh, logout, sessions and the caller's own account."""
 
 from __future__ import annotations
 
+import uuid
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -9,6 +10,7 @@ from quart import Blueprint, request
 from quart_schema import (
     DataSource,
     document_request,
+    security_scheme,
     tag_blueprint,
     validate_request,
     validate_response,
@@ -16,9 +18,26 @@ from quart_schema import (
 from werkzeug.datastructures import Headers
 
 from service.auth import sessions, users
-from service.auth.bearer import current_principal, login_required
-from service.auth.schemas import PasswordGrant, RefreshRequest, SignupRequest, TokenPair, UserOut
-from service.errors import InvalidRequest, NotFound, UnsupportedGrantType, validation_errors
+from service.auth.bearer import BEARER_SECURITY, bearer_token, current_principal, login_required
+from service.auth.schemas import (
+    LogoutRequest,
+    PasswordChange,
+    PasswordGrant,
+    RefreshRequest,
+    SessionList,
+    SessionOut,
+    SignupRequest,
+    TokenPair,
+    UserOut,
+)
+from service.docs import no_content, problems
+from service.errors import (
+    InvalidRequest,
+    NotFound,
+    UnsupportedGrantType,
+    ValidationFailed,
+    validation_errors,
+)
 from service.extensions import services
 from service.http import NO_STORE, client_address, headers, read_form_or_json
 
@@ -84,7 +103,114 @@ async def me() -> UserOut:
     return UserOut.model_validate(user)
 
 
+@bp.post("/logout")
+@document_request(LogoutRequest)
+@security_scheme([*BEARER_SECURITY, {}])
+@no_content
+@problems(401, 422)
+async def logout() -> tuple[str, int]:
+    """End this session, every other one, or all of them.
+
+    Name the session with its refresh token in the body (JSON or form fields, as at
+    `/refresh`) or with a bearer access token; the refresh token wins if both are sent.
+    `scope`: `local` (default) ends that session, `others` every other session of the user,
+    `global` all of them. Their access tokens stop working at once.
+
+    `local` is idempotent: a token of ours that has not expired gets `204` even if its session
+    has ended already (a retried logout). `others` and `global` need a token of a live session
+    (for a refresh token: the unspent one). Without a valid token: `401`.
+    """
+    body = await _logout_request()
+    token = sessions.logout_credential(
+        services(), body.refresh_token, bearer_token(request.headers.get("Authorization"))
+    )
+    await sessions.log_out(services(), token, body.scope)
+    return "", 204
+
+
+@bp.post("/me/password")
+@login_required
+@validate_request(PasswordChange)
+@no_content
+@problems(401, 422)
+async def change_password(data: PasswordChange) -> tuple[str, int]:
+    """Change the caller's password; every other session of the account ends.
+
+    The session of the access token used stays logged in. The new password follows the
+    signup rules (length, not the username, not a common password). A wrong
+    `current_password` is `422` with a field error on `current_password`, never `401`: the
+    caller's tokens are still good.
+    """
+    principal = current_principal()
+    await users.change_password(
+        services(),
+        principal.user_id,
+        principal.session_id,
+        data.current_password,
+        data.new_password,
+    )
+    return "", 204
+
+
+@bp.delete("/me")
+@login_required
+@no_content
+@problems(401)
+async def delete_me() -> tuple[str, int]:
+    """Delete the caller's account with its items and sessions.
+
+    Every token of the account stops working at once; the username becomes free again.
+    """
+    principal = current_principal()
+    await users.delete_account(services(), principal.user_id, principal.session_id)
+    return "", 204
+
+
+@bp.get("/sessions")
+@login_required
+@validate_response(SessionList)
+@problems(401)
+async def list_sessions() -> SessionList:
+    """The caller's live sessions (logins), newest first.
+
+    `current` marks the session of the access token used for this request.
+    """
+    principal = current_principal()
+    async with services().db.read() as db:
+        rows = await sessions.select_live_sessions(db, principal.user_id)
+    return SessionList(
+        sessions=[
+            SessionOut.model_validate({**row._mapping, "current": row.id == principal.session_id})
+            for row in rows
+        ]
+    )
+
+
+@bp.delete("/sessions/<uuid:session_id>")
+@login_required
+@no_content
+@problems(401, 404)
+async def delete_session(session_id: uuid.UUID) -> tuple[str, int]:
+    """End one of the caller's sessions (log a device out); its tokens stop working at once.
+
+    `404` for an id that is not a live session of the caller.
+    """
+    await sessions.end_session(services(), current_principal().user_id, session_id)
+    return "", 204
+
+
 M = TypeVar("M", PasswordGrant, RefreshRequest)
+
+
+async def _logout_request() -> LogoutRequest:
+    """The logout body: empty (bearer logout), JSON or form fields; 422 if malformed."""
+    data = await read_form_or_json() if await request.get_data() else {}
+    try:
+        return LogoutRequest.model_validate(data)
+    except ValidationError as error:
+        raise ValidationFailed(
+            "The request does not match the schema.", errors=validation_errors(error)
+        ) from None
 
 
 def _require_password_grant(body: object) -> None:

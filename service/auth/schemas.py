@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from service.schemas import SafeStr
-from service.security.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from service.security.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, password_problem
 from service.security.tokens import MAX_TOKEN_LENGTH
 
 Username = Annotated[
@@ -18,6 +27,17 @@ Username = Annotated[
 Password = Annotated[
     SafeStr, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
 ]
+PASSWORD_RULES = (
+    f"{MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters, all of them significant; "
+    "not the username and not one of the 20,000 most common passwords."
+)
+
+
+def _acceptable_password(password: str, username: str | None = None) -> str:
+    problem = password_problem(password, username)
+    if problem is not None:
+        raise PydanticCustomError("password_policy", problem)
+    return password
 
 
 class SignupRequest(BaseModel):
@@ -30,11 +50,14 @@ class SignupRequest(BaseModel):
         examples=["john"],
     )
     password: Password = Field(
-        description=(
-            f"{MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters, all of them significant."
-        ),
-        examples=["correct horse battery staple"],
+        description=PASSWORD_RULES, examples=["correct horse battery staple"]
     )
+
+    @field_validator("password")
+    @classmethod
+    def _password_policy(cls, password: str, info: ValidationInfo) -> str:
+        # ``username`` is declared first, so it is in ``info.data`` whenever it was valid.
+        return _acceptable_password(password, info.data.get("username"))
 
 
 class UserOut(BaseModel):
@@ -78,3 +101,73 @@ class TokenPair(BaseModel):
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the RFC 6750 scheme name
     expires_in: int = Field(description="Seconds until the access token expires.")
     refresh_expires_in: int = Field(description="Seconds until the refresh token expires.")
+
+
+class PasswordChange(BaseModel):
+    """The caller's current password and the one to replace it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: SafeStr = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    new_password: Password = Field(
+        description=PASSWORD_RULES, examples=["correct horse battery staple"]
+    )
+
+    @field_validator("new_password")
+    @classmethod
+    def _password_policy(cls, password: str) -> str:
+        # The username rule needs the account; ``users.change_password`` applies it.
+        return _acceptable_password(password)
+
+
+class LogoutScope(enum.StrEnum):
+    """Which sessions a logout ends."""
+
+    LOCAL = "local"
+    OTHERS = "others"
+    GLOBAL = "global"
+
+
+class LogoutRequest(BaseModel):
+    """What to log out of. Every field is optional; an empty body logs out the Bearer session.
+
+    Sent as a JSON object or as form fields, like `POST /refresh`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TOKEN_LENGTH,
+        description="Names the session to log out of; else the Bearer access token does.",
+    )
+    scope: LogoutScope = Field(
+        LogoutScope.LOCAL,
+        description=(
+            "`local` (default): this session; `others`: every other session of the user; "
+            "`global`: all of them."
+        ),
+    )
+
+
+class SessionOut(BaseModel):
+    """A live login session of the caller."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    created_at: datetime = Field(description="When the login happened.")
+    last_used_at: datetime = Field(description="When a refresh token of it was last spent.")
+    expires_at: datetime = Field(
+        description="When it ends at the latest; refreshing never moves it."
+    )
+    user_agent: str | None = Field(description="`User-Agent` of the login request.")
+    client_address: str | None = Field(description="Client address of the login request.")
+    current: bool = Field(False, description="Whether the presented access token belongs to it.")
+
+
+class SessionList(BaseModel):
+    """The caller's live sessions, newest first."""
+
+    sessions: list[SessionOut]

@@ -13,20 +13,20 @@ from __future__ import annotations
 import enum
 import logging
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 
-from service.auth.schemas import TokenPair
+from service.auth.schemas import LogoutScope, TokenPair
 from service.db import Reader, Writer
-from service.errors import InvalidGrant
+from service.errors import InvalidGrant, NotFound, Unauthorized
 from service.extensions import Services
 from service.models import LoginSession
+from service.security.events import security_event
 from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError, VerifiedToken
-
-security_log = logging.getLogger("service.security")
 
 
 class SessionLike(Protocol):
@@ -148,9 +148,10 @@ async def rotate(services: Services, refresh_token: str) -> TokenPair:
     try:
         token = services.tokens.verify(refresh_token, REFRESH_TYP)
     except TokenError as error:
-        security_log.info("refresh refused: %s", error)
+        security_event("refresh_refused", reason=str(error))
         raise InvalidGrant("The refresh token is invalid, expired or revoked.") from None
     now = datetime.now(UTC)
+    revoked: Sequence[uuid.UUID] = ()
     async with services.db.write() as db:
         session = await select_session(db, token.session_id)
         decision = decide_refresh(session, token, now)
@@ -161,17 +162,102 @@ async def rotate(services: Services, refresh_token: str) -> TokenPair:
                 return _token_pair(services, session, refresh)
             decision = RefreshDecision.REUSED  # another request spent it first
         if decision is RefreshDecision.REUSED:
-            await revoke_session(db, token.session_id, now)
+            revoked = await revoke_sessions(db, token.user_id, now, only=token.session_id)
     if decision is RefreshDecision.REUSED:
-        security_log.warning(
-            "refresh token reuse detected; session revoked",
-            extra={
-                "event": "refresh_reuse",
-                "user_id": str(token.user_id),
-                "session_id": str(token.session_id),
-            },
+        security_event(
+            "refresh_reuse_detected",
+            level=logging.WARNING,
+            user_id=token.user_id,
+            session_id=token.session_id,
         )
+        log_revoked(token.user_id, revoked, how="reuse")
     raise InvalidGrant("The refresh token is invalid, expired or revoked.")
+
+
+def logout_credential(
+    services: Services, refresh_token: str | None, access_token: str | None
+) -> VerifiedToken:
+    """The token that names the session to log out of: the refresh token if one was sent.
+
+    ``Unauthorized`` when neither was sent, or the one sent is not a token of ours that is
+    still within its lifetime. Whether its session is still live is ``log_out``'s question.
+    """
+    if refresh_token is not None:
+        typ, value = REFRESH_TYP, refresh_token
+    elif access_token is not None:
+        typ, value = ACCESS_TYP, access_token
+    else:
+        raise Unauthorized(
+            "Send the refresh token in the body or an access token as a bearer token.",
+            token_presented=False,
+        )
+    try:
+        return services.tokens.verify(value, typ)
+    except TokenError:
+        raise Unauthorized("The token is invalid or expired.", token_presented=True) from None
+
+
+def proves_live_session(session: SessionLike | None, token: VerifiedToken, now: datetime) -> bool:
+    """Whether ``token`` belongs to a live session and may act for it on other sessions.
+
+    An access token proves it while its session is live (as for any protected route); a
+    refresh token only while it is the session's unspent one (``decide_refresh`` says ROTATE).
+    """
+    if token.typ == REFRESH_TYP:
+        return decide_refresh(session, token, now) is RefreshDecision.ROTATE
+    return decide_refresh(session, token, now) is not RefreshDecision.DEAD
+
+
+async def log_out(services: Services, token: VerifiedToken, scope: LogoutScope) -> None:
+    """End the sessions that ``scope`` names, as seen from the session of ``token``.
+
+    ``local`` is idempotent: any unexpired token of ours ends its own session, live or not
+    (a client retrying a logout whose answer it lost gets 204 again; a spent refresh token
+    may end its session, as replaying it at ``/refresh`` would). ``others`` and ``global``
+    act on other sessions, so they need a token that proves a live session, else
+    ``Unauthorized``.
+    """
+    now = datetime.now(UTC)
+    async with services.db.write() as db:
+        if scope is not LogoutScope.LOCAL:
+            session = await select_session(db, token.session_id)
+            if not proves_live_session(session, token, now):
+                raise Unauthorized("The session of this token has ended.", token_presented=True)
+        revoked = await revoke_sessions(
+            db,
+            token.user_id,
+            now,
+            only=token.session_id if scope is LogoutScope.LOCAL else None,
+            keep=token.session_id if scope is LogoutScope.OTHERS else None,
+        )
+    log_revoked(token.user_id, revoked, how="logout", scope=scope.value)
+
+
+async def end_session(services: Services, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    """Revoke one live session of the user; ``NotFound`` if there is none by that id."""
+    async with services.db.write() as db:
+        revoked = await revoke_sessions(db, user_id, datetime.now(UTC), only=session_id)
+    if not revoked:
+        raise NotFound("No such session.")
+    log_revoked(user_id, revoked, how="delete")
+
+
+def log_revoked(
+    user_id: uuid.UUID,
+    session_ids: Iterable[uuid.UUID],
+    *,
+    how: str,
+    scope: str | None = None,
+) -> None:
+    """One ``session_revoked`` event per session ended.
+
+    ``how``: ``logout`` (with its ``scope``), ``delete``, ``password_change``, ``reuse`` or
+    ``account_deleted``.
+    """
+    for session_id in session_ids:
+        security_event(
+            "session_revoked", user_id=user_id, session_id=session_id, how=how, scope=scope
+        )
 
 
 #: Asked on every authenticated request, so built once.
@@ -214,9 +300,54 @@ async def _swap_refresh_jti(
     return swapped == 1
 
 
-async def revoke_session(db: Writer, session_id: uuid.UUID, now: datetime) -> None:
-    await db.run(
-        update(LoginSession)
-        .where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
-        .values(revoked_at=now)
+def _live(user_id: uuid.UUID, now: datetime) -> list[Any]:
+    return [
+        LoginSession.user_id == user_id,
+        LoginSession.revoked_at.is_(None),
+        LoginSession.expires_at > now,
+    ]
+
+
+async def select_live_sessions(db: Reader, user_id: uuid.UUID) -> Sequence[Row[Any]]:
+    """The user's sessions that are neither revoked nor past their end, newest first."""
+    return await db.all(
+        select(LoginSession)
+        .where(*_live(user_id, datetime.now(UTC)))
+        .order_by(LoginSession.created_at.desc(), LoginSession.id.desc())
     )
+
+
+async def touch_live_session(
+    db: Writer, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
+) -> bool:
+    """Mark a live session as used now; False if it is not live (any more).
+
+    Inside a write transaction this also locks the row, so a revocation racing with the
+    caller's transaction either happens before it (False) or waits until it commits.
+    """
+    touched = await db.run(
+        update(LoginSession)
+        .where(LoginSession.id == session_id, *_live(user_id, now))
+        .values(last_used_at=now)
+    )
+    return touched == 1
+
+
+async def revoke_sessions(
+    db: Writer,
+    user_id: uuid.UUID,
+    now: datetime,
+    *,
+    only: uuid.UUID | None = None,
+    keep: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    """Revoke the user's live sessions (just ``only``, or all but ``keep``); their ids."""
+    conditions = _live(user_id, now)
+    if only is not None:
+        conditions.append(LoginSession.id == only)
+    if keep is not None:
+        conditions.append(LoginSession.id != keep)
+    rows = await db.all(
+        update(LoginSession).where(*conditions).values(revoked_at=now).returning(LoginSession.id)
+    )
+    return [row.id for row in rows]

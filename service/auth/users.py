@@ -1,18 +1,22 @@
-"""Account queries and the account rules: case-insensitive usernames, login by password."""
+"""Account queries and rules: case-insensitive usernames, login, password change, deletion."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from service.auth import sessions
 from service.db import Reader, Writer
-from service.errors import Conflict, InvalidGrant
+from service.errors import Conflict, InvalidGrant, NotFound, Unauthorized, ValidationFailed
 from service.extensions import Services
 from service.models import User
+from service.security.events import security_event
+from service.security.passwords import SAME_AS_USERNAME, is_username
 
 UserRow = Row[Any]
 
@@ -72,11 +76,73 @@ async def check_password(services: Services, username: str, password: str) -> Us
         user = await select_user_by_username(db, username)
     if user is None:
         await services.passwords.verify_nothing(password)
+        security_event("login_failed", level=logging.WARNING, reason="unknown_user")
         raise InvalidGrant("Invalid username or password.")
     outcome = await services.passwords.verify(password, user.password_hash)
     if not outcome.ok:
+        security_event(
+            "login_failed", level=logging.WARNING, user_id=user.id, reason="wrong_password"
+        )
         raise InvalidGrant("Invalid username or password.")
     if outcome.new_hash is not None:
         async with services.db.write() as db:
             await update_password_hash(db, user.id, outcome.new_hash)
     return user
+
+
+async def change_password(
+    services: Services,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    current_password: str,
+    new_password: str,
+) -> None:
+    """Replace the password and end every other session of the user.
+
+    The schema has applied the length and common-password rules; the username rule is
+    applied here. A wrong current password is a ``ValidationFailed`` on ``current_password``,
+    not a 401: the caller's tokens are fine and a client must not throw them away. The
+    calling session stays live, and is checked again in the transaction that stores the
+    hash, so a logout racing with the change wins.
+    """
+    async with services.db.read() as db:
+        user = await select_user(db, user_id)
+    if user is None:
+        raise NotFound("The account no longer exists.")
+    if is_username(new_password, user.username):
+        raise ValidationFailed(
+            "The new password is not acceptable.",
+            errors=[{"field": "new_password", "message": SAME_AS_USERNAME}],
+        )
+    if not (await services.passwords.verify(current_password, user.password_hash)).ok:
+        security_event(
+            "password_change_failed",
+            level=logging.WARNING,
+            user_id=user_id,
+            session_id=session_id,
+            reason="wrong_current_password",
+        )
+        raise ValidationFailed(
+            "The current password is wrong.",
+            errors=[{"field": "current_password", "message": "is not the current password"}],
+        )
+    new_hash = await services.passwords.hash(new_password)
+    now = datetime.now(UTC)
+    async with services.db.write() as db:
+        if not await sessions.touch_live_session(db, user_id, session_id, now):
+            raise Unauthorized("The session of this access token has ended.", token_presented=True)
+        await update_password_hash(db, user_id, new_hash)
+        revoked = await sessions.revoke_sessions(db, user_id, now, keep=session_id)
+    security_event("password_changed", user_id=user_id, session_id=session_id)
+    sessions.log_revoked(user_id, revoked, how="password_change")
+
+
+async def delete_account(services: Services, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    """Delete the user; their sessions and items go with them (``ON DELETE CASCADE``)."""
+    async with services.db.write() as db:
+        live = [row.id for row in await sessions.select_live_sessions(db, user_id)]
+        deleted = await db.run(delete(User).where(User.id == user_id))
+    if not deleted:
+        raise NotFound("The account no longer exists.")
+    security_event("account_deleted", user_id=user_id, session_id=session_id)
+    sessions.log_revoked(user_id, live, how="account_deleted")

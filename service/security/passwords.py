@@ -4,18 +4,60 @@
 than bcrypt's 72-byte limit are never silently truncated: every character counts. Hashing costs
 ~0.2 s at the default 12 rounds, so it runs in a worker thread (the ``bcrypt`` package releases
 the GIL) and never blocks other requests.
+
+The policy (NIST SP 800-63B section 3.1.1.2): 8 to 1024 characters, not the username, and not
+one of the 20,000 most common passwords. That list ships with the package
+(``common-passwords.txt.gz``, from Django, BSD licence: see ``common-passwords.LICENSE``) and
+is read once, on first use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import secrets
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 
 from passlib.context import CryptContext
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
+COMMON_PASSWORDS_FILE = "common-passwords.txt.gz"
+
+SAME_AS_USERNAME = "must not be the same as the username"
+TOO_COMMON = "is one of the most commonly used passwords; choose another"
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The shipped list of common passwords, lower-cased (~20,000 entries, read once)."""
+    data = resources.files("service.security").joinpath(COMMON_PASSWORDS_FILE).read_bytes()
+    lines = gzip.decompress(data).decode("utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip())
+
+
+def is_common(password: str) -> bool:
+    """Whether ``password`` is on the common list, ignoring case and surrounding spaces."""
+    return password.strip().lower() in common_passwords()
+
+
+def is_username(password: str, username: str) -> bool:
+    """Whether ``password`` is the username in any letter case."""
+    return password.casefold() == username.casefold()
+
+
+def password_problem(password: str, username: str | None = None) -> str | None:
+    """Why ``password`` is refused (a message for the ``password`` field), or None if it is fine.
+
+    Length is checked by the schemas; this adds the rules that need the username or the list.
+    """
+    if username is not None and is_username(password, username):
+        return SAME_AS_USERNAME
+    if is_common(password):
+        return TOO_COMMON
+    return None
 
 
 @dataclass(frozen=True, slots=True)
