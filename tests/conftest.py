@@ -6,6 +6,9 @@ end), migrated with Alembic as production is. Tests stay independent: rows of ev
 deleted before each test, which, unlike a rolled-back outer transaction, also works for tests
 that commit from several connections at once (races) or from another process (end-to-end).
 
+``live_server`` (and ``empty_database_url`` with ``tests.live_server.start_live_server``) run the
+service as production does, the Procfile's release and web commands, for tests over real HTTP.
+
 PostgreSQL comes from ``TEST_POSTGRES_URL`` (default: the local server, trust auth). If it
 cannot be reached the PostgreSQL half is skipped with a loud warning, except under ``CI=true``,
 where that is a failure.
@@ -17,7 +20,9 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -32,6 +37,7 @@ from service.extensions import Services
 from service.migrate import upgrade
 from service.models import Base
 from service.settings import Settings
+from tests.live_server import LiveServer, start_live_server
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -179,3 +185,41 @@ async def alice(client: TestClientProtocol) -> Account:
 @pytest.fixture
 async def bob(client: TestClientProtocol) -> Account:
     return await sign_up(client, "bob")
+
+
+@contextmanager
+def empty_database(backend: str, directory: Path) -> Iterator[str]:
+    """The URL of a new, empty database (no tables: the release phase migrates it)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory}/service.db"
+        return
+    url = _create_postgres_database()
+    try:
+        yield url
+    finally:
+        _drop_postgres_database(url)
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, unmigrated database of each backend, dropped after the test."""
+    with empty_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def live_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The Procfile's release and web commands serving a fresh database of each backend.
+
+    One server per backend for the whole run (production settings, two workers): tests that
+    share it sign up their own users. At the end it is stopped with SIGTERM, and a traceback
+    in its output or an unclean exit fails the run.
+    """
+    directory = tmp_path_factory.mktemp(f"live-{request.param}")
+    with (
+        empty_database(request.param, directory) as url,
+        start_live_server(url, directory) as server,
+    ):
+        yield server
