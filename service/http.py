@@ -71,6 +71,11 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
+def if_none_match(version: int) -> bool:
+    """Whether ``If-None-Match`` names this version or ``*`` (weak comparison, RFC 9110 13.1.2)."""
+    return request.if_none_match.contains_weak(str(version))
+
+
 def if_match_versions(header: str | None) -> list[int] | None:
     """The versions an ``If-Match`` header accepts (RFC 9110 section 13.1.1).
 

@@ -12,7 +12,7 @@ import binascii
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from service.errors import ValidationFailed
 
@@ -32,12 +32,13 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
             created_at, item_id = json.loads(raw)
-            cursor = cls(datetime.fromisoformat(created_at), uuid.UUID(item_id))
-        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+            moment = datetime.fromisoformat(created_at)
+            if moment.tzinfo is None:
+                raise ValueError("naive timestamp")
+            # In UTC here, not at query time: an instant past year 9999 in UTC must be a 422.
+            return cls(moment.astimezone(UTC), uuid.UUID(item_id))
+        except (binascii.Error, ValueError, TypeError, OverflowError):
             raise _not_a_cursor() from None
-        if cursor.created_at.tzinfo is None:
-            raise _not_a_cursor()
-        return cursor
 
 
 def _not_a_cursor() -> ValidationFailed:

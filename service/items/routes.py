@@ -18,7 +18,7 @@ from service.auth.bearer import BEARER_SECURITY, current_principal, require_bear
 from service.docs import no_content, problems
 from service.errors import NotFound, PreconditionFailed
 from service.extensions import services
-from service.http import etag, headers, if_match_versions
+from service.http import etag, headers, if_match_versions, if_none_match
 from service.items import repository
 from service.items.pagination import Cursor
 from service.items.repository import ItemRow
@@ -88,7 +88,7 @@ async def read_item(item_id: uuid.UUID) -> tuple[ItemOut, int, Headers] | Respon
         item = await repository.select_item(db, current_principal().user_id, item_id)
     if item is None:
         raise NotFound(NOT_FOUND)
-    if etag(item.version) in request.if_none_match:
+    if if_none_match(item.version):
         return Response(status=304, headers={"ETag": etag(item.version)})
     return _out(item)
 
