@@ -20,6 +20,7 @@ from werkzeug.datastructures import Headers
 from service.auth import sessions, users
 from service.auth.bearer import BEARER_SECURITY, bearer_token, current_principal, login_required
 from service.auth.schemas import (
+    JwkSet,
     LogoutRequest,
     PasswordChange,
     PasswordGrant,
@@ -229,3 +230,22 @@ def _parse(model: type[M], data: object) -> M:
             "The request is missing a field or has a malformed one.",
             errors=validation_errors(error),
         ) from None
+
+
+#: How long verifiers may cache the key set; a new key is published at least this long before
+#: it signs (README, "Keys and rotation").
+JWKS_MAX_AGE = 300
+_JWKS_CACHING = headers(Cache_Control=f"public, max-age={JWKS_MAX_AGE}")
+
+
+@bp.get("/.well-known/jwks.json")
+@validate_response(JwkSet)
+async def jwks() -> tuple[JwkSet, int, Headers]:
+    """The public keys that verify the service's tokens, as a JWK Set (RFC 7517 section 5).
+
+    Each key has its `kid` (a token's header names its key with it), `alg` and `use: sig`.
+    Only public members are published. With HS256 the signing key is a secret, so `keys` is
+    empty. Cacheable for five minutes.
+    """
+    key_set = JwkSet.model_validate(services().tokens.keys.public_jwks())
+    return key_set, 200, _JWKS_CACHING

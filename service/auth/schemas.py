@@ -171,3 +171,51 @@ class SessionList(BaseModel):
     """The caller's live sessions, newest first."""
 
     sessions: list[SessionOut]
+
+
+class PublicJwk(BaseModel):
+    """A public verification key (RFC 7517 section 4).
+
+    Only public members: a private one (``d``, ``p``, ``q``, ``dp``, ``dq``, ``qi``, ``k``)
+    fails validation instead of being published.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kty: str = Field(description="Key type (RFC 7518 section 6.1).")
+    kid: str = Field(description="Key id, the RFC 7638 thumbprint; a token's `kid` names it.")
+    alg: Literal["RS256", "ES256", "Ed25519"] = Field(description="The only `alg` it verifies.")
+    use: Literal["sig"] = Field(description="Always `sig`: it verifies signatures.")
+
+
+class RsaPublicJwk(PublicJwk):
+    """An RSA public key (RFC 7518 section 6.3.1)."""
+
+    kty: Literal["RSA"]
+    n: str = Field(description="Modulus, base64url.")
+    e: str = Field(description="Exponent, base64url.")
+
+
+class EcPublicJwk(PublicJwk):
+    """An elliptic-curve public key on P-256 (RFC 7518 section 6.2.1)."""
+
+    kty: Literal["EC"]
+    crv: Literal["P-256"]
+    x: str = Field(description="x coordinate, base64url.")
+    y: str = Field(description="y coordinate, base64url.")
+
+
+class OkpPublicJwk(PublicJwk):
+    """An Ed25519 public key (RFC 8037 section 2)."""
+
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str = Field(description="The public key, base64url.")
+
+
+class JwkSet(BaseModel):
+    """The public keys that verify the service's tokens: a JWK Set (RFC 7517 section 5)."""
+
+    keys: list[Annotated[RsaPublicJwk | EcPublicJwk | OkpPublicJwk, Field(discriminator="kty")]] = (
+        Field(description="The signing key first, then older or upcoming ones; empty for HS256.")
+    )
