@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
 from quart_schema import HttpSecurityScheme, Info, OAuth2SecurityScheme, QuartSchema
 
-from service import observability
+from service import observability, ratelimit
 from service.auth.routes import bp as auth_bp
 from service.docs import ServiceOpenAPIProvider
 from service.docs import bp as docs_bp
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     services = Services.from_settings(settings)
     services.init_app(app)
     observability.init_app(app)
+    ratelimit.init_app(app, settings)
     register_error_handlers(app)
     for blueprint in (auth_bp, items_bp, ops_bp, docs_bp):
         app.register_blueprint(blueprint)
@@ -67,4 +69,10 @@ def create_app(settings: Settings | None = None) -> Quart:
     async def _close_database() -> None:
         await services.db.dispose()
 
+    if settings.trusted_proxy_hops:
+        # The client address from X-Forwarded-For, as far as trusted proxies wrote it, so
+        # request.remote_addr is right for sessions, limits and logs alike.
+        app.asgi_app = ProxyFixMiddleware(  # type: ignore[method-assign]
+            app.asgi_app, mode="legacy", trusted_hops=settings.trusted_proxy_hops
+        )
     return app

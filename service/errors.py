@@ -15,14 +15,19 @@ from typing import Any
 
 from pydantic import ValidationError
 from quart import Quart, Response, current_app
+from quart_rate_limiter import RateLimitExceeded
 from quart_schema import RequestSchemaValidationError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_JSON = "application/problem+json"
 #: The realm of every ``WWW-Authenticate: Bearer`` challenge (RFC 6750 section 3).
 REALM = "service"
+#: SQLSTATE classes (PostgreSQL appendix A) of a database that cannot serve right now:
+#: connection failures, exhausted resources, shutdown or start-up, a missing database or a
+#: refused login, and transactions rolled back by a deadlock or a serialization failure.
+OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "28", "3D", "40", "53", "57"})
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +95,15 @@ class PreconditionFailed(ApiError):
 
 class ValidationFailed(ApiError):
     status = 422
+
+
+class TooManyRequests(ApiError):
+    """A rate limit holds (RFC 6585 section 4); ``Retry-After`` says for how many seconds."""
+
+    status = 429
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
 class ServiceUnavailable(ApiError):
@@ -180,9 +194,26 @@ def _http_detail(error: HTTPException) -> str:
     return details.get(error.code or 0, error.description or HTTPStatus(error.code or 500).phrase)
 
 
+async def _rate_limited(error: RateLimitExceeded) -> Response:
+    """quart-rate-limiter's 429, as problem+json with its ``Retry-After``."""
+    return problem(
+        429,
+        "Too many requests; try again after the Retry-After delay.",
+        headers={"Retry-After": str(error.retry_after)},
+    )
+
+
 async def _database_unavailable(error: Exception) -> Response:
     logger.warning("database unavailable: %s", type(error).__name__)
     return problem(503, "The database is unavailable; retry shortly.", headers={"Retry-After": "1"})
+
+
+async def _database_error(error: DBAPIError) -> Response:
+    """A driver error that is not an ``OperationalError``: an outage if its SQLSTATE says so."""
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate[:2] in OUTAGE_SQLSTATE_CLASSES:
+        return await _database_unavailable(error)
+    return await _unexpected(error)
 
 
 async def _unexpected(error: Exception) -> Response:
@@ -194,6 +225,8 @@ def register_error_handlers(app: Quart) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(RequestSchemaValidationError, _schema_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(RateLimitExceeded, _rate_limited)
     for outage in (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError):
         app.register_error_handler(outage, _database_unavailable)
+    app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(Exception, _unexpected)

@@ -108,7 +108,51 @@ class Settings(BaseSettings):
         604_800, ge=300, le=31_536_000, description="Absolute session lifetime, seconds."
     )
     bcrypt_rounds: int = Field(12, ge=4, le=20, description="bcrypt cost factor (log2 rounds).")
-    redis_url: str | None = Field(None, description="Shared rate-limit store (optional).")
+    redis_url: str | None = Field(
+        None,
+        description="redis://... or rediss://...: rate-limit counters shared by every instance "
+        "(optional; without it each process counts in its own memory).",
+    )
+    rate_limit_key_prefix: str = Field(
+        "service:ratelimit:",
+        min_length=1,
+        description="Prefix of the rate-limit keys in Redis, so deployments can share one Redis.",
+    )
+    login_failures_per_username: int = Field(
+        10,
+        ge=1,
+        le=100_000,
+        description="Failed password checks allowed per username (any letter case) per window; "
+        "then 429 for that username, even with the right password, until the window ends.",
+    )
+    login_failures_per_address: int = Field(
+        30,
+        ge=1,
+        le=100_000,
+        description="Failed logins allowed per client address per window, all usernames "
+        "together; then 429 for that address until the window ends.",
+    )
+    login_failure_window: int = Field(
+        900,
+        ge=1,
+        le=86_400,
+        description="Seconds a run of failed logins is counted, from its first failure.",
+    )
+    auth_requests_per_minute: int = Field(
+        60,
+        ge=0,
+        le=1_000_000,
+        description="Requests per client address per minute to each of /signup, /login and "
+        "/refresh (bursts of this many allowed); then 429. 0 turns this limit off.",
+    )
+    trusted_proxy_hops: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="Proxies in front of the service that append to X-Forwarded-For; the "
+        "client address is the entry that many from the right. 0 ignores the header (no "
+        "proxy: a client could forge it); set 1 on Heroku (its router).",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated allowed origins; none by default."
     )

@@ -17,6 +17,7 @@ from quart_schema import (
 )
 from werkzeug.datastructures import Headers
 
+from service import ratelimit
 from service.auth import sessions, users
 from service.auth.bearer import BEARER_SECURITY, bearer_token, current_principal, login_required
 from service.auth.schemas import (
@@ -67,12 +68,14 @@ async def login() -> tuple[TokenPair, int, Headers]:
     The OAuth 2.0 password grant (RFC 6749 section 4.3): form fields as
     `application/x-www-form-urlencoded` or `multipart/form-data`, or a JSON object. Every
     login starts a new session. Failures are `400` with `error: invalid_grant`, the same for an
-    unknown user and a wrong password.
+    unknown user and a wrong password. After too many failures for a username or from an
+    address the answer is `429` with `Retry-After` (seconds), even for the right password.
     """
     body = await read_form_or_json()
     _require_password_grant(body)
     grant = _parse(PasswordGrant, body)
-    user = await users.check_password(services(), grant.username, grant.password)
+    async with ratelimit.password_attempt(users.username_key(grant.username)):
+        user = await users.check_password(services(), grant.username, grant.password)
     client = sessions.ClientInfo(
         user_agent=request.headers.get("User-Agent"), address=client_address()
     )
