@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from quart import Quart
@@ -245,7 +246,9 @@ def test_security_event_refuses_fields_that_clash_with_the_log_record() -> None:
         security_event("oops", msg="x")
 
 
-def test_security_event_outside_a_request() -> None:
+@contextmanager
+def security_records() -> Iterator[list[logging.LogRecord]]:
+    """The records of ``service.security`` logged inside the block, outside any app."""
     captured: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = captured.append  # type: ignore[method-assign]
@@ -254,13 +257,28 @@ def test_security_event_outside_a_request() -> None:
     level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        security_event("rate_limited", level=logging.WARNING, reason="login", limit=10)
+        yield captured
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def test_security_event_outside_a_request() -> None:
+    with security_records() as captured:
+        security_event("rate_limited", level=logging.WARNING, reason="login", limit=10)
 
     (record,) = captured
     assert record.getMessage() == "rate_limited reason=login limit=10"
     assert record.event == "rate_limited"  # type: ignore[attr-defined]
     assert record.limit == "10"  # type: ignore[attr-defined]
     assert "request_id" not in record.getMessage()
+
+
+def test_security_event_values_cannot_forge_log_lines() -> None:
+    with security_records() as captured:
+        security_event("rate_limited", reason="x\n2026-01-01 INFO forged=1", limit=None)
+
+    (record,) = captured
+    assert record.getMessage() == 'rate_limited reason="x\\n2026-01-01 INFO forged=1"'
+    assert "\n" not in record.getMessage()
+    assert not hasattr(record, "limit")

@@ -4,11 +4,12 @@ Call ``security_event(name, **fields)`` wherever something happens that an opera
 investigate: a failed login, a replayed refresh token, a revoked session, a rate limit hit.
 Events in use: ``login_failed``, ``refresh_reuse_detected``, ``password_changed``,
 ``password_change_failed``, ``session_revoked`` (with ``how``), ``account_deleted``,
-``rate_limited``.
+``refresh_refused``, ``rate_limited``.
 
 Each record carries its fields twice: as attributes of the ``LogRecord`` (passed with
 ``extra=``, so a JSON formatter writes them as keys) and as ``key=value`` pairs in the message
-(so the plain text format shows them too). Inside a request, ``request_id`` and
+(so the plain text format shows them too; values with spaces, quotes or control characters
+are JSON-quoted there, so a value cannot forge a line). Inside a request, ``request_id`` and
 ``client_address`` are filled in unless given.
 
 Never pass a password or a token: field names that look like one are refused with
@@ -17,6 +18,7 @@ Never pass a password or a token: field names that look like one are refused wit
 
 from __future__ import annotations
 
+import json
 import logging
 
 from quart import has_request_context
@@ -48,5 +50,13 @@ def security_event(event: str, /, *, level: int = logging.INFO, **fields: object
         fields.setdefault("request_id", request_id())
         fields.setdefault("client_address", client_address())
     values = {key: str(value) for key, value in fields.items() if value is not None}
-    pairs = " ".join(f"{key}={value}" for key, value in values.items())
-    security_log.log(level, "%s %s", event, pairs, extra={"event": event, **values})
+    pairs = " ".join(f"{key}={_quoted(value)}" for key, value in values.items())
+    message = f"{event} {pairs}" if pairs else event
+    security_log.log(level, "%s", message, extra={"event": event, **values})
+
+
+def _quoted(value: str) -> str:
+    """``value`` as one logfmt token: quoted and escaped if it could break or forge a line."""
+    if value and value.isprintable() and not any(c in value for c in ' "=\\'):
+        return value
+    return json.dumps(value)
