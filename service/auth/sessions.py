@@ -1,4 +1,5 @@
-"""Login sessions: start one per login, rotate its refresh token, revoke it on reuse.
+"""Login sessions: start one per login, rotate its refresh token, revoke it on reuse, list and
+end them (logout of one scope, remote logout, password change).
 
 Each login is a refresh-token family (RFC 9700 section 4.14). The session row remembers the
 ``jti`` of the single refresh token that may still be spent. Spending it issues a new pair and
@@ -6,6 +7,10 @@ records the new ``jti``; presenting any other token of the family means a spent 
 replayed, so the whole session is revoked. The check-and-swap is one conditional ``UPDATE``, so
 of two concurrent refreshes with one token exactly one succeeds; the other is treated as the
 replay it is indistinguishable from, and the session ends.
+
+Revoking sets ``revoked_at``; ``session_is_live`` is asked on every authenticated request, so
+the session's access tokens are refused from the next request on. Every revocation is logged
+as a ``session_revoked`` security event saying how.
 """
 
 from __future__ import annotations
