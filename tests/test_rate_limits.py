@@ -227,6 +227,46 @@ async def test_failure_counters_expire_after_the_window(make_app: AppFactory) ->
     assert (await login(client, "alice", PASSWORD)).status_code == 200
 
 
+async def change_password(client: Client, token: str, current: str) -> Any:
+    return await client.post(
+        "/me/password",
+        json={"current_password": current, "new_password": "a-brand-new-passw0rd"},
+        headers={"Authorization": f"Bearer {token}"},
+        scope_base={"client": (ATTACKER, 1)},
+    )
+
+
+async def test_wrong_current_passwords_count_against_the_username_limit(
+    make_app: AppFactory,
+) -> None:
+    client = (await make_app()).test_client()
+    await sign_up(client, "alice")
+    token = (await (await login(client, "alice", PASSWORD, address=ELSEWHERE)).get_json())[
+        "access_token"
+    ]
+    await fail(client, "alice", 1)
+    for _ in range(2):
+        response = await change_password(client, token, WRONG)
+        assert response.status_code == 422
+        assert (await response.get_json())["errors"][0]["field"] == "current_password"
+
+    await assert_rate_limited(await change_password(client, token, PASSWORD))
+    await assert_rate_limited(await login(client, "alice", PASSWORD, address=ELSEWHERE))
+
+
+async def test_a_right_current_password_is_not_counted(make_app: AppFactory) -> None:
+    client = (await make_app()).test_client()
+    await sign_up(client, "alice")
+    token = (await (await login(client, "alice", PASSWORD, address=ELSEWHERE)).get_json())[
+        "access_token"
+    ]
+    await fail(client, "alice", 2)
+    assert (await change_password(client, token, PASSWORD)).status_code == 204
+
+    new = await login(client, "alice", "a-brand-new-passw0rd", address=ELSEWHERE)
+    assert new.status_code == 200
+
+
 async def test_request_floods_on_credential_endpoints_are_limited_per_address(
     make_app: AppFactory, security_events: list[logging.LogRecord]
 ) -> None:
@@ -306,6 +346,12 @@ async def test_the_forwarded_for_of_a_trusted_proxy_is_the_client_address(
     assert [item["client_address"] for item in (await sessions.get_json())["sessions"]] == [
         "192.0.2.50"
     ]
+
+
+async def test_the_api_documents_the_429_of_the_limited_routes(make_app: AppFactory) -> None:
+    document = await (await (await make_app()).test_client().get("/openapi.json")).get_json()
+    for path in ("/signup", "/login", "/refresh", "/me/password"):
+        assert "429" in document["paths"][path]["post"]["responses"], path
 
 
 def test_ipv6_clients_are_counted_by_their_network() -> None:

@@ -50,10 +50,12 @@ tag_blueprint(bp, ["auth"])
 @bp.post("/signup")
 @validate_request(SignupRequest)
 @validate_response(UserOut, 201)
+@problems(429)
 async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
     """Create an account.
 
     Usernames are unique ignoring letter case. The password is stored as a bcrypt-SHA256 hash.
+    Too many requests from one address: `429` with `Retry-After` (seconds).
     """
     user = await users.register(services(), data.username, data.password)
     return UserOut.model_validate(user), 201, headers(Location="/me")
@@ -62,6 +64,7 @@ async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
 @bp.post("/login")
 @document_request(PasswordGrant, source=DataSource.FORM)
 @validate_response(TokenPair)
+@problems(429)
 async def login() -> tuple[TokenPair, int, Headers]:
     """Log in with a username and password; get an access and a refresh token.
 
@@ -85,11 +88,13 @@ async def login() -> tuple[TokenPair, int, Headers]:
 @bp.post("/refresh")
 @document_request(RefreshRequest)
 @validate_response(TokenPair)
+@problems(429)
 async def refresh() -> tuple[TokenPair, int, Headers]:
     """Spend a refresh token for a new pair.
 
     The presented refresh token is spent. Presenting a spent one again revokes its whole
-    session (RFC 9700 section 4.14): the tokens issued after it stop working too.
+    session (RFC 9700 section 4.14): the tokens issued after it stop working too. Too many
+    requests from one address: `429` with `Retry-After` (seconds).
     """
     body = _parse(RefreshRequest, await read_form_or_json())
     return await sessions.rotate(services(), body.refresh_token), 200, NO_STORE
@@ -136,14 +141,15 @@ async def logout() -> tuple[str, int]:
 @login_required
 @validate_request(PasswordChange)
 @no_content
-@problems(401, 422)
+@problems(401, 422, 429)
 async def change_password(data: PasswordChange) -> tuple[str, int]:
     """Change the caller's password; every other session of the account ends.
 
     The session of the access token used stays logged in. The new password follows the
     signup rules (length, not the username, not a common password). A wrong
     `current_password` is `422` with a field error on `current_password`, never `401`: the
-    caller's tokens are still good.
+    caller's tokens are still good. Wrong current passwords count against the same per-username
+    limit as failed logins: `429` with `Retry-After` while it holds.
     """
     principal = current_principal()
     await users.change_password(

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from service import ratelimit
 from service.auth import sessions
 from service.db import Reader, Writer
 from service.errors import Conflict, InvalidGrant, NotFound, Unauthorized, ValidationFailed
@@ -101,9 +102,11 @@ async def change_password(
 
     The schema has applied the length and common-password rules; the username rule is
     applied here. A wrong current password is a ``ValidationFailed`` on ``current_password``,
-    not a 401: the caller's tokens are fine and a client must not throw them away. The
-    calling session stays live, and is checked again in the transaction that stores the
-    hash, so a logout racing with the change wins.
+    not a 401: the caller's tokens are fine and a client must not throw them away. A wrong
+    current password is a password guess too: it counts against the username's brute-force
+    limit, shared with ``/login`` (429 while it holds). The calling session stays live, and is
+    checked again in the transaction that stores the hash, so a logout racing with the change
+    wins.
     """
     async with services.db.read() as db:
         user = await select_user(db, user_id)
@@ -114,18 +117,21 @@ async def change_password(
             "The new password is not acceptable.",
             errors=[{"field": "new_password", "message": SAME_AS_USERNAME}],
         )
-    if not (await services.passwords.verify(current_password, user.password_hash)).ok:
-        security_event(
-            "password_change_failed",
-            level=logging.WARNING,
-            user_id=user_id,
-            session_id=session_id,
-            reason="wrong_current_password",
-        )
-        raise ValidationFailed(
-            "The current password is wrong.",
-            errors=[{"field": "current_password", "message": "is not the current password"}],
-        )
+    async with ratelimit.password_attempt(
+        user.username_key, per_address=False, failure=ValidationFailed
+    ):
+        if not (await services.passwords.verify(current_password, user.password_hash)).ok:
+            security_event(
+                "password_change_failed",
+                level=logging.WARNING,
+                user_id=user_id,
+                session_id=session_id,
+                reason="wrong_current_password",
+            )
+            raise ValidationFailed(
+                "The current password is wrong.",
+                errors=[{"field": "current_password", "message": "is not the current password"}],
+            )
     new_hash = await services.passwords.hash(new_password)
     now = datetime.now(UTC)
     async with services.db.write() as db:
