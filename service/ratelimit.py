@@ -167,7 +167,12 @@ class MemoryLimitStore(LimitStore):
 _RESERVE = """
 for i, key in ipairs(KEYS) do
   if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[2 * i - 1]) then
-    return {i, redis.call('PTTL', key)}
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then  -- never left without an expiry: that would block for good
+      ttl = tonumber(ARGV[2 * i])
+      redis.call('PEXPIRE', key, ttl)
+    end
+    return {i, ttl}
   end
 end
 for i, key in ipairs(KEYS) do

@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from service import create_app
-from service.ratelimit import address_key
+from service.ratelimit import account_digest, address_key
 from tests.conftest import delete_all_rows, make_settings
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
@@ -431,6 +431,21 @@ async def test_redis_failure_counters_expire_after_the_window(
 
     assert (await login(client, "alice", PASSWORD)).status_code == 200
     await fail(client, "alice", 1)  # leaves a counter for the fixture's expiry check
+
+
+async def test_a_full_redis_counter_without_expiry_is_given_one(
+    make_app: AppFactory, shared_redis: dict[str, Any]
+) -> None:
+    key = f"{shared_redis['rate_limit_key_prefix']}fail:user:{account_digest('alice')}"
+    redis = Redis.from_url(redis_url())
+    try:
+        await redis.set(key, 99)  # as a crash or an operator might leave it: no expiry
+        client = (await make_app(**shared_redis)).test_client()
+
+        await assert_rate_limited(await login(client, "Alice", PASSWORD))
+        assert 0 < await redis.pttl(key) <= 60_000
+    finally:
+        await redis.aclose()
 
 
 async def test_instances_without_redis_count_on_their_own(make_app: AppFactory) -> None:
