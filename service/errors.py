@@ -143,7 +143,10 @@ def problem(
 def validation_errors(error: ValidationError) -> list[dict[str, str]]:
     """pydantic's errors as ``{"field", "message"}`` pairs; input values are never echoed."""
     return [
-        {"field": ".".join(str(part) for part in item["loc"]) or "body", "message": item["msg"]}
+        {
+            "field": ".".join(str(part) for part in item["loc"]) or "body",
+            "message": item["msg"].removeprefix("Value error, "),
+        }
         for item in error.errors(include_url=False, include_input=False)
     ]
 

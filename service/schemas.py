@@ -22,7 +22,11 @@ def _reject_unstorable(value: str) -> str:
     return value
 
 
-SafeStr = Annotated[str, AfterValidator(_reject_unstorable)]
+#: Put it last in an ``Annotated`` string type, after the ``StringConstraints``: placed before
+#: them, pydantic reports lengths in "items" ("at least 3 items") instead of characters.
+STORABLE = AfterValidator(_reject_unstorable)
+
+SafeStr = Annotated[str, STORABLE]
 
 
 class FieldError(BaseModel):

@@ -17,15 +17,19 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from service.schemas import SafeStr
+from service.schemas import STORABLE, SafeStr
 from service.security.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, password_problem
 from service.security.tokens import MAX_TOKEN_LENGTH
 
 Username = Annotated[
-    SafeStr, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@+-]+$")
+    str,
+    StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@+-]+$"),
+    STORABLE,
 ]
 Password = Annotated[
-    SafeStr, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
+    str,
+    StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH),
+    STORABLE,
 ]
 PASSWORD_RULES = (
     f"{MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters, all of them significant; "

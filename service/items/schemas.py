@@ -8,10 +8,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from service.schemas import SafeStr
+from service.schemas import STORABLE
 
-Name = Annotated[SafeStr, StringConstraints(min_length=1, max_length=200)]
-Description = Annotated[SafeStr, StringConstraints(max_length=10_000)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), STORABLE]
+Description = Annotated[str, StringConstraints(max_length=10_000), STORABLE]
 
 
 class ItemCreate(BaseModel):
@@ -72,6 +72,6 @@ class ItemListQuery(BaseModel):
     """Paging parameters."""
 
     limit: int = Field(20, ge=1, le=100, description="Items per page.")
-    cursor: Annotated[SafeStr, StringConstraints(max_length=200)] | None = Field(
+    cursor: Annotated[str, StringConstraints(max_length=200), STORABLE] | None = Field(
         None, description="`next_cursor` of the previous page."
     )
