@@ -6,14 +6,14 @@ session (SPEC section 5). Each key is named by its RFC 7638 thumbprint (``kid``)
 token carries in its header; verification looks the key up by that name only.
 
 - HS256: the signing key is ``SECRET_KEY``; ``SECRET_KEY_FALLBACKS`` only verify. Nothing is
-  published: an HMAC key is a secret (RFC 7517 section 9.3).
+  published: an HMAC key is a secret (RFC 7517 section 9.2).
 - RS256, ES256, Ed25519: the signing key is the PEM private key in ``JWT_PRIVATE_KEY`` (or the
   file ``JWT_PRIVATE_KEY_FILE``); PEM keys in ``JWT_VERIFY_KEYS`` (or ``JWT_VERIFY_KEYS_FILE``)
   only verify. Of a verify-only key just the public half is kept, even if a private one is
   given. The public keys are published as a JWK Set (RFC 7517 section 5).
 
 ``EdDSA`` is accepted as the configured name of Ed25519, but tokens carry the fully specified
-``alg`` value ``Ed25519`` (RFC 9864 section 2.2, which deprecates ``EdDSA`` in JWS).
+``alg`` value ``Ed25519`` (RFC 9864 section 2, which deprecates ``EdDSA`` in JWS).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Final, Literal, TypeAlias, get_args
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -28,11 +29,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
-#: The JWS ``alg`` values this service signs with (RFC 7518 section 3.1, RFC 9864 section 2.2).
+#: The JWS ``alg`` values this service signs with (RFC 7518 section 3.1, RFC 9864 section 2).
 Algorithm: TypeAlias = Literal["HS256", "RS256", "ES256", "Ed25519"]
 ALGORITHMS: Final[tuple[Algorithm, ...]] = get_args(Algorithm)
 AsymmetricAlgorithm: TypeAlias = Literal["RS256", "ES256", "Ed25519"]
-ASYMMETRIC_ALGORITHMS: Final[tuple[AsymmetricAlgorithm, ...]] = get_args(AsymmetricAlgorithm)
 #: Older names still accepted in configuration, and the algorithm each means (RFC 9864 section 2).
 ALGORITHM_ALIASES: Final[Mapping[str, Algorithm]] = {"EdDSA": "Ed25519"}
 
@@ -60,7 +60,7 @@ def canonical_algorithm(name: str) -> Algorithm:
     """The ``alg`` value for a configured algorithm name.
 
     ``EdDSA`` (RFC 8037 section 3.1) named a signature whose curve the key decides; RFC 9864
-    section 2.2 replaces it for Ed25519 keys with the fully specified ``Ed25519``, which is what
+    section 2 replaces it for Ed25519 keys with the fully specified ``Ed25519``, which is what
     tokens carry. Names are case-sensitive, as JOSE ``alg`` values are (RFC 7515 section 4.1.1).
     """
     name = ALGORITHM_ALIASES.get(name, name)
@@ -69,11 +69,6 @@ def canonical_algorithm(name: str) -> Algorithm:
             return algorithm
     allowed = ", ".join([*ALGORITHMS, *ALGORITHM_ALIASES])
     raise KeyConfigError(f"unknown algorithm {name!r}; use one of {allowed}")
-
-
-def is_asymmetric(algorithm: Algorithm) -> bool:
-    """Whether ``algorithm`` signs with a private key and verifies with a public one."""
-    return algorithm != "HS256"
 
 
 def describe_key(key: object) -> str:
@@ -95,7 +90,7 @@ def key_problem(key: object, algorithm: AsymmetricAlgorithm) -> str | None:
     RFC 8725 section 3.1: each key is used with exactly one algorithm, checked up front.
     RS256 wants an RSA key of at least 2048 bits (RFC 7518 section 3.3); ES256 is ECDSA on
     P-256 only (RFC 7518 section 3.4, the curve is part of the algorithm); Ed25519 wants an
-    Ed25519 key (RFC 9864 section 2.2).
+    Ed25519 key (RFC 9864 section 2).
     """
     if algorithm == "RS256":
         if not isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
@@ -197,7 +192,7 @@ class KeySet:
         ]
         object.__setattr__(self, "_jwks", {"keys": published})
 
-    @property
+    @cached_property
     def signing_kid(self) -> str:
         """The ``kid`` every newly issued token carries."""
         return self.signing_key.thumbprint()
@@ -280,14 +275,6 @@ def private_key_pem(key: PrivateKey) -> str:
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
-    ).decode("ascii")
-
-
-def public_key_pem(key: PrivateKey | PublicKey) -> str:
-    """The public half of ``key`` as a SubjectPublicKeyInfo PEM block (for ``JWT_VERIFY_KEYS``)."""
-    public = key.public_key() if isinstance(key, _PRIVATE_KEY_TYPES) else key
-    return public.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode("ascii")
 
 
