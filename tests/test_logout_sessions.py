@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from quart.typing import TestClientProtocol as Client
 
+from service.auth.sessions import NewSession, proves_live_session
+from service.security.tokens import ACCESS_TYP, REFRESH_TYP, VerifiedToken
 from tests.auth_helpers import (
     another_login,
     assert_session_alive,
@@ -17,6 +19,64 @@ from tests.auth_helpers import (
     refresh,
 )
 from tests.conftest import Account
+
+# --- the rule for acting on other sessions -------------------------------------------------
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+USER = uuid.uuid4()
+
+
+def a_session(**changes: object) -> NewSession:
+    values: dict[str, object] = {
+        "id": uuid.uuid4(),
+        "user_id": USER,
+        "expires_at": NOW + timedelta(days=1),
+        "refresh_jti": "live-jti",
+    }
+    values.update(changes)
+    return NewSession(**values)  # type: ignore[arg-type]
+
+
+def a_token(session: NewSession, typ: str, jti: str = "live-jti") -> VerifiedToken:
+    return VerifiedToken(
+        typ=typ,
+        user_id=session.user_id,
+        session_id=session.id,
+        token_id=jti,
+        not_before=0,
+        expires_at=2**40,
+    )
+
+
+def test_a_live_session_is_proven_by_its_access_token_and_its_unspent_refresh_token() -> None:
+    session = a_session()
+
+    assert proves_live_session(session, a_token(session, ACCESS_TYP, "any-access-jti"), NOW)
+    assert proves_live_session(session, a_token(session, REFRESH_TYP), NOW)
+
+
+@pytest.mark.parametrize(
+    ("session", "typ", "jti"),
+    [
+        (a_session(revoked_at=NOW - timedelta(seconds=1)), ACCESS_TYP, "x"),
+        (a_session(revoked_at=NOW - timedelta(seconds=1)), REFRESH_TYP, "live-jti"),
+        (a_session(expires_at=NOW), ACCESS_TYP, "x"),
+        (a_session(), REFRESH_TYP, "spent-jti"),
+        (a_session(user_id=uuid.uuid4()), ACCESS_TYP, "x"),
+    ],
+    ids=["revoked-access", "revoked-refresh", "expired", "spent-refresh", "other-user"],
+)
+def test_an_ended_session_a_spent_token_or_another_user_proves_nothing(
+    session: NewSession, typ: str, jti: str
+) -> None:
+    token = a_token(a_session(id=session.id), typ, jti)
+
+    assert not proves_live_session(session, token, NOW)
+
+
+def test_no_session_proves_nothing() -> None:
+    assert not proves_live_session(None, a_token(a_session(), ACCESS_TYP), NOW)
+
 
 # --- logout ---------------------------------------------------------------------------------
 

@@ -206,11 +206,13 @@ def proves_live_session(session: SessionLike | None, token: VerifiedToken, now: 
     """Whether ``token`` belongs to a live session and may act for it on other sessions.
 
     An access token proves it while its session is live (as for any protected route); a
-    refresh token only while it is the session's unspent one (``decide_refresh`` says ROTATE).
+    refresh token only while it is the session's unspent one.
     """
-    if token.typ == REFRESH_TYP:
-        return decide_refresh(session, token, now) is RefreshDecision.ROTATE
-    return decide_refresh(session, token, now) is not RefreshDecision.DEAD
+    if session is None or session.user_id != token.user_id:
+        return False
+    if session.revoked_at is not None or session.expires_at <= now:
+        return False
+    return token.typ != REFRESH_TYP or session.refresh_jti == token.token_id
 
 
 async def log_out(services: Services, token: VerifiedToken, scope: LogoutScope) -> None:
