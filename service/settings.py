@@ -156,7 +156,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated allowed origins; none by default."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO (one access line per request), WARNING or ERROR."
+    )
     port: int = Field(8000, ge=1, le=65_535, description="Port of `service serve`.")
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger request bodies get 413."

@@ -1,0 +1,68 @@
+"""The README keeps up with the code: its commands, settings and dependency tables are complete."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import tomllib
+from pathlib import Path
+from types import ModuleType
+
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def settings_table_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "settings_table", ROOT / "scripts" / "settings_table.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def section(heading: str) -> str:
+    """The text of the README section ``## heading`` up to the next ``## `` heading."""
+    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", README, re.S | re.M)
+    assert match, f"README.md has no '## {heading}' section"
+    return match.group(1)
+
+
+def test_the_readme_opens_with_the_two_commands() -> None:
+    first_block = README.split("```", 2)[1]
+    assert "python3 -m pip install uv && python3 -m uv run --locked service serve" in first_block
+    assert "./scripts/test" in first_block
+    assert os.access(ROOT / "scripts" / "test", os.X_OK)
+    assert "./scripts/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_setting_has_a_description() -> None:
+    undocumented = [name for name, info in Settings.model_fields.items() if not info.description]
+    assert not undocumented
+
+
+def test_the_configuration_table_matches_the_settings() -> None:
+    script = settings_table_script()
+    assert script.readme_table(README) == script.table(), (
+        "README.md's configuration table is out of date: "
+        "run `uv run python scripts/settings_table.py --write`"
+    )
+
+
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower()
+
+
+def test_every_dependency_is_explained() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    names = [_requirement_name(r) for r in project["project"]["dependencies"]]
+    for group in project["dependency-groups"].values():
+        names += [_requirement_name(r) for r in group if isinstance(r, str)]
+    table = section("Dependencies")
+    missing = [name for name in names if f"| `{name}` |" not in table]
+    assert not missing, f"add a row for each to the README's Dependencies table: {missing}"
