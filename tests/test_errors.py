@@ -8,7 +8,9 @@ import json
 import logging
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -353,6 +355,20 @@ def missing_database_url() -> str:
     return url.render_as_string(hide_password=False)
 
 
+@contextmanager
+def failed_sqlite_connections_finish() -> Iterator[None]:
+    """Wait for the worker threads of SQLite connections that failed to open to end.
+
+    aiosqlite queues the clean-up of a connection that failed to open without awaiting it; if
+    the test's event loop closed first, the thread would fail to report back to it.
+    """
+    before = set(threading.enumerate())
+    yield
+    for thread in set(threading.enumerate()) - before:
+        if "_connection_worker_thread" in thread.name:
+            thread.join(timeout=5)
+
+
 @pytest.fixture(params=["sqlite-unopenable", "postgresql-closed-port", "postgresql-missing-db"])
 async def down_app(request: pytest.FixtureRequest, unopenable_sqlite: str) -> AsyncIterator[Quart]:
     """The service with the same secret as ``app`` but a database that does not answer."""
@@ -362,8 +378,9 @@ async def down_app(request: pytest.FixtureRequest, unopenable_sqlite: str) -> As
         "postgresql-missing-db": missing_database_url(),
     }[request.param]
     app = create_app(make_settings(url, db_pool_timeout=2))
-    async with app.test_app() as test_app:
-        yield test_app.app
+    with failed_sqlite_connections_finish():
+        async with app.test_app() as test_app:
+            yield test_app.app
 
 
 async def assert_unavailable(response: Any) -> None:
@@ -428,18 +445,18 @@ async def test_the_service_recovers_when_a_sqlite_database_returns(tmp_path: Pat
     path.mkdir()
     url = f"sqlite:///{path}"
     app = create_app(make_settings(url))
-    async with app.test_app() as test_app:
-        client = test_app.test_client()
-        await assert_unavailable(await client.get("/readyz"))
-        await assert_unavailable(
-            await client.post("/login", form={"username": "a", "password": "b"})
-        )
+    with failed_sqlite_connections_finish():
+        async with app.test_app() as test_app:
+            client = test_app.test_client()
+            await assert_unavailable(await client.get("/readyz"))
+            login = {"username": "alice", "password": "quiet-harbour-lantern"}
+            await assert_unavailable(await client.post("/login", form=login))
 
-        path.rmdir()
-        await asyncio.to_thread(upgrade, make_settings(url))
+            path.rmdir()
+            await asyncio.to_thread(upgrade, make_settings(url))
 
-        assert (await client.get("/readyz")).status_code == 200
-        await sign_up(client, "alice")
+            assert (await client.get("/readyz")).status_code == 200
+            await sign_up(client, "alice")
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
