@@ -1,0 +1,185 @@
+"""The Postman collection in ``clients/postman``, run by newman against a real Hypercorn process.
+
+The collection walks the API as a Postman user clicks through it (signup, form login, item CRUD
+with ETags, refresh, reuse of a spent refresh token, logout) and its test scripts assert every
+answer. Here newman runs it against the Procfile's web command on a fresh database of each
+backend; the run passes only if newman exits 0 with no failed assertion and every request got
+the status the walk expects.
+
+The server is this module's own rather than the shared ``live_server`` fixture: other tests of
+that server (fuzzing ``/login``) may fill the per-address failure limit that the collection's
+logins count against.
+
+newman comes from npm (``.ci/run`` installs it). Without it the live test is skipped with a
+loud reason, except under ``CI=true``, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import BACKENDS, empty_database
+from tests.live_server import ROOT, start_live_server
+
+POSTMAN_DIR = ROOT / "clients" / "postman"
+COLLECTION = POSTMAN_DIR / "service.postman_collection.json"
+ENVIRONMENT = POSTMAN_DIR / "local.postman_environment.json"
+SCHEMA_V2_1 = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
+NEWMAN_TIMEOUT = 120
+
+#: The walk the collection takes, in order: method, path and the status newman must see.
+WALK = [
+    ("POST", "/signup", 201),
+    ("POST", "/signup", 409),
+    ("POST", "/login", 200),
+    ("POST", "/items", 201),
+    ("GET", "/items/{{item_id}}", 200),
+    ("PUT", "/items/{{item_id}}", 200),
+    ("PUT", "/items/{{item_id}}", 412),
+    ("PATCH", "/items/{{item_id}}", 200),
+    ("GET", "/items", 200),
+    ("DELETE", "/items/{{item_id}}", 204),
+    ("GET", "/items/{{item_id}}", 404),
+    ("POST", "/refresh", 200),
+    ("POST", "/refresh", 400),
+    ("GET", "/me", 401),
+    ("POST", "/login", 200),
+    ("GET", "/me", 200),
+    ("POST", "/logout", 204),
+    ("GET", "/me", 401),
+]
+
+
+def load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def requests_in_order(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The collection's requests as Postman and newman run them: folders depth first."""
+    found = []
+    for item in node.get("item", []):
+        found.extend(requests_in_order(item) if "item" in item else [item])
+    return found
+
+
+def scripts(item: dict[str, Any], listen: str) -> str:
+    return "\n".join(
+        "\n".join(event["script"]["exec"])
+        for event in item.get("event", [])
+        if event["listen"] == listen
+    )
+
+
+def newman_executable() -> str:
+    """The ``newman`` command; a loud skip without it (a failure under ``CI=true``)."""
+    newman = shutil.which("newman")
+    if newman is None:
+        message = "NEWMAN NOT INSTALLED: the Postman collection was not run (npm install -g newman)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI requires it (.ci/run installs it)", pytrace=False)
+        pytest.skip(message)
+    return newman
+
+
+def test_collection_is_a_v2_1_collection_walking_the_whole_flow() -> None:
+    collection = load(COLLECTION)
+    assert collection["info"]["schema"] == SCHEMA_V2_1
+
+    walk = [
+        (item["request"]["method"], item["request"]["url"]["raw"].removeprefix("{{baseUrl}}"))
+        for item in requests_in_order(collection)
+    ]
+
+    assert walk == [(method, path) for method, path, _ in WALK]
+
+
+def test_every_request_has_assertions_and_the_login_is_a_form() -> None:
+    collection = load(COLLECTION)
+    requests = requests_in_order(collection)
+
+    for item in requests:
+        assert "pm.test(" in scripts(item, "test"), f"{item['name']!r} asserts nothing"
+        assert item["request"]["url"]["raw"].startswith("{{baseUrl}}/"), item["name"]
+    logins = [item for item in requests if item["request"]["url"]["raw"].endswith("/login")]
+    for login in logins:
+        body = login["request"]["body"]
+        assert body["mode"] == "urlencoded", "Postman users log in with form fields"
+        assert {field["key"] for field in body["urlencoded"]} >= {"username", "password"}
+    assert "problem+json" in scripts(collection, "test"), "errors are checked on every request"
+
+
+def test_signup_picks_a_new_username_on_every_run() -> None:
+    signup = requests_in_order(load(COLLECTION))[0]
+
+    assert 'collectionVariables.set("username"' in scripts(signup, "prerequest")
+    assert "Date.now()" in scripts(signup, "prerequest")
+
+
+def test_environment_points_at_the_local_development_server() -> None:
+    environment = load(ENVIRONMENT)
+
+    values = {value["key"]: value for value in environment["values"]}
+
+    assert values["baseUrl"]["value"] == "http://127.0.0.1:8000"
+    assert values["baseUrl"]["enabled"] is True
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_newman_runs_the_collection_against_the_procfile_server(
+    backend: str, tmp_path: Path
+) -> None:
+    newman = newman_executable()
+    report_path = tmp_path / "newman-report.json"
+    with (
+        empty_database(backend, tmp_path) as database_url,
+        start_live_server(database_url, tmp_path) as server,
+    ):
+        result = subprocess.run(
+            [
+                newman,
+                "run",
+                str(COLLECTION),
+                "-e",
+                str(ENVIRONMENT),
+                "--env-var",
+                f"baseUrl={server.base_url}",
+                "--reporters",
+                "cli,json",
+                "--reporter-json-export",
+                str(report_path),
+                "--color",
+                "off",
+                "--timeout-request",
+                "10000",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=NEWMAN_TIMEOUT,
+            check=False,
+        )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"newman exited with {result.returncode}:\n{output}"
+    run = load(report_path)["run"]
+    assert run["failures"] == [], output
+    stats = run["stats"]
+    assert stats["assertions"]["failed"] == 0, output
+    assert stats["requests"]["failed"] == 0, output
+    executions = run["executions"]
+    seen = [
+        (execution["request"]["method"], execution["response"]["code"]) for execution in executions
+    ]
+    assert seen == [(method, status) for method, _, status in WALK], output
+    for execution in executions:
+        assertions = execution.get("assertions", [])
+        assert assertions, f"{execution['item']['name']!r} ran no assertion"
+        assert not any(assertion.get("error") for assertion in assertions), output
