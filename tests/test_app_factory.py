@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from quart import Quart
 from quart.typing import TestClientProtocol as Client
+from sqlalchemy import text
 
 from service import create_app
-from service.db import async_url
+from service.db import SQLITE_WRITE_WAIT_MS, async_url
 from service.settings import ConfigurationError, Settings, load_settings
 from tests.conftest import TEST_SECRET, make_settings, sign_up
 
@@ -172,6 +174,25 @@ def test_development_prefers_an_explicit_secret(clean_environment: Path) -> None
     development = Settings(_env_file=None, app_env="development", secret_key=STRONG_SECRET)  # type: ignore[call-arg]
     assert development.signing_secret() == STRONG_SECRET
     assert not (clean_environment / "instance").exists()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sqlite_writes_are_durable_and_reads_never_write(app: Quart) -> None:
+    """WAL with ``synchronous=FULL``: an acknowledged commit survives power loss (SPEC 6)."""
+    database = app.extensions["service"].db
+    async with database.write() as db:
+        pragmas = {
+            name: await db.scalar(text(f"PRAGMA {name}"))
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        }
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 2,  # FULL
+        "foreign_keys": 1,
+        "busy_timeout": SQLITE_WRITE_WAIT_MS,
+    }
+    async with database.read() as db:
+        assert await db.scalar(text("PRAGMA query_only")) == 1
 
 
 # --- DATABASE_URL forms ---------------------------------------------------------------------

@@ -48,6 +48,7 @@ async def assert_problem(response: Any, status: int) -> dict[str, Any]:
     assert isinstance(body["title"], str)
     assert body["title"]
     assert isinstance(body["detail"], str)
+    assert response.headers.get("X-Request-ID")
     text = await response.get_data(as_text=True)
     for leak in LEAKS:
         assert leak not in text
@@ -478,6 +479,30 @@ async def test_the_service_recovers_when_a_postgresql_database_returns(database_
             await sign_up(client, "alice")
     finally:
         await asyncio.to_thread(_drop_postgres_database, url)
+
+
+async def test_an_exhausted_connection_pool_gives_503_then_recovers(
+    app: Quart, settings: Settings
+) -> None:
+    small = create_app(make_settings(settings.database_url, db_pool_size=1, db_pool_timeout=0.2))
+    async with small.test_app() as test_app:
+        client = test_app.test_client()
+        account = await sign_up(client, "alice")
+        engine = small.extensions["service"].db.engine
+
+        async with engine.connect() as held:  # the pool's only connection, busy elsewhere
+            await held.exec_driver_sql("SELECT 1")
+            response = await client.post("/items", json={"name": "Book"}, headers=account.headers)
+            await assert_unavailable(response)
+            refresh = await client.post("/refresh", json={"refresh_token": account.refresh_token})
+            await assert_unavailable(refresh)
+
+        response = await client.post("/items", json={"name": "Book"}, headers=account.headers)
+        assert response.status_code == 201
+        # The refresh token was not spent by the refused attempt.
+        refresh = await client.post("/refresh", json={"refresh_token": account.refresh_token})
+        assert refresh.status_code == 200
+    assert await count(app, Item) == 1
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

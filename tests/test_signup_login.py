@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from datetime import datetime
 from typing import Any
 
 import pytest
+from passlib.context import CryptContext
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import select
@@ -341,6 +343,31 @@ async def test_the_password_is_stored_only_as_a_hash(app: Quart, client: Client)
     assert PASSWORD not in user.password_hash
     assert user.password_hash.startswith("$bcrypt-sha256$")
     assert user.username_key == username_key("Alice") == "alice"
+
+
+async def test_password_hashing_and_checking_run_off_the_event_loop(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bcrypt takes ~0.2 s a call at the default cost: on the loop it would stall all requests."""
+    threads: dict[str, list[bool]] = {}
+    for name in ("hash", "verify", "verify_and_update"):
+        original = getattr(CryptContext, name)
+
+        def spy(self: Any, *args: Any, _name: str = name, _original: Any = original) -> Any:
+            threads.setdefault(_name, []).append(
+                threading.current_thread() is threading.main_thread()
+            )
+            return _original(self, *args)
+
+        monkeypatch.setattr(CryptContext, name, spy)
+
+    await signup(client, "alice")
+    await client.post("/login", form={"username": "alice", "password": PASSWORD})
+    await client.post("/login", form={"username": "alice", "password": "wrong-password-x"})
+    await client.post("/login", form={"username": "nobody", "password": "wrong-password-x"})
+
+    assert set(threads) == {"hash", "verify", "verify_and_update"}
+    assert not any(on_main for calls in threads.values() for on_main in calls)
 
 
 # --- NUL bytes and lone surrogates ----------------------------------------------------------
