@@ -6,13 +6,13 @@ import asyncio
 import base64
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from service.models import Item
 from tests.conftest import Account
@@ -228,6 +228,43 @@ async def test_every_change_gives_a_new_etag(client: Client, alice: Account) -> 
     assert (await fetch(client, alice, item_id)).headers["ETag"] == tags[-1]
 
 
+@pytest.mark.parametrize(
+    ("name", "description"),
+    [
+        pytest.param("n" * 200, "d" * 10_000, id="longest"),
+        pytest.param("\U0001f4da" * 200, "\U0001f600" * 2_000, id="longest-astral"),
+        pytest.param("x", "", id="shortest"),
+        pytest.param("Caf\u00e9 \u2014 \u4e66", "line one\nline two\t\u00ff", id="unicode"),
+    ],
+)
+async def test_item_text_is_stored_exactly_up_to_its_limits(
+    client: Client, alice: Account, name: str, description: str
+) -> None:
+    item = await create(client, alice, name, description)
+
+    stored = await (await fetch(client, alice, item["id"])).get_json()
+
+    assert stored["name"] == name
+    assert stored["description"] == description
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"name": "n" * 201}, id="name-too-long"),
+        pytest.param({"name": "\U0001f4da" * 201}, id="astral-name-too-long"),
+        pytest.param({"name": "x", "description": "d" * 10_001}, id="description-too-long"),
+    ],
+)
+async def test_item_text_over_its_limits_is_422(
+    app: Quart, client: Client, alice: Account, body: dict[str, str]
+) -> None:
+    response = await client.post("/items", json=body, headers=alice.headers)
+
+    assert response.status_code == 422
+    assert await count_items(app) == 0
+
+
 async def test_delete_item_then_it_is_gone(app: Quart, client: Client, alice: Account) -> None:
     item = await create(client, alice, "Book")
 
@@ -429,6 +466,31 @@ async def test_a_garbage_cursor_is_422(client: Client, alice: Account, cursor: s
     assert [error["field"] for error in (await response.get_json())["errors"]] == ["cursor"]
 
 
+async def test_items_created_in_the_same_instant_are_each_listed_once(
+    app: Quart, client: Client, alice: Account
+) -> None:
+    instant = datetime.now(UTC)
+    async with app.extensions["service"].db.write() as db:
+        await db.run(
+            insert(Item),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "owner_id": uuid.UUID(alice.id),
+                    "name": f"twin {n}",
+                    "version": 1,
+                    "created_at": instant,
+                    "updated_at": instant,
+                }
+                for n in range(5)
+            ],
+        )
+
+    ids = await all_pages(client, alice, limit=1)
+
+    assert len(ids) == len(set(ids)) == 5
+
+
 async def test_paging_is_stable_under_concurrent_inserts(client: Client, alice: Account) -> None:
     existing = [(await create(client, alice, f"old {n}"))["id"] for n in range(10)]
     seen: list[str] = []
@@ -618,6 +680,8 @@ async def test_items_need_a_bearer_token(
         "Bearer not-a-token",
         "Bearer a.b.c",
         "bearer eyJhbGciOiJub25lIn0.e30.",
+        "Bearer \u00e9.\u00e9.\u00e9",
+        "Bearer " + "a" * 5000,
     ],
 )
 @pytest.mark.parametrize(("method", "path"), ITEM_ROUTES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import uuid
@@ -84,6 +85,17 @@ async def test_signup_refuses_a_username_taken_in_any_letter_case(
     assert response.mimetype == "application/problem+json"
     body = await response.get_json()
     assert body["status"] == 409
+    assert len(await stored_users(app)) == 1
+
+
+async def test_concurrent_signups_of_one_username_create_one_account(
+    app: Quart, client: Client
+) -> None:
+    names = ["alice", "ALICE", "Alice", "aLiCe"] * 2
+
+    responses = await asyncio.gather(*(signup(client, name) for name in names))
+
+    assert sorted(response.status_code for response in responses) == [201] + [409] * 7
     assert len(await stored_users(app)) == 1
 
 
