@@ -1,10 +1,14 @@
 """The OpenAPI document's extras and the interactive docs page, with assets served locally.
 
 quart-schema builds ``/openapi.json`` from the route decorators; ``ServiceOpenAPIProvider``
-adds what it cannot know: errors are ``application/problem+json`` and the one form route
-(``/login``) also takes multipart and JSON bodies. ``/docs`` is Swagger UI whose JavaScript and
-CSS come from the installed ``swagger-ui-bundle-v2`` package through this blueprint, never from a
-CDN, so "Authorize" and "Try it out" work offline and under a strict Content-Security-Policy.
+adds what it cannot know: errors are ``application/problem+json``; every operation that reads a
+body can answer 400, 413 and 415 before its handler runs; a body may be optional
+(``optional_body``); which headers responses carry (``response_headers``, ``PROBLEM_HEADERS``);
+and the one form route (``/login``) also takes multipart and JSON bodies.
+
+``/docs`` is Swagger UI whose JavaScript and CSS come from the installed ``swagger-ui-bundle-v2``
+package through this blueprint, never from a CDN, so "Authorize" and "Try it out" work offline
+and under a strict Content-Security-Policy.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from quart import Blueprint, Response, send_from_directory
 from quart_schema import DataSource, OpenAPIProvider, document_response, hide
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import NotFound
-from werkzeug.routing import Rule
+from werkzeug.routing import BaseConverter, Rule, UUIDConverter
 
 from service.schemas import Problem
 
@@ -49,12 +53,75 @@ DOCS_CSP = (
 T = TypeVar("T", bound=Callable[..., Any])
 
 _NO_CONTENT_ATTRIBUTE = "_service_no_content"
+_NOT_MODIFIED_ATTRIBUTE = "_service_not_modified"
+_OPTIONAL_BODY_ATTRIBUTE = "_service_optional_body"
+_HEADERS_ATTRIBUTE = "_service_response_headers"
+
+#: The response headers the document describes (OpenAPI header objects), by name.
+RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": {
+        "description": "The item's version: send it in `If-Match` or `If-None-Match`.",
+        "schema": {"type": "string", "pattern": '^"[0-9]+"$'},
+    },
+    "Location": {
+        "description": "The path of the new resource.",
+        "schema": {"type": "string"},
+    },
+    "Cache-Control": {
+        "description": "`no-store`: a response with tokens must not be cached.",
+        "schema": {"type": "string", "pattern": "no-store"},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    "WWW-Authenticate": {
+        "description": 'The bearer challenge (RFC 6750 section 3), with `error="invalid_token"` '
+        "when a token was sent and refused.",
+        "schema": {"type": "string", "pattern": "^Bearer "},
+    },
+}
+#: Headers every problem response of a status carries.
+PROBLEM_HEADERS = {401: ("WWW-Authenticate",), 429: ("Retry-After",), 503: ("Retry-After",)}
+#: Headers of the bodiless answers.
+EMPTY_RESPONSE_HEADERS = {304: ("ETag",)}
+
+#: What any operation that reads a body can answer before its handler runs: a body that is not
+#: JSON (400), too large (413) or of another media type (415); see ``service/http.py``.
+BODY_PROBLEMS = (400, 413, 415)
 
 
 def no_content(handler: T) -> T:
     """Document that a route answers ``204 No Content`` on success."""
     setattr(handler, _NO_CONTENT_ATTRIBUTE, True)
     return handler
+
+
+def not_modified(handler: T) -> T:
+    """Document that a conditional read can answer ``304 Not Modified`` (with its ``ETag``)."""
+    setattr(handler, _NOT_MODIFIED_ATTRIBUTE, True)
+    return handler
+
+
+def optional_body(handler: T) -> T:
+    """Document that a route's request body may be left out (``requestBody.required: false``)."""
+    setattr(handler, _OPTIONAL_BODY_ATTRIBUTE, True)
+    return handler
+
+
+def response_headers(status: int, *names: str) -> Callable[[T], T]:
+    """Document headers (names of ``RESPONSE_HEADERS``) that a route's ``status`` always has.
+
+    Documentation only: nothing checks them at run time, where each check would cost time on
+    every response; the schemathesis run checks them against the live service.
+    """
+
+    def decorate(handler: T) -> T:
+        documented: dict[int, tuple[str, ...]] = getattr(handler, _HEADERS_ATTRIBUTE, {})
+        setattr(handler, _HEADERS_ATTRIBUTE, {**documented, status: names})
+        return handler
+
+    return decorate
 
 
 def problems(*status_codes: int) -> Callable[[T], T]:
@@ -89,17 +156,50 @@ class ServiceOpenAPIProvider(OpenAPIProvider):
     """quart-schema's generator, with problem+json errors and the login body's three encodings."""
 
     def generate_rules(self) -> Iterable[Rule]:
-        """Leave out the trailing-slash twins (``/items/``) that exist for old clients."""
+        """Leave out the trailing-slash twins (``/items/``) that exist for old clients, and the
+        static files of the docs page, which are not part of the API."""
         for rule in super().generate_rules():
-            if not (rule.rule.endswith("/") and rule.rule != "/"):
+            trailing_slash = rule.rule.endswith("/") and rule.rule != "/"
+            static = rule.endpoint == "static" or rule.endpoint.endswith(".static")
+            if not (trailing_slash or static):
                 yield rule
 
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)
-        if getattr(self._app.view_functions[rule.endpoint], _NO_CONTENT_ATTRIBUTE, False):
-            for operation in next(iter(paths.values())).values():
-                operation["responses"]["204"] = {"description": "No Content"}
+        handler = self._app.view_functions[rule.endpoint]
+        for operation in next(iter(paths.values())).values():
+            responses = operation["responses"]
+            if getattr(handler, _NO_CONTENT_ATTRIBUTE, False):
+                responses[204] = {"description": "No Content"}
+            if getattr(handler, _NOT_MODIFIED_ATTRIBUTE, False):
+                responses[304] = {"description": "Not Modified"}
+            if "requestBody" in operation:
+                if getattr(handler, _OPTIONAL_BODY_ATTRIBUTE, False):
+                    operation["requestBody"]["required"] = False
+                for status in BODY_PROBLEMS:
+                    if status not in responses:
+                        responses[status], problem_components = self.build_response_object(
+                            Problem, None
+                        )
+                        components.update(problem_components)
+            headers = {
+                **PROBLEM_HEADERS,
+                **EMPTY_RESPONSE_HEADERS,
+                **getattr(handler, _HEADERS_ATTRIBUTE, {}),
+            }
+            for status, names in headers.items():
+                if status in responses:
+                    responses[status]["headers"] = {
+                        name: {**RESPONSE_HEADERS[name], "required": True} for name in names
+                    }
         return paths, components
+
+    def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
+        """``<uuid:...>`` path parameters are documented as ``format: uuid``."""
+        parameter = super().build_path_parameter(name, converter)
+        if isinstance(converter, UUIDConverter):
+            parameter["schema"]["format"] = "uuid"
+        return parameter
 
     def build_response_object(
         self, model: Any, headers_model: Any

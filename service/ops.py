@@ -6,6 +6,7 @@ from pydantic import BaseModel
 from quart import Blueprint
 from quart_schema import tag_blueprint, validate_response
 
+from service.docs import problems
 from service.errors import ServiceUnavailable
 from service.extensions import services
 
@@ -28,6 +29,7 @@ async def healthz() -> Health:
 
 @bp.get("/readyz")
 @validate_response(Health)
+@problems(503)
 async def readyz() -> Health:
     """Readiness: the database answers a query. `503` with `Retry-After` when it does not."""
     try:

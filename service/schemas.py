@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 
 def _reject_unstorable(value: str) -> str:
@@ -22,9 +25,34 @@ def _reject_unstorable(value: str) -> str:
     return value
 
 
+#: The NUL rule as the documented schema states it, so clients (and schemathesis) know it.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
+@dataclass(frozen=True, slots=True)
+class _Storable:
+    """``_reject_unstorable`` after the string's own checks, documented as a ``pattern``.
+
+    The check stays in Python (no regex runs on the request path); a string type that has a
+    pattern of its own (usernames) keeps it, as that one already excludes NUL.
+    """
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(_reject_unstorable, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.setdefault("pattern", NO_NUL_PATTERN)
+        return json_schema
+
+
 #: Put it last in an ``Annotated`` string type, after the ``StringConstraints``: placed before
 #: them, pydantic reports lengths in "items" ("at least 3 items") instead of characters.
-STORABLE = AfterValidator(_reject_unstorable)
+STORABLE = _Storable()
 
 SafeStr = Annotated[str, STORABLE]
 

@@ -32,7 +32,7 @@ from service.auth.schemas import (
     TokenPair,
     UserOut,
 )
-from service.docs import no_content, problems
+from service.docs import no_content, optional_body, problems, response_headers
 from service.errors import (
     InvalidRequest,
     NotFound,
@@ -50,7 +50,8 @@ tag_blueprint(bp, ["auth"])
 @bp.post("/signup")
 @validate_request(SignupRequest)
 @validate_response(UserOut, 201)
-@problems(429)
+@response_headers(201, "Location")
+@problems(409, 422, 429)
 async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
     """Create an account.
 
@@ -64,7 +65,8 @@ async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
 @bp.post("/login")
 @document_request(PasswordGrant, source=DataSource.FORM)
 @validate_response(TokenPair)
-@problems(429)
+@response_headers(200, "Cache-Control")
+@problems(400, 429)
 async def login() -> tuple[TokenPair, int, Headers]:
     """Log in with a username and password; get an access and a refresh token.
 
@@ -88,7 +90,8 @@ async def login() -> tuple[TokenPair, int, Headers]:
 @bp.post("/refresh")
 @document_request(RefreshRequest)
 @validate_response(TokenPair)
-@problems(429)
+@response_headers(200, "Cache-Control")
+@problems(400, 429)
 async def refresh() -> tuple[TokenPair, int, Headers]:
     """Spend a refresh token for a new pair.
 
@@ -103,6 +106,7 @@ async def refresh() -> tuple[TokenPair, int, Headers]:
 @bp.get("/me")
 @login_required
 @validate_response(UserOut)
+@problems(401, 404)
 async def me() -> UserOut:
     """The account of the caller."""
     async with services().db.read() as db:
@@ -115,6 +119,7 @@ async def me() -> UserOut:
 @bp.post("/logout")
 @document_request(LogoutRequest)
 @security_scheme([*BEARER_SECURITY, {}])
+@optional_body
 @no_content
 @problems(401, 422)
 async def logout() -> tuple[str, int]:

@@ -6,6 +6,7 @@ import uuid
 
 from quart import Blueprint, Response, request
 from quart_schema import (
+    document_headers,
     security_scheme_blueprint,
     tag_blueprint,
     validate_querystring,
@@ -15,7 +16,7 @@ from quart_schema import (
 from werkzeug.datastructures import Headers
 
 from service.auth.bearer import BEARER_SECURITY, current_principal, require_bearer
-from service.docs import no_content, problems
+from service.docs import no_content, not_modified, problems, response_headers
 from service.errors import NotFound, PreconditionFailed
 from service.extensions import services
 from service.http import etag, headers, if_match_versions, if_none_match
@@ -29,6 +30,8 @@ from service.items.schemas import (
     ItemPage,
     ItemPatch,
     ItemReplace,
+    ReadConditions,
+    WriteConditions,
 )
 
 bp = Blueprint("items", __name__)
@@ -47,6 +50,7 @@ def _out(item: ItemRow, status: int = 200, **extra: str) -> tuple[ItemOut, int, 
 @bp.post("/items/")
 @validate_request(ItemCreate)
 @validate_response(ItemOut, 201)
+@response_headers(201, "ETag", "Location")
 @problems(401, 422)
 async def create_item(data: ItemCreate) -> tuple[ItemOut, int, Headers]:
     """Create an item owned by the caller."""
@@ -80,7 +84,10 @@ async def list_items(query_args: ItemListQuery) -> ItemPage:
 
 
 @bp.get("/items/<uuid:item_id>")
+@document_headers(ReadConditions)
 @validate_response(ItemOut)
+@response_headers(200, "ETag")
+@not_modified
 @problems(401, 404)
 async def read_item(item_id: uuid.UUID) -> tuple[ItemOut, int, Headers] | Response:
     """Read one of the caller's items; `If-None-Match` with its `ETag` gives `304`."""
@@ -94,8 +101,10 @@ async def read_item(item_id: uuid.UUID) -> tuple[ItemOut, int, Headers] | Respon
 
 
 @bp.put("/items/<uuid:item_id>")
+@document_headers(WriteConditions)
 @validate_request(ItemReplace)
 @validate_response(ItemOut)
+@response_headers(200, "ETag")
 @problems(401, 404, 412, 422)
 async def replace_item(item_id: uuid.UUID, data: ItemReplace) -> tuple[ItemOut, int, Headers]:
     """Replace an item; send `If-Match` with its `ETag` to refuse overwriting a newer version."""
@@ -103,8 +112,10 @@ async def replace_item(item_id: uuid.UUID, data: ItemReplace) -> tuple[ItemOut, 
 
 
 @bp.patch("/items/<uuid:item_id>")
+@document_headers(WriteConditions)
 @validate_request(ItemPatch)
 @validate_response(ItemOut)
+@response_headers(200, "ETag")
 @problems(401, 404, 412, 422)
 async def update_item(item_id: uuid.UUID, data: ItemPatch) -> tuple[ItemOut, int, Headers]:
     """Change some fields of an item; `If-Match` as for PUT."""

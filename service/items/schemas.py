@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from service.schemas import STORABLE
 
@@ -32,7 +33,8 @@ class ItemPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = None
+    # Optional but never null: ``SkipJsonSchema`` keeps ``null`` out of the documented type.
+    name: Name | SkipJsonSchema[None] = None
     description: Description | None = None
 
     @field_validator("name")
@@ -74,4 +76,22 @@ class ItemListQuery(BaseModel):
     limit: int = Field(20, ge=1, le=100, description="Items per page.")
     cursor: Annotated[str, StringConstraints(max_length=200), STORABLE] | None = Field(
         None, description="`next_cursor` of the previous page."
+    )
+
+
+class ReadConditions(BaseModel):
+    """The conditional request header of a read (RFC 9110 section 13.1.2); documented only."""
+
+    if_none_match: str | SkipJsonSchema[None] = Field(
+        None, description="An `ETag` of the item (or `*`): `304 Not Modified` if it is current."
+    )
+
+
+class WriteConditions(BaseModel):
+    """The conditional request header of an update (RFC 9110 section 13.1.1); documented only."""
+
+    if_match: str | SkipJsonSchema[None] = Field(
+        None,
+        description="`ETag`s of the item (or `*`): `412` unless one names the current version, "
+        "so an update never overwrites a change it has not seen.",
     )
