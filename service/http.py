@@ -13,6 +13,8 @@ from quart import Request, request
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
+from service.errors import InvalidRequest
+
 
 def headers(**values: str) -> Headers:
     """Response headers for a ``(body, status, headers)`` return value.
@@ -59,11 +61,18 @@ def client_address() -> str | None:
 
 
 async def read_form_or_json() -> Any:
-    """The body of a token endpoint: form fields (urlencoded or multipart) or parsed JSON."""
+    """The body of a token endpoint: form fields (urlencoded or multipart) or parsed JSON.
+
+    JSON that does not parse is ``invalid_request`` there (RFC 6749 section 5.2), so OAuth
+    clients get the ``error`` code they look for.
+    """
     if request.mimetype in FORM_TYPES:
         form = await request.form
         return {key: form[key] for key in form}
-    return await request.get_json()
+    try:
+        return await request.get_json()
+    except BadRequest:
+        raise InvalidRequest("The request body is not valid JSON.") from None
 
 
 def etag(version: int) -> str:

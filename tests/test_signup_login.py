@@ -262,6 +262,19 @@ async def test_login_with_a_json_array_is_invalid_request(client: Client) -> Non
     assert (await response.get_json())["error"] == "invalid_request"
 
 
+@pytest.mark.parametrize("path", ["/login", "/refresh"])
+@pytest.mark.parametrize("data", [b'{"username": ', b"", b"\xff"], ids=["cut", "empty", "bytes"])
+async def test_malformed_json_at_a_token_endpoint_is_invalid_request(
+    client: Client, path: str, data: bytes
+) -> None:
+    response = await client.post(path, data=data, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert (await response.get_json())["error"] == "invalid_request"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
 async def test_unknown_user_and_wrong_password_get_the_identical_answer(client: Client) -> None:
     await signup(client, "alice")
 
