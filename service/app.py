@@ -6,7 +6,7 @@ from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
 from quart_schema import HttpSecurityScheme, Info, OAuth2SecurityScheme, QuartSchema
 
-from service import observability, ratelimit
+from service import lifecycle, observability, ratelimit
 from service.auth.routes import bp as auth_bp
 from service.docs import ServiceOpenAPIProvider
 from service.docs import bp as docs_bp
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     with a message naming the variable.
     """
     settings = settings or load_settings_or_exit()
-    observability.configure_logging(settings.log_level)
+    observability.configure_logging(settings)
 
     app = Quart(__name__)
     app.request_class = ApiRequest
@@ -64,6 +64,10 @@ def create_app(settings: Settings | None = None) -> Quart:
     register_error_handlers(app)
     for blueprint in (auth_bp, items_bp, ops_bp, docs_bp):
         app.register_blueprint(blueprint)
+
+    @app.before_serving
+    async def _graceful_stop() -> None:
+        pass  # lifecycle.leave_sigterm_to_the_master()
 
     @app.after_serving
     async def _close_database() -> None:
