@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     @app.before_serving
     async def _graceful_stop() -> None:
-        pass  # lifecycle.leave_sigterm_to_the_master()
+        lifecycle.leave_sigterm_to_the_master()
 
     @app.after_serving
     async def _close_database() -> None:
