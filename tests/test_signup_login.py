@@ -343,6 +343,22 @@ async def test_login_upgrades_the_hash_when_bcrypt_rounds_rise(
     assert again.status_code == 200
 
 
+async def test_login_keeps_a_stronger_hash_when_bcrypt_rounds_fall(
+    app: Quart, client: Client, settings: Settings
+) -> None:
+    stronger = create_app(make_settings(settings.database_url, bcrypt_rounds=5))
+    async with stronger.test_app() as test_app:
+        account: Account = await sign_up(test_app.test_client(), "alice")
+    (before,) = await stored_users(app)
+    assert ",r=5$" in before.password_hash
+
+    response = await client.post("/login", form={"username": "alice", "password": account.password})
+
+    assert response.status_code == 200
+    (after,) = await stored_users(app)
+    assert after.password_hash == before.password_hash
+
+
 async def test_a_wrong_password_does_not_touch_the_stored_hash(
     app: Quart, client: Client, settings: Settings
 ) -> None:

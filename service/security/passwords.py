@@ -77,7 +77,14 @@ class PasswordHasher:
     _dummy_hash: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._context = CryptContext(schemes=["bcrypt_sha256"], bcrypt_sha256__rounds=self.rounds)
+        # New hashes use ``rounds``; only hashes below it are re-hashed at login. A stronger
+        # hash is kept: during a rolling deploy that lowers the cost, instances would otherwise
+        # rewrite each other's hashes back and forth.
+        self._context = CryptContext(
+            schemes=["bcrypt_sha256"],
+            bcrypt_sha256__default_rounds=self.rounds,
+            bcrypt_sha256__min_rounds=self.rounds,
+        )
         # Made at start-up, at the configured cost, so every dummy check costs what a real one does.
         self._dummy_hash = self._context.hash(secrets.token_urlsafe(16))
 
