@@ -6,7 +6,7 @@ from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
 from quart_schema import HttpSecurityScheme, Info, OAuth2SecurityScheme, QuartSchema
 
-from service import lifecycle, observability, ratelimit
+from service import cors, lifecycle, observability, ratelimit
 from service.auth.routes import bp as auth_bp
 from service.docs import ServiceOpenAPIProvider
 from service.docs import bp as docs_bp
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     services = Services.from_settings(settings)
     services.init_app(app)
     observability.init_app(app)
+    cors.init_app(app, settings)
     ratelimit.init_app(app, settings)
     register_error_handlers(app)
     for blueprint in (auth_bp, items_bp, ops_bp, docs_bp):

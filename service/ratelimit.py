@@ -393,7 +393,8 @@ async def _address() -> str:
 
 
 async def _not_a_credential_endpoint() -> bool:
-    return request.endpoint not in CREDENTIAL_ENDPOINTS
+    # A CORS preflight (OPTIONS) carries no credentials and must not spend a browser's budget.
+    return request.method == "OPTIONS" or request.endpoint not in CREDENTIAL_ENDPOINTS
 
 
 def _report(limit: str, retry_after: object, *, account: str | None = None) -> None:

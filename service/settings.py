@@ -8,6 +8,7 @@ per-environment file ``config/<APP_ENV>.env``.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
@@ -24,6 +25,10 @@ JwtAlgorithm = keys.Algorithm
 MIN_SECRET_LENGTH = 32
 #: Values people paste from examples; never accepted as a production secret.
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "your-secret-key", "replace-me"}
+#: An origin as browsers send it in the ``Origin`` header (RFC 6454 section 6.1).
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
 #: Words of example values ("change-me-to-something-random..."); a secret containing one is refused.
 PLACEHOLDER_WORDS = (
     "changeme",
@@ -154,7 +159,9 @@ class Settings(BaseSettings):
         "proxy: a client could forge it); set 1 on Heroku (its router).",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma-separated allowed origins; none by default."
+        default_factory=list,
+        description="Origins whose pages may call the API from a browser (CORS), "
+        "comma-separated, each `scheme://host[:port]`, or `*` for any; none by default.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="DEBUG, INFO (one access line per request), WARNING or ERROR."
@@ -211,6 +218,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, origins: list[str]) -> list[str]:
+        """A browser sends ``Origin: https://host[:port]``, in lower case; nothing else matches."""
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: write scheme://host[:port], "
+                    "without a path or a trailing slash"
+                )
+        return [origin.lower() for origin in origins]
 
     @model_validator(mode="after")
     def _require_a_strong_secret(self) -> Settings:
