@@ -1,17 +1,28 @@
-"""The ``service`` command: run the development server, apply migrations, make signing keys."""
+"""The ``service`` command: serve, migrate, create users, export the OpenAPI document, make keys."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from hypercorn.config import Config
 from hypercorn.run import run
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from service import migrate
+from service.app import create_app
+from service.auth import users
+from service.auth.schemas import SignupRequest
+from service.errors import ApiError, validation_errors
+from service.extensions import Services
 from service.security import keys
-from service.settings import load_settings_or_exit
+from service.settings import Settings, load_settings_or_exit
 
 HYPERCORN_CONFIG = "config/hypercorn.toml"
 APPLICATION = "service:create_app()"
@@ -25,9 +36,12 @@ def main() -> None:
 @main.command("migrate")
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 def migrate_command(revision: str) -> None:
-    """Apply the database migrations to DATABASE_URL."""
+    """Apply the database migrations to DATABASE_URL (the Procfile's release phase)."""
     settings = load_settings_or_exit()
-    migrate.upgrade(settings, revision)
+    try:
+        migrate.upgrade(settings, revision)
+    except (DBAPIError, OSError) as error:
+        raise _database_trouble(error) from None
     click.echo(f"database at revision {revision}")
 
 
@@ -95,3 +109,93 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w", encoding="ascii") as file:
         os.fchmod(file.fileno(), 0o600)
         file.write(text)
+
+
+@main.command("create-user")
+@click.argument("username")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of prompting.",
+)
+def create_user_command(username: str, password_stdin: bool) -> None:
+    """Create an account in DATABASE_URL under the rules of POST /signup.
+
+    The password is asked twice at a hidden prompt, or read from standard input with
+    --password-stdin (for scripts: it never shows in the shell history or the process list).
+    A taken username or a password the policy refuses ends with status 1 and the reason.
+    """
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        signup = SignupRequest.model_validate({"username": username, "password": password})
+    except ValidationError as error:
+        reasons = "; ".join(
+            f"{problem['field']}: {problem['message']}" for problem in validation_errors(error)
+        )
+        raise click.ClickException(f"refused: {reasons}") from None
+    user = asyncio.run(_register(load_settings_or_exit(), signup))
+    click.echo(f"created user {user.username} ({user.id})")
+
+
+async def _register(settings: Settings, signup: SignupRequest) -> users.UserRow:
+    services = Services.from_settings(settings)
+    try:
+        return await users.register(services, signup.username, signup.password)
+    except ApiError as error:  # the username is taken
+        raise click.ClickException(error.detail) from None
+    except (DBAPIError, OSError) as error:
+        raise _database_trouble(error, " and migrated (`service migrate`)") from None
+    finally:
+        await services.db.dispose()
+
+
+def _database_trouble(error: DBAPIError | OSError, hint: str = "") -> click.ClickException:
+    """The driver's own message, without SQLAlchemy's (which would show the statement)."""
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    return click.ClickException(
+        f"database error ({type(cause).__name__}: {cause}); check DATABASE_URL and that the "
+        f"database is up{hint}"
+    )
+
+
+@main.command("openapi")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the document to this file instead of standard output.",
+)
+def openapi_command(out: Path | None) -> None:
+    """Export the OpenAPI document (what /openapi.json serves) as JSON.
+
+    Needs no configuration, no database and no secret: the document depends on no setting.
+    """
+    text = json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+
+
+#: A database URL that is never connected to: engines connect on first use only.
+_NO_DATABASE = "postgresql://openapi.invalid/unused"
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document, from an app built on the default settings (environment ignored)."""
+    settings = Settings.model_construct(
+        app_env="testing", database_url=_NO_DATABASE, bcrypt_rounds=4
+    )
+    app = create_app(settings)
+
+    async def build() -> dict[str, Any]:
+        async with app.app_context():
+            document: dict[str, Any] = app.extensions["QUART_SCHEMA"].openapi_provider.schema()
+        await app.extensions["service"].db.dispose()
+        return document
+
+    return asyncio.run(build())
