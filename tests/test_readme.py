@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import secrets
+import subprocess
 import tomllib
 from pathlib import Path
 from types import ModuleType
 
 from service.settings import Settings
+from tests.live_server import LiveServer
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -66,3 +69,24 @@ def test_every_dependency_is_explained() -> None:
     table = section("Dependencies")
     missing = [name for name in names if f"| `{name}` |" not in table]
     assert not missing, f"add a row for each to the README's Dependencies table: {missing}"
+
+
+def test_the_curl_walkthrough_runs_against_a_live_server(live_server: LiveServer) -> None:
+    """Every command of "Using the API" works as written (``curl -f`` fails on an error)."""
+    script = section("Using the API").split("```bash\n", 1)[1].split("```", 1)[0]
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        env={
+            **os.environ,
+            "BASE": live_server.base_url,
+            "USERNAME": f"readme_{secrets.token_hex(4)}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    statuses = [line for line in result.stdout.splitlines() if re.fullmatch(r"\d{3}", line)]
+    assert statuses == ["204", "401", "204"]
+    assert '"error":"invalid_grant"' in result.stdout
