@@ -79,7 +79,7 @@ def test_the_curl_walkthrough_runs_against_a_live_server(live_server: LiveServer
         env={
             **os.environ,
             "BASE": live_server.base_url,
-            "USERNAME": f"readme_{secrets.token_hex(4)}",
+            "API_USER": f"readme_{secrets.token_hex(4)}",
         },
         capture_output=True,
         text=True,
