@@ -23,14 +23,7 @@ async def another_login(
         headers={"User-Agent": user_agent},
     )
     assert response.status_code == 200, await response.get_data(as_text=True)
-    tokens = await response.get_json()
-    return Account(
-        account.id,
-        account.username,
-        account.password,
-        tokens["access_token"],
-        tokens["refresh_token"],
-    )
+    return account.with_tokens(await response.get_json())
 
 
 async def refresh(client: Client, refresh_token: str) -> Any:
@@ -64,14 +57,7 @@ async def assert_session_alive(client: Client, account: Account) -> Account:
     await assert_access_works(client, account.access_token)
     response = await refresh(client, account.refresh_token)
     assert response.status_code == 200
-    tokens = await response.get_json()
-    return Account(
-        account.id,
-        account.username,
-        account.password,
-        tokens["access_token"],
-        tokens["refresh_token"],
-    )
+    return account.with_tokens(await response.get_json())
 
 
 async def assert_session_ended(client: Client, account: Account) -> None:

@@ -21,7 +21,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +158,12 @@ class Account:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token}"}
+
+    def with_tokens(self, tokens: dict[str, Any]) -> Account:
+        """The same user with the pair of a token response (another login, a refresh)."""
+        return replace(
+            self, access_token=tokens["access_token"], refresh_token=tokens["refresh_token"]
+        )
 
 
 async def sign_up(
