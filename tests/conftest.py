@@ -102,17 +102,9 @@ def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A freshly migrated database of each backend, shared by the run's tests."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite')}/service.db"
+    with empty_database(request.param, tmp_path_factory.mktemp(request.param)) as url:
         upgrade(make_settings(url))
         yield url
-        return
-    url = _create_postgres_database()
-    try:
-        upgrade(make_settings(url))
-        yield url
-    finally:
-        _drop_postgres_database(url)
 
 
 @pytest.fixture
