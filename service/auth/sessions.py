@@ -49,6 +49,19 @@ class SessionLike(Protocol):
     def revoked_at(self) -> datetime | None: ...
 
 
+def is_live(session: SessionLike | None, user_id: uuid.UUID, now: datetime) -> bool:
+    """Whether ``session`` exists, is ``user_id``'s, is not revoked and is within its lifetime.
+
+    The rule of ``_live_conditions``, for a row already fetched.
+    """
+    return (
+        session is not None
+        and session.user_id == user_id
+        and session.revoked_at is None
+        and session.expires_at > now
+    )
+
+
 class RefreshDecision(enum.Enum):
     ROTATE = "rotate"
     REUSED = "reused"
@@ -63,10 +76,9 @@ def decide_refresh(
     DEAD: no such live session of this user, or past its absolute lifetime. REUSED: the token
     is of the family but not its current one, so it was spent before. ROTATE: spend it.
     """
-    if session is None or session.user_id != token.user_id:
+    if not is_live(session, token.user_id, now):
         return RefreshDecision.DEAD
-    if session.revoked_at is not None or session.expires_at <= now:
-        return RefreshDecision.DEAD
+    assert session is not None
     if session.refresh_jti != token.token_id:
         return RefreshDecision.REUSED
     return RefreshDecision.ROTATE
@@ -208,10 +220,9 @@ def proves_live_session(session: SessionLike | None, token: VerifiedToken, now: 
     An access token proves it while its session is live (as for any protected route); a
     refresh token only while it is the session's unspent one.
     """
-    if session is None or session.user_id != token.user_id:
+    if not is_live(session, token.user_id, now):
         return False
-    if session.revoked_at is not None or session.expires_at <= now:
-        return False
+    assert session is not None
     return token.typ != REFRESH_TYP or session.refresh_jti == token.token_id
 
 
@@ -267,12 +278,19 @@ def log_revoked(
         )
 
 
+def _live_conditions(user_id: Any, now: Any) -> list[Any]:
+    """The WHERE conditions of the user's live sessions (values or bind parameters)."""
+    return [
+        LoginSession.user_id == user_id,
+        LoginSession.revoked_at.is_(None),
+        LoginSession.expires_at > now,
+    ]
+
+
 #: Asked on every authenticated request, so built once.
 _SELECT_LIVE_SESSION = select(LoginSession.id).where(
     LoginSession.id == bindparam("session_id"),
-    LoginSession.user_id == bindparam("user_id"),
-    LoginSession.revoked_at.is_(None),
-    LoginSession.expires_at > bindparam("now"),
+    *_live_conditions(bindparam("user_id"), bindparam("now")),
 )
 
 
@@ -307,19 +325,11 @@ async def _swap_refresh_jti(
     return swapped == 1
 
 
-def _live(user_id: uuid.UUID, now: datetime) -> list[Any]:
-    return [
-        LoginSession.user_id == user_id,
-        LoginSession.revoked_at.is_(None),
-        LoginSession.expires_at > now,
-    ]
-
-
 async def select_live_sessions(db: Reader, user_id: uuid.UUID) -> Sequence[Row[Any]]:
     """The user's sessions that are neither revoked nor past their end, newest first."""
     return await db.all(
         select(LoginSession)
-        .where(*_live(user_id, datetime.now(UTC)))
+        .where(*_live_conditions(user_id, datetime.now(UTC)))
         .order_by(LoginSession.created_at.desc(), LoginSession.id.desc())
     )
 
@@ -334,7 +344,7 @@ async def touch_live_session(
     """
     touched = await db.run(
         update(LoginSession)
-        .where(LoginSession.id == session_id, *_live(user_id, now))
+        .where(LoginSession.id == session_id, *_live_conditions(user_id, now))
         .values(last_used_at=now)
     )
     return touched == 1
@@ -349,7 +359,7 @@ async def revoke_sessions(
     keep: uuid.UUID | None = None,
 ) -> list[uuid.UUID]:
     """Revoke the user's live sessions (just ``only``, or all but ``keep``); their ids."""
-    conditions = _live(user_id, now)
+    conditions = _live_conditions(user_id, now)
     if only is not None:
         conditions.append(LoginSession.id == only)
     if keep is not None:
