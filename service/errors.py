@@ -208,7 +208,7 @@ async def _rate_limited(error: RateLimitExceeded) -> Response:
 
 async def _database_unavailable(error: Exception) -> Response:
     logger.warning("database unavailable: %s", type(error).__name__)
-    return problem(503, "The database is unavailable; retry shortly.", headers={"Retry-After": "1"})
+    return await _api_error(ServiceUnavailable("The database is unavailable; retry shortly."))
 
 
 async def _database_error(error: DBAPIError) -> Response:
