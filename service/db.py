@@ -133,6 +133,11 @@ class InlineSQLiteReader(Reader):
             self._held.close()
             self._held = None
 
+    def dispose(self) -> None:
+        """Close the connection and the engine's pool (the app stops serving)."""
+        self.close()
+        self._engine.dispose()
+
 
 def _sqlite_file(url: URL) -> str:
     assert url.database is not None
@@ -229,14 +234,12 @@ class Database:
 
     def __init__(self, settings: Settings) -> None:
         url = async_url(settings.database_url)
-        self.backend = url.get_backend_name()
         self.engine = _create_write_engine(settings, url)
         self._writes = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._inline: InlineSQLiteReader | None = None
         if is_sqlite(url):
-            self._inline_engine = _create_inline_read_engine(settings, url)
-            self._inline = InlineSQLiteReader(self._inline_engine)
+            self._inline = InlineSQLiteReader(_create_inline_read_engine(settings, url))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Reader]:
@@ -261,5 +264,4 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self._inline is not None:
-            self._inline.close()
-            self._inline_engine.dispose()
+            self._inline.dispose()
