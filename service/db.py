@@ -20,6 +20,7 @@ transaction) and never see which engine is behind it:
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,8 +28,10 @@ from typing import Any
 
 from sqlalchemy import CursorResult, Engine, Executable, Result, Row, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from service.prepared import PreparedRead
 from service.settings import Settings
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
@@ -86,6 +89,10 @@ class Reader:
         """The first column of the first row, or None."""
         return (await self._connection.execute(statement, params)).scalar()
 
+    async def lookup(self, query: PreparedRead, params: Mapping[str, Any]) -> Any:
+        """The first row of a prepared read (attribute access by column key), or None."""
+        return await self.one(query.statement, params)
+
 
 class Writer(Reader):
     """Runs statements inside one write transaction (reads see its own changes)."""
@@ -110,9 +117,7 @@ class InlineSQLiteReader(Reader):
         self._held: Connection | None = None
 
     def _execute(self, statement: Executable, params: Params) -> Result[Any]:
-        connection = self._held
-        if connection is None or connection.closed or connection.invalidated:
-            connection = self._held = self._engine.connect()
+        connection = self._open_connection()
         try:
             return connection.execute(statement, params)
         except Exception:
@@ -127,6 +132,24 @@ class InlineSQLiteReader(Reader):
 
     async def scalar(self, statement: Executable, params: Params = None) -> Any:
         return self._execute(statement, params).scalar()
+
+    async def lookup(self, query: PreparedRead, params: Mapping[str, Any]) -> Any:
+        """Run a prepared read on the driver's own connection (``service.prepared``)."""
+        plan = query.plan(self._engine.dialect)
+        driver = self._open_connection().connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        try:
+            row = driver.execute(plan.sql, plan.arguments(params)).fetchone()
+        except sqlite3.Error as error:
+            self.close()
+            raise DBAPIError.instance(plan.sql, params, error, sqlite3.Error) from error
+        return None if row is None else plan.row(row)
+
+    def _open_connection(self) -> Connection:
+        connection = self._held
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self._held = self._engine.connect()
+        return connection
 
     def close(self) -> None:
         if self._held is not None:

@@ -30,6 +30,7 @@ from service.db import Reader, Writer
 from service.errors import InvalidGrant, NotFound, Unauthorized
 from service.extensions import Services
 from service.models import LoginSession
+from service.prepared import PreparedRead
 from service.security.events import security_event
 from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError, VerifiedToken
 
@@ -288,9 +289,11 @@ def _live_conditions(user_id: Any, now: Any) -> list[Any]:
 
 
 #: Asked on every authenticated request, so built once.
-_SELECT_LIVE_SESSION = select(LoginSession.id).where(
-    LoginSession.id == bindparam("session_id"),
-    *_live_conditions(bindparam("user_id"), bindparam("now")),
+_SELECT_LIVE_SESSION = PreparedRead(
+    select(LoginSession.id).where(
+        LoginSession.id == bindparam("session_id"),
+        *_live_conditions(bindparam("user_id"), bindparam("now")),
+    )
 )
 
 
@@ -301,7 +304,7 @@ async def session_is_live(db: Reader, session_id: uuid.UUID, user_id: uuid.UUID)
     reuse or deleting the account stops the session's access tokens at once.
     """
     params = {"session_id": session_id, "user_id": user_id, "now": datetime.now(UTC)}
-    return await db.one(_SELECT_LIVE_SESSION, params) is not None
+    return await db.lookup(_SELECT_LIVE_SESSION, params) is not None
 
 
 async def select_session(db: Reader, session_id: uuid.UUID) -> Any:

@@ -12,18 +12,21 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 
 from service.db import Reader, Writer
 from service.items.pagination import Cursor
 from service.models import Item
+from service.prepared import PreparedRead
 
-ItemRow = Row[Any]
+#: An ``items`` row read by attribute (the columns of ``models.Item``): a SQLAlchemy row, or
+#: the named tuple of a prepared read (``service.prepared``).
+ItemRow = Any
 
-#: The hottest query of the service, built once (constructing a statement costs more than
-#: SQLite takes to run it).
-_SELECT_OWNED_ITEM = select(Item).where(
-    Item.id == bindparam("item_id"), Item.owner_id == bindparam("owner_id")
+#: The hottest query of the service: built once (constructing a statement costs more than
+#: SQLite takes to run it) and prepared (`service.prepared`).
+_SELECT_OWNED_ITEM = PreparedRead(
+    select(Item).where(Item.id == bindparam("item_id"), Item.owner_id == bindparam("owner_id"))
 )
 
 
@@ -49,7 +52,7 @@ async def insert_item(
 
 
 async def select_item(db: Reader, owner_id: uuid.UUID, item_id: uuid.UUID) -> ItemRow | None:
-    return await db.one(_SELECT_OWNED_ITEM, {"item_id": item_id, "owner_id": owner_id})
+    return await db.lookup(_SELECT_OWNED_ITEM, {"item_id": item_id, "owner_id": owner_id})
 
 
 async def select_items_page(

@@ -1,0 +1,131 @@
+"""Prepared reads (``service.prepared``) give what SQLAlchemy gives: same rows, types and errors.
+
+On SQLite the inline reader runs them on the driver's own cursor instead of through
+SQLAlchemy's execution machinery; these tests hold that path to the SQLAlchemy path it stands
+in for, on both engines (on PostgreSQL a prepared read *is* the SQLAlchemy path).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from quart import Quart
+from quart.typing import TestClientProtocol as Client
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import OperationalError
+
+from service import create_app
+from service.auth.sessions import session_is_live
+from service.db import Database, Reader
+from service.items import repository
+from service.migrate import upgrade
+from service.models import Item, LoginSession
+from service.prepared import PreparedRead
+from service.settings import Settings
+from tests.conftest import Account, empty_database, make_settings, sign_up
+
+
+def database(app: Quart) -> Database:
+    db: Database = app.extensions["service"].db
+    return db
+
+
+async def test_an_item_reads_the_same_as_through_sqlalchemy(client: Client, alice: Account) -> None:
+    created = []
+    for body in ({"name": "Book", "description": "A nice book"}, {"name": "Pen"}):
+        response = await client.post("/items", json=body, headers=alice.headers)
+        created.append(uuid.UUID((await response.get_json())["id"]))
+    owner = uuid.UUID(alice.id)
+
+    async with database(client.app).read() as db:
+        for item_id in created:
+            prepared = await repository.select_item(db, owner, item_id)
+            plain = await db.one(select(Item).where(Item.id == item_id, Item.owner_id == owner))
+            assert plain is not None
+            assert tuple(prepared) == tuple(plain)
+            assert prepared._fields == plain._fields
+            assert isinstance(prepared.id, uuid.UUID)
+            assert prepared.created_at.tzinfo == UTC
+        assert await repository.select_item(db, owner, uuid.uuid4()) is None
+        assert await repository.select_item(db, uuid.uuid4(), created[0]) is None
+
+
+async def test_the_session_check_compares_times_as_sqlalchemy_does(
+    client: Client, alice: Account
+) -> None:
+    """A session is live until its ``expires_at`` to the microsecond, and only for its user."""
+    db = database(client.app)
+    user = uuid.UUID(alice.id)
+    async with db.read() as reader:
+        (session_id,) = [row.id for row in await reader.all(select(LoginSession.id))]
+    bob = await sign_up(client, "bob")
+    now = datetime.now(UTC)
+
+    for expires_at, live in [(now + timedelta(microseconds=1), True), (now, False)]:
+        async with db.write() as writer:
+            await writer.run(update(LoginSession).values(expires_at=expires_at))
+        async with db.read() as reader:
+            stored = await reader.one(
+                select(LoginSession.id).where(
+                    LoginSession.id == session_id, LoginSession.expires_at > now
+                )
+            )
+            assert (stored is not None) is live
+            assert await _is_live_at(reader, session_id, user, now) is live
+    async with db.read() as reader:
+        assert not await session_is_live(reader, session_id, uuid.UUID(bob.id))
+        assert not await session_is_live(reader, uuid.uuid4(), user)
+
+
+async def _is_live_at(
+    reader: Reader, session_id: uuid.UUID, user: uuid.UUID, now: datetime
+) -> bool:
+    query = PreparedRead(
+        select(LoginSession.id).where(
+            LoginSession.id == bindparam("session_id"),
+            LoginSession.user_id == bindparam("user_id"),
+            LoginSession.expires_at > bindparam("now"),
+        )
+    )
+    params = {"session_id": session_id, "user_id": user, "now": now}
+    return await reader.lookup(query, params) is not None
+
+
+def test_a_prepared_read_refuses_in_lists() -> None:
+    query = PreparedRead(select(Item.id).where(Item.id.in_(bindparam("ids", expanding=True))))
+    with pytest.raises(ValueError, match="IN lists"):
+        query.plan(sqlite.dialect())
+
+
+@pytest.fixture
+def own_sqlite_settings(tmp_path: Path) -> Iterator[Settings]:
+    """A migrated SQLite database of this test's own, which it may damage."""
+    with empty_database("sqlite", tmp_path) as url:
+        settings = make_settings(url)
+        upgrade(settings)
+        yield settings
+
+
+async def test_a_driver_error_is_sqlalchemys_error_and_the_reader_reconnects(
+    own_sqlite_settings: Settings,
+) -> None:
+    app = create_app(own_sqlite_settings)
+    async with app.test_app():
+        client = app.test_client()
+        alice = await sign_up(client, "alice")
+        async with database(app).write() as writer:
+            await writer.run(text("DROP TABLE items"))
+
+        owner, missing = uuid.UUID(alice.id), uuid.uuid4()
+        async with database(app).read() as reader:
+            with pytest.raises(OperationalError, match="no such table"):
+                await repository.select_item(reader, owner, missing)
+            with pytest.raises(OperationalError, match="no such table"):
+                await reader.one(select(Item).where(Item.id == missing))
+        # The failed connection was replaced: the next prepared read (the session check) works.
+        assert (await client.get("/me", headers=alice.headers)).status_code == 200
