@@ -6,7 +6,7 @@ from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
 from quart_schema import HttpSecurityScheme, Info, OAuth2SecurityScheme, QuartSchema
 
-from service import cors, lifecycle, observability, ratelimit
+from service import cors, http, lifecycle, observability, ratelimit
 from service.auth.routes import bp as auth_bp
 from service.docs import ServiceOpenAPIProvider
 from service.docs import bp as docs_bp
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     cors.init_app(app, settings)
     ratelimit.init_app(app, settings)
     register_error_handlers(app)
+    app.after_request(http.finish_response)
     for blueprint in (auth_bp, items_bp, ops_bp, docs_bp):
         app.register_blueprint(blueprint)
 

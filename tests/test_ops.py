@@ -7,8 +7,10 @@ import re
 from typing import Any
 
 import pytest
+from quart import Response
 from quart.typing import TestClientProtocol as Client
 
+from service.http import BUFFERED_BODY_BYTES, finish_response
 from tests.conftest import Account
 
 GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -131,6 +133,23 @@ async def test_the_request_id_is_echoed_on_every_response_including_errors(
     assert statuses == [200, 201, 404, 405, 401, 401, 422, 415, 400, 413, 400, 400]
     for response in responses:
         assert response.headers["X-Request-ID"] == "trace-42"
+
+
+async def test_every_response_says_nosniff(client: Client, alice: Account) -> None:
+    for response in await responses_of_every_kind(client, alice, "trace-43"):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_only_large_bodies_keep_the_send_timeout() -> None:
+    """A body that fits the socket's buffer is sent without Quart's per-response timeout task.
+
+    A larger one (the docs page's JavaScript) could wait on a slow client, so it keeps Quart's
+    ``RESPONSE_TIMEOUT`` (``timeout`` left at ``...``, the app's setting).
+    """
+    fits = await finish_response(Response(b"x" * BUFFERED_BODY_BYTES))
+    larger = await finish_response(Response(b"x" * (BUFFERED_BODY_BYTES + 1)))
+    assert fits.timeout is None
+    assert larger.timeout is Ellipsis
 
 
 # --- access log -----------------------------------------------------------------------------
