@@ -68,8 +68,8 @@ def create_app(settings: Settings | None = None) -> Quart:
         app.register_blueprint(blueprint)
 
     @app.before_serving
-    async def _graceful_stop() -> None:
-        lifecycle.leave_sigterm_to_the_master()
+    async def _settle_worker() -> None:
+        lifecycle.settle_worker()
 
     @app.after_serving
     async def _close_database() -> None:

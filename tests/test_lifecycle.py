@@ -1,0 +1,39 @@
+"""Worker settling (``service/lifecycle.py``): only Hypercorn's worker processes freeze their heap.
+
+A worker's start-up objects are frozen out of the garbage collector's sight (no full-heap
+pauses while serving); a process without a multiprocessing parent, like this test run, which
+builds an app per test, must never be.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import signal
+from multiprocessing.connection import Connection
+
+from service import lifecycle
+
+
+def _settle_and_report(results: Connection) -> None:
+    lifecycle.settle_worker()
+    results.send((gc.get_freeze_count(), signal.getsignal(signal.SIGTERM) == signal.SIG_IGN))
+
+
+def test_a_worker_process_freezes_its_start_up_objects_and_leaves_sigterm() -> None:
+    receiver, sender = multiprocessing.get_context("spawn").Pipe(duplex=False)
+    worker = multiprocessing.get_context("spawn").Process(target=_settle_and_report, args=(sender,))
+    worker.start()
+    frozen, ignores_sigterm = receiver.recv()
+    worker.join(timeout=30)
+    assert worker.exitcode == 0
+    assert frozen > 1000
+    assert ignores_sigterm
+
+
+def test_a_process_without_a_parent_is_left_as_it_is() -> None:
+    before = gc.get_freeze_count()
+    handler = signal.getsignal(signal.SIGTERM)
+    lifecycle.settle_worker()
+    assert gc.get_freeze_count() == before == 0
+    assert signal.getsignal(signal.SIGTERM) == handler
