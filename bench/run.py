@@ -3,6 +3,7 @@
     uv run python bench/run.py                       # SQLite, 3 rounds of 10 s
     uv run python bench/run.py --database postgresql # a fresh PostgreSQL database
     uv run python bench/run.py --peer fastapi-users  # also the fastapi-users peer
+    uv run python bench/run.py --floor               # also Quart + Hypercorn alone
     uv run python bench/run.py -d 2 --rounds 1       # a quick check that everything runs
 
 What runs, all on this machine:
@@ -12,6 +13,9 @@ What runs, all on this machine:
   ``bench/work/`` (made on first use with pip; git-ignored).
 - **ours**: the Procfile's ``release:`` then ``web:`` command (Hypercorn, ``WEB_CONCURRENCY=1``,
   ``APP_ENV=production``, ``LOG_LEVEL=INFO``: one access log line per request, like the seed).
+- optionally **bare-quart** (``--floor``): ``bench/bare_quart.py``, a Quart app that answers
+  with a constant (no token, database or logging) under the same Hypercorn command: the
+  ceiling of any service on this stack, measured on the same machine in the same run.
 - optionally **fastapi-users**: ``/work/shared/peers/fastapi_users/main.py`` (fastapi-users +
   SQLAlchemy async, per-user items) under uvicorn, on the same kind of database as ours.
 
@@ -40,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import venv
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -79,6 +84,9 @@ PEER_APPS = {
         ["fastapi-users[sqlalchemy]", "uvicorn", "aiosqlite", "asyncpg"],
     ),
 }
+
+#: The name of ``bench/bare_quart.py`` in the results (``--floor``).
+FLOOR = "bare-quart"
 
 USERNAME = "bench"
 PASSWORD = "bench-passw0rd-bench"  # noqa: S105 - a throwaway account on a local server
@@ -178,6 +186,30 @@ def running_service(log_dir: Path, database_url: str) -> Iterator[Target]:
         yield Target("ours", server.base_url, server.log_path)
 
 
+@contextmanager
+def running_floor(log_dir: Path) -> Iterator[Target]:
+    """``bench/bare_quart.py`` under our Hypercorn config, one worker, like ``running_service``."""
+    port = free_port()
+    log_path = log_dir / f"{FLOOR}.log"
+    command = [sys.executable, "-m", "hypercorn", "--config", "config/hypercorn.toml"]
+    command += ["--bind", f"127.0.0.1:{port}", "--workers", "1", "bench.bare_quart:app"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    target = Target(FLOOR, f"http://127.0.0.1:{port}", log_path)
+    try:
+        wait_for(target, process, "/healthz")
+        yield target
+    finally:
+        stop(process)
+
+
 def wait_for(target: Target, process: subprocess.Popen[bytes], path: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -229,6 +261,9 @@ def postgres_database(prefix: str) -> Iterator[str]:
 
 def prepare(target: Target) -> None:
     """Sign up, log in and create one item; remember the item's URL and the access token."""
+    if target.name == FLOOR:  # nothing to sign up for; the token is sent and ignored
+        target.url, target.token = f"{target.base_url}/items/{uuid.uuid4()}", "unchecked"
+        return
     with httpx.Client(base_url=target.base_url, timeout=30) as http:
         if target.name == "fastapi-users":
             email = f"{USERNAME}@example.com"
@@ -344,6 +379,11 @@ def parse_args() -> argparse.Namespace:
         default=[],
         help="also measure this peer (repeatable)",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help=f"also measure {FLOOR}: bench/bare_quart.py, Quart and Hypercorn alone",
+    )
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     return parser.parse_args()
 
@@ -403,6 +443,8 @@ def main() -> None:
         targets = [stack.enter_context(running_peer("seed", log_dir, None))]
         service_url = new_database(stack, args.database, "service")
         targets.append(stack.enter_context(running_service(log_dir, service_url)))
+        if args.floor:
+            targets.append(stack.enter_context(running_floor(log_dir)))
         for peer in args.peer:
             peer_url = new_database(stack, args.database, "peer", async_driver=True)
             targets.append(stack.enter_context(running_peer(peer, log_dir, peer_url)))
