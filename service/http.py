@@ -100,6 +100,8 @@ def etag(version: int) -> str:
 
 def if_none_match(version: int) -> bool:
     """Whether ``If-None-Match`` names this version or ``*`` (weak comparison, RFC 9110 13.1.2)."""
+    if "If-None-Match" not in request.headers:  # most requests: skip parsing an empty header
+        return False
     return request.if_none_match.contains_weak(str(version))
 
 

@@ -61,16 +61,16 @@ class Plan:
     def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """The driver's positional arguments for these named values."""
         return tuple(
-            params[name] if bind is None else bind(params[name])
-            for name, bind in zip(self.names, self.binders, strict=True)
+            [
+                params[name] if bind is None else bind(params[name])
+                for name, bind in zip(self.names, self.binders, strict=True)
+            ]
         )
 
     def row(self, values: Sequence[Any]) -> Any:
         """A driver row as a row of the statement's columns (attribute access by column key)."""
-        return self.row_type(
-            value if read is None else read(value)
-            for read, value in zip(self.readers, values, strict=True)
-        )
+        readers = zip(self.readers, values, strict=True)
+        return self.row_type([value if read is None else read(value) for read, value in readers])
 
 
 class PreparedRead:
