@@ -9,8 +9,9 @@ transaction) and never see which engine is behind it:
 
 - **Writes** always go through SQLAlchemy's asyncio engine: aiosqlite runs SQLite in a worker
   thread because a writer may have to wait for another process's write lock; asyncpg is async.
-- **Reads on PostgreSQL** use the same engine in autocommit mode (no BEGIN/ROLLBACK round
-  trips for a single SELECT).
+- **Reads on PostgreSQL** use the same pool, whose connections are in autocommit mode: no
+  BEGIN/ROLLBACK round trips for a single SELECT, nor for the pre-ping of each checkout.
+  Writes open a ``READ COMMITTED`` transaction.
 - **Reads on SQLite** run inline on the event loop through a synchronous, ``query_only``
   connection. In WAL mode a reader never waits for a writer, and a point read takes ~10 µs,
   whereas handing each of the ~7 DBAPI calls of a query to aiosqlite's thread costs ~0.8 ms
@@ -181,6 +182,9 @@ def _create_write_engine(settings: Settings, url: URL) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
+    # Autocommit unless a write asks for a transaction (``Database.write``): reads need none,
+    # and the pre-ping of every checkout is then one round trip, where asyncpg's ping outside
+    # autocommit wraps itself in BEGIN and ROLLBACK (three). Measured: 490 -> 740 req/s.
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,
@@ -188,6 +192,7 @@ def _create_write_engine(settings: Settings, url: URL) -> AsyncEngine:
         pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
+        isolation_level="AUTOCOMMIT",
         connect_args={"timeout": settings.db_pool_timeout},
     )
 
@@ -253,12 +258,19 @@ def _sqlite_begin(connection: Connection) -> None:
 
 
 class Database:
-    """The engines of one app, bound in ``create_app``."""
+    """The engines of one app, bound in ``create_app``.
+
+    ``engine`` is the pool of both engines' writes and of PostgreSQL's reads. On PostgreSQL its
+    connections are in autocommit mode: run writes through ``write()``, which opens a
+    ``READ COMMITTED`` transaction (PostgreSQL's default level, named so it cannot drift).
+    """
 
     def __init__(self, settings: Settings) -> None:
         url = async_url(settings.database_url)
         self.engine = _create_write_engine(settings, url)
         self._writes = self.engine.execution_options(**{_WRITE_OPTION: True})
+        if not is_sqlite(url):
+            self._writes = self._writes.execution_options(isolation_level="READ COMMITTED")
         self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._inline: InlineSQLiteReader | None = None
         if is_sqlite(url):
