@@ -11,7 +11,8 @@ transaction) and never see which engine is behind it:
   thread because a writer may have to wait for another process's write lock; asyncpg is async.
 - **Reads on PostgreSQL** use the same pool, whose connections are in autocommit mode: no
   BEGIN/ROLLBACK round trips for a single SELECT, nor for the pre-ping of each checkout.
-  Writes open a ``READ COMMITTED`` transaction.
+  Writes open a ``READ COMMITTED`` transaction. Prepared reads (``service.prepared``) run on
+  asyncpg directly (``PostgresReader``).
 - **Reads on SQLite** run inline on the event loop through a synchronous, ``query_only``
   connection. In WAL mode a reader never waits for a writer, and a point read takes ~10 µs,
   whereas handing each of the ~7 DBAPI calls of a query to aiosqlite's thread costs ~0.8 ms
@@ -27,6 +28,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import CursorResult, Engine, Executable, Result, Row, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError
@@ -93,6 +95,27 @@ class Reader:
     async def lookup(self, query: PreparedRead, params: Mapping[str, Any]) -> Any:
         """The first row of a prepared read (attribute access by column key), or None."""
         return await self.one(query.statement, params)
+
+
+class PostgresReader(Reader):
+    """Reads on an autocommit PostgreSQL connection; prepared reads go to asyncpg directly.
+
+    SQLAlchemy's asyncio layer costs a greenlet switch and its execution machinery per
+    statement; a prepared read (``service.prepared``) runs its plan with asyncpg's
+    ``fetchrow`` instead. Should the driver raise anything, the statement runs again through
+    SQLAlchemy, which then answers or raises exactly as on every other path (errors
+    translated, a broken connection invalidated): a read can safely run twice.
+    """
+
+    async def lookup(self, query: PreparedRead, params: Mapping[str, Any]) -> Any:
+        plan = query.plan(self._connection.dialect)
+        driver = (await self._connection.get_raw_connection()).driver_connection
+        assert isinstance(driver, asyncpg.Connection)
+        try:
+            row = await driver.fetchrow(plan.sql, *plan.arguments(params))
+        except Exception:
+            return await self.one(query.statement, params)
+        return None if row is None else plan.row(row)
 
 
 class Writer(Reader):
@@ -283,7 +306,7 @@ class Database:
             yield self._inline
             return
         async with self._reads.connect() as connection:
-            yield Reader(connection)
+            yield PostgresReader(connection)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Writer]:

@@ -9,9 +9,9 @@ quarter of the request (measured with ``bench/`` and a sampling profiler, see th
 A ``PreparedRead`` keeps SQLAlchemy as the author of everything that matters: the SQL text
 (compiled for the dialect), how each parameter is bound and how each column is read back (the
 types' own ``bind_processor`` and ``result_processor``, so ``Uuid`` and ``UTCDateTime`` behave
-exactly as on every other path). Only the per-call machinery is skipped. The inline SQLite
-reader runs prepared reads this way (``db.InlineSQLiteReader.lookup``); every other reader
-runs ``statement`` through SQLAlchemy as usual, so results are the same on both engines.
+exactly as on every other path). Only the per-call machinery is skipped: the readers of
+``service.db`` run a plan on the driver itself (SQLite's cursor, asyncpg's ``fetchrow``); a
+``Writer`` runs ``statement`` through SQLAlchemy inside its transaction, as usual.
 """
 
 from __future__ import annotations
