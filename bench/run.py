@@ -59,7 +59,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.live_server import free_port, start_live_server  # noqa: E402
+from tests.live_server import free_port, spawn_logged, start_live_server  # noqa: E402
 
 WORK_DIR = ROOT / "bench" / "work"
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -152,23 +152,11 @@ def running_peer(peer: str, log_dir: Path, database_url: str | None) -> Iterator
     env = dict(os.environ)
     if database_url is not None:
         env["DATABASE_URL"] = database_url
-    log_path = log_dir / f"{peer}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(python), "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=WORK_DIR / peer,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    target = Target(peer, f"http://127.0.0.1:{port}", log_path)
-    try:
-        wait_for(target, process, "/docs")
+    command = [str(python), "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)]
+    with running_server(
+        peer, command, port=port, cwd=WORK_DIR / peer, env=env, log_dir=log_dir, ready="/docs"
+    ) as target:
         yield target
-    finally:
-        stop(process)
 
 
 @contextmanager
@@ -190,21 +178,34 @@ def running_service(log_dir: Path, database_url: str) -> Iterator[Target]:
 def running_floor(log_dir: Path) -> Iterator[Target]:
     """``bench/bare_quart.py`` under our Hypercorn config, one worker, like ``running_service``."""
     port = free_port()
-    log_path = log_dir / f"{FLOOR}.log"
     command = [sys.executable, "-m", "hypercorn", "--config", "config/hypercorn.toml"]
     command += ["--bind", f"127.0.0.1:{port}", "--workers", "1", "bench.bare_quart:app"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    target = Target(FLOOR, f"http://127.0.0.1:{port}", log_path)
+    with running_server(
+        FLOOR, command, port=port, cwd=ROOT, env=dict(os.environ), log_dir=log_dir, ready="/healthz"
+    ) as target:
+        yield target
+
+
+@contextmanager
+def running_server(
+    name: str,
+    command: list[str],
+    *,
+    port: int,
+    cwd: Path,
+    env: dict[str, str],
+    log_dir: Path,
+    ready: str,
+) -> Iterator[Target]:
+    """Start ``command`` (it listens on ``port``), wait until it answers ``ready``, stop it after.
+
+    Output goes to ``<log_dir>/<name>.log``.
+    """
+    log_path = log_dir / f"{name}.log"
+    process = spawn_logged(command, cwd=cwd, env=env, log_path=log_path)
+    target = Target(name, f"http://127.0.0.1:{port}", log_path)
     try:
-        wait_for(target, process, "/healthz")
+        wait_for(target, process, ready)
         yield target
     finally:
         stop(process)

@@ -149,6 +149,22 @@ def _wait_until_ready(server: LiveServer) -> None:
     raise AssertionError(f"/readyz not 200 within {READY_TIMEOUT}s:\n{server.output()}")
 
 
+def spawn_logged(
+    command: list[str], *, cwd: Path, env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start a server process in a session of its own, its output (both streams) in a file."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @contextmanager
 def start_live_server(
     database_url: str, log_dir: Path, *, check_output: bool = True, **env_overrides: str
@@ -163,17 +179,9 @@ def start_live_server(
     env = server_environment(database_url, port, **env_overrides)
     run_release(env, log_dir)
     log_path = log_dir / "web.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            # ``exec`` so that SIGTERM reaches Hypercorn's master process itself.
-            ["bash", "-c", f"exec {procfile_commands()['web']}"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    # ``exec`` so that SIGTERM reaches Hypercorn's master process itself.
+    web = ["bash", "-c", f"exec {procfile_commands()['web']}"]
+    process = spawn_logged(web, cwd=ROOT, env=env, log_path=log_path)
     server = LiveServer(f"http://127.0.0.1:{port}", process, log_path, env)
     try:
         _wait_until_ready(server)
