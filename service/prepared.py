@@ -78,10 +78,12 @@ class PreparedRead:
 
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
-        self._plans: dict[str, Plan] = {}
+        self._plans: dict[tuple[type[Dialect], str], Plan] = {}
 
     def plan(self, dialect: Dialect) -> Plan:
-        plan = self._plans.get(dialect.name)
+        """The statement compiled for this dialect (driver and parameter style included)."""
+        key = (type(dialect), dialect.paramstyle)
+        plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[dialect.name] = Plan.compile(self.statement, dialect)
+            plan = self._plans[key] = Plan.compile(self.statement, dialect)
         return plan

@@ -14,7 +14,7 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import bindparam, select, text, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from service import create_app
@@ -92,6 +92,15 @@ async def _is_live_at(
     )
     params = {"session_id": session_id, "user_id": user, "now": now}
     return await reader.lookup(query, params) is not None
+
+
+def test_each_driver_gets_its_own_plan_compiled_once() -> None:
+    query = PreparedRead(select(Item.id).where(Item.id == bindparam("item_id")))
+    on_sqlite = query.plan(sqlite.dialect())
+    on_asyncpg = query.plan(postgresql.asyncpg.dialect())
+    assert on_sqlite.sql.endswith("items.id = ?")
+    assert on_asyncpg.sql.endswith("items.id = $1::UUID")
+    assert query.plan(sqlite.dialect()) is on_sqlite
 
 
 def test_a_prepared_read_refuses_in_lists() -> None:
