@@ -1,8 +1,9 @@
-"""The data layer's transactions (``service/db.py``): a write is one transaction on both engines.
+"""The data layer (``service/db.py``): transactions, and surviving the database's restarts.
 
 PostgreSQL's connections are in autocommit mode for reads, so these tests make sure a
 ``write()`` block is still a real transaction there: invisible to readers until it commits,
-and gone entirely when it fails.
+and gone entirely when it fails. And when PostgreSQL drops every connection (a restart or a
+failover), the next requests must still succeed, prepared reads included.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 from quart import Quart
+from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, insert, select
 
 from service.db import Database, Writer
 from service.models import User
+from tests.conftest import Account
 
 
 def database(app: Quart) -> Database:
@@ -65,3 +69,31 @@ async def test_a_failed_write_leaves_nothing(app: Quart) -> None:
     with pytest.raises(Interrupted):
         await add_then_fail()
     assert await user_count(db) == 0
+
+
+async def drop_every_other_connection(database_url: str) -> int:
+    """Have PostgreSQL end every connection to this database but ours, as a restart would."""
+    admin = await asyncpg.connect(database_url)
+    try:
+        ended: int = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    return ended
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_requests_succeed_after_the_database_drops_every_connection(
+    client: Client, alice: Account, database_url: str
+) -> None:
+    created = await client.post("/items", json={"name": "Book"}, headers=alice.headers)
+    path = f"/items/{(await created.get_json())['id']}"
+    assert (await client.get(path, headers=alice.headers)).status_code == 200
+
+    assert await drop_every_other_connection(database_url) > 0
+
+    assert (await client.get(path, headers=alice.headers)).status_code == 200
+    second = await client.post("/items", json={"name": "Pen"}, headers=alice.headers)
+    assert second.status_code == 201
