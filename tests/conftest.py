@@ -38,6 +38,7 @@ from service.migrate import upgrade
 from service.models import Base
 from service.settings import Settings
 from tests.live_server import LiveServer, start_live_server
+from tests.signing import ALGORITHMS, SigningKey, new_key
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -173,6 +174,19 @@ async def log_in(client: TestClientProtocol, username: str, password: str) -> di
     assert response.status_code == 200, await response.get_data(as_text=True)
     body: dict[str, Any] = await response.get_json()
     return body
+
+
+@pytest.fixture(scope="session")
+def key_pool() -> dict[str, list[SigningKey]]:
+    """Three keys per signing algorithm, made once per run; each test module gives them roles."""
+    return {algorithm: [new_key(algorithm) for _ in range(3)] for algorithm in ALGORITHMS}
+
+
+@pytest.fixture(params=ALGORITHMS)
+def algorithm(request: pytest.FixtureRequest) -> str:
+    """Each signing algorithm in turn (tests that take it run once per algorithm)."""
+    name: str = request.param
+    return name
 
 
 @pytest.fixture

@@ -22,12 +22,10 @@ from service.security.keys import PRIVATE_JWK_MEMBERS
 from service.settings import Settings
 from tests.conftest import Account, log_in, make_settings, sign_up
 from tests.signing import (
-    ALGORITHMS,
     ASYMMETRIC,
     SigningKey,
     header_of,
     key_settings,
-    new_key,
     private_pem,
     public_jwk,
     thumbprint,
@@ -36,16 +34,8 @@ from tests.signing import (
 JWKS = "/.well-known/jwks.json"
 
 
-@pytest.fixture(scope="session")
-def key_pool() -> dict[str, list[SigningKey]]:
-    """Per algorithm: the old key, the new key, and a third for the JWKS tests."""
-    return {algorithm: [new_key(algorithm) for _ in range(3)] for algorithm in ALGORITHMS}
-
-
-@pytest.fixture(params=ALGORITHMS)
-def algorithm(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
+# The conftest ``key_pool`` per algorithm: the old key, the new key, and a third for the JWKS
+# tests.
 
 
 @pytest.fixture

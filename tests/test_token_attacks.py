@@ -26,7 +26,6 @@ from tests.signing import (
     claims_of,
     header_of,
     key_settings,
-    new_key,
     part,
     public_jwk,
     public_pem,
@@ -40,16 +39,8 @@ NOT_AN_OBJECT = f"{b64url(b'[]')}.{b64url(b'{}')}."
 BROKEN_JSON = b64url(b'{"alg":"HS256"') + ".e30."
 
 
-@pytest.fixture(scope="session")
-def key_pool() -> dict[str, list[SigningKey]]:
-    """Per algorithm: the configured key, then two keys the service has never been given."""
-    return {algorithm: [new_key(algorithm) for _ in range(3)] for algorithm in ALGORITHMS}
-
-
-@pytest.fixture(params=ALGORITHMS)
-def algorithm(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
+# The conftest ``key_pool`` per algorithm: the configured key, then two keys the service has
+# never been given.
 
 
 @pytest.fixture
