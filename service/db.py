@@ -292,12 +292,11 @@ class Database:
         url = async_url(settings.database_url)
         self.engine = _create_write_engine(settings, url)
         self._writes = self.engine.execution_options(**{_WRITE_OPTION: True})
-        if not is_sqlite(url):
-            self._writes = self._writes.execution_options(isolation_level="READ COMMITTED")
-        self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._inline: InlineSQLiteReader | None = None
         if is_sqlite(url):
             self._inline = InlineSQLiteReader(_create_inline_read_engine(settings, url))
+        else:
+            self._writes = self._writes.execution_options(isolation_level="READ COMMITTED")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Reader]:
@@ -305,7 +304,8 @@ class Database:
         if self._inline is not None:
             yield self._inline
             return
-        async with self._reads.connect() as connection:
+        # Only PostgreSQL gets here, and its engine is in autocommit mode already.
+        async with self.engine.connect() as connection:
             yield PostgresReader(connection)
 
     @asynccontextmanager
