@@ -1,4 +1,4 @@
-"""The app factory: the one place where settings, extensions, blueprints and handlers are wired."""
+"""The app factory: the one place where settings, services, blueprints and handlers are wired."""
 
 from __future__ import annotations
 
@@ -6,17 +6,20 @@ from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
 from quart_schema import HttpSecurityScheme, Info, OAuth2SecurityScheme, QuartSchema
 
-from service import cors, http, lifecycle, observability, ratelimit
+from service import worker
 from service.auth.routes import bp as auth_bp
-from service.docs import ServiceOpenAPIProvider
-from service.docs import bp as docs_bp
 from service.errors import register_error_handlers
-from service.extensions import Services
-from service.http import ApiRequest
 from service.items.routes import bp as items_bp
-from service.json_provider import OrjsonProvider
-from service.ops import bp as ops_bp
-from service.settings import Settings, load_settings_or_exit
+from service.logs import configure_logging
+from service.services import Services
+from service.settings import ConfigurationError, Settings, load_settings_or_exit
+from service.web import access_log, cors
+from service.web.docs import bp as docs_bp
+from service.web.health import bp as health_bp
+from service.web.json import OrjsonProvider
+from service.web.openapi import ServiceOpenAPIProvider
+from service.web.requests import ApiRequest
+from service.web.responses import finish_response
 
 API_DESCRIPTION = """\
 Sign up, log in for a short-lived access token and a rotating refresh token, and manage your
@@ -28,11 +31,19 @@ own items. Click **Authorize**, enter a username and password (the OAuth2 passwo
 def create_app(settings: Settings | None = None) -> Quart:
     """Build the service. ``settings`` defaults to the environment and ``config/<APP_ENV>.env``.
 
-    Without ``settings`` (Hypercorn's ``service:create_app()``) a bad setting ends the process
-    with a message naming the variable.
+    Without ``settings`` (Hypercorn's ``service:create_app()``) a bad setting or an unusable
+    key ends the process with a message naming the variable; with ``settings`` it raises
+    ``ConfigurationError``.
     """
-    settings = settings or load_settings_or_exit()
-    observability.configure_logging(settings)
+    if settings is None:
+        settings = load_settings_or_exit()
+        try:
+            services = Services.from_settings(settings)
+        except ConfigurationError as error:
+            raise SystemExit(f"service: {error}") from None
+    else:
+        services = Services.from_settings(settings)
+    configure_logging(settings)
 
     app = Quart(__name__)
     app.request_class = ApiRequest
@@ -57,23 +68,14 @@ def create_app(settings: Settings | None = None) -> Quart:
     )
     app.json = OrjsonProvider(app)
 
-    services = Services.from_settings(settings)
     services.init_app(app)
-    observability.init_app(app)
+    access_log.init_app(app)
     cors.init_app(app, settings)
-    ratelimit.init_app(app, settings)
     register_error_handlers(app)
-    app.after_request(http.finish_response)
-    for blueprint in (auth_bp, items_bp, ops_bp, docs_bp):
+    app.after_request(finish_response)
+    for blueprint in (auth_bp, items_bp, health_bp, docs_bp):
         app.register_blueprint(blueprint)
-
-    @app.before_serving
-    async def _settle_worker() -> None:
-        lifecycle.settle_worker()
-
-    @app.after_serving
-    async def _close_database() -> None:
-        await services.db.dispose()
+    app.before_serving(worker.settle)
 
     if settings.trusted_proxy_hops:
         # The client address from X-Forwarded-For, as far as trusted proxies wrote it, so

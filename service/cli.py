@@ -13,16 +13,18 @@ import click
 from hypercorn.config import Config
 from hypercorn.run import run
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from sqlalchemy.exc import DBAPIError
 
-from service import migrate
 from service.app import create_app
 from service.auth import users
 from service.auth.schemas import SignupRequest
+from service.db import migrate
 from service.errors import ApiError, validation_errors
-from service.extensions import Services
+from service.keyring import load_key_set
 from service.security import keys
-from service.settings import Settings, load_settings_or_exit
+from service.services import Services, services
+from service.settings import ConfigurationError, Settings, load_settings_or_exit
 
 HYPERCORN_CONFIG = "config/hypercorn.toml"
 APPLICATION = "service:create_app()"
@@ -36,8 +38,12 @@ def main() -> None:
 @main.command("migrate")
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 def migrate_command(revision: str) -> None:
-    """Apply the database migrations to DATABASE_URL (the Procfile's release phase)."""
-    settings = load_settings_or_exit()
+    """Apply the database migrations to DATABASE_URL (the Procfile's release phase).
+
+    Checks every setting the web process will read first, token keys included, so that a
+    deploy with a bad setting fails here rather than in every web worker.
+    """
+    settings = _checked_settings()
     try:
         migrate.upgrade(settings, revision)
     except (DBAPIError, OSError) as error:
@@ -51,7 +57,7 @@ def migrate_command(revision: str) -> None:
 @click.option("--workers", type=int, default=1, show_default=True)
 def serve_command(host: str, port: int | None, workers: int) -> None:
     """Apply migrations, then serve with Hypercorn (config/hypercorn.toml)."""
-    settings = load_settings_or_exit()
+    settings = _checked_settings()
     migrate.upgrade(settings)
     config = Config.from_toml(HYPERCORN_CONFIG)
     config.application_path = APPLICATION
@@ -136,11 +142,21 @@ def create_user_command(username: str, password_stdin: bool) -> None:
             f"{problem['field']}: {problem['message']}" for problem in validation_errors(error)
         )
         raise click.ClickException(f"refused: {reasons}") from None
-    user = asyncio.run(_register(load_settings_or_exit(), signup))
+    user = asyncio.run(_register(_checked_settings(), signup))
     click.echo(f"created user {user.username} ({user.id})")
 
 
-async def _register(settings: Settings, signup: SignupRequest) -> users.UserRow:
+def _checked_settings() -> Settings:
+    """The settings, with the token keys they name loaded once; a problem ends the command."""
+    settings = load_settings_or_exit()
+    try:
+        load_key_set(settings)
+    except ConfigurationError as error:
+        raise SystemExit(f"service: {error}") from None
+    return settings
+
+
+async def _register(settings: Settings, signup: SignupRequest) -> users.UserRecord:
     services = Services.from_settings(settings)
     try:
         return await users.register(services, signup.username, signup.password)
@@ -149,7 +165,7 @@ async def _register(settings: Settings, signup: SignupRequest) -> users.UserRow:
     except (DBAPIError, OSError) as error:
         raise _database_trouble(error, " and migrated (`service migrate`)") from None
     finally:
-        await services.db.dispose()
+        await services.close()
 
 
 def _database_trouble(error: DBAPIError | OSError, hint: str = "") -> click.ClickException:
@@ -181,21 +197,38 @@ def openapi_command(out: Path | None) -> None:
         click.echo(f"wrote {out}", err=True)
 
 
+class _DefaultSettings(Settings):
+    """Settings from keyword arguments and defaults only: no environment, no ``.env`` file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 #: A database URL that is never connected to: engines connect on first use only.
 _NO_DATABASE = "postgresql://openapi.invalid/unused"
 
 
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI document, from an app built on the default settings (environment ignored)."""
-    settings = Settings.model_construct(
-        app_env="testing", database_url=_NO_DATABASE, bcrypt_rounds=4
-    )
+    """The OpenAPI document as ``/openapi.json`` serves it, from an app on default settings.
+
+    The environment is ignored (``_DefaultSettings``), so a half-configured shell still exports
+    the same document.
+    """
+    settings = _DefaultSettings(app_env="testing", database_url=_NO_DATABASE, bcrypt_rounds=4)
     app = create_app(settings)
 
-    async def build() -> dict[str, Any]:
-        async with app.app_context():
-            document: dict[str, Any] = app.extensions["QUART_SCHEMA"].openapi_provider.schema()
-        await app.extensions["service"].db.dispose()
+    async def fetch() -> dict[str, Any]:
+        response = await app.test_client().get("/openapi.json")
+        document: dict[str, Any] = await response.get_json()
+        await services(app).close()
         return document
 
-    return asyncio.run(build())
+    return asyncio.run(fetch())

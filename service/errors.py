@@ -15,7 +15,6 @@ from typing import Any
 
 from pydantic import ValidationError
 from quart import Quart, Response, current_app
-from quart_rate_limiter import RateLimitExceeded
 from quart_schema import RequestSchemaValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -197,24 +196,17 @@ def _http_detail(error: HTTPException) -> str:
     return details.get(error.code or 0, error.description or HTTPStatus(error.code or 500).phrase)
 
 
-async def _rate_limited(error: RateLimitExceeded) -> Response:
-    """quart-rate-limiter's 429, as problem+json with its ``Retry-After``."""
-    return problem(
-        429,
-        "Too many requests; try again after the Retry-After delay.",
-        headers={"Retry-After": str(error.retry_after)},
-    )
-
-
 async def _database_unavailable(error: Exception) -> Response:
     logger.warning("database unavailable: %s", type(error).__name__)
     return await _api_error(ServiceUnavailable("The database is unavailable; retry shortly."))
 
 
 async def _database_error(error: DBAPIError) -> Response:
-    """A driver error that is not an ``OperationalError``: an outage if its SQLSTATE says so."""
+    """A driver error that is not an ``OperationalError``: an outage if its SQLSTATE says so, or
+    if it cost the connection (SQLAlchemy invalidated it as a disconnect)."""
     sqlstate = getattr(error.orig, "sqlstate", None)
-    if isinstance(sqlstate, str) and sqlstate[:2] in OUTAGE_SQLSTATE_CLASSES:
+    outage = isinstance(sqlstate, str) and sqlstate[:2] in OUTAGE_SQLSTATE_CLASSES
+    if outage or error.connection_invalidated:
         return await _database_unavailable(error)
     return await _unexpected(error)
 
@@ -228,7 +220,6 @@ def register_error_handlers(app: Quart) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(RequestSchemaValidationError, _schema_error)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(RateLimitExceeded, _rate_limited)
     for outage in (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError):
         app.register_error_handler(outage, _database_unavailable)
     app.register_error_handler(DBAPIError, _database_error)

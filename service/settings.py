@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -245,8 +244,9 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _require_usable_keys(self) -> Settings:
-        """Keys that fit the algorithm, checked at start-up rather than at the first login."""
+    def _require_fitting_key_settings(self) -> Settings:
+        """Key settings that fit the algorithm; whether the keys themselves parse and fit is
+        checked when they are loaded (``service.keyring``), still before anything serves."""
         if self.jwt_algorithm == "HS256":
             for name in ("jwt_private_key", "jwt_private_key_file", "jwt_verify_keys_file"):
                 if getattr(self, name) is not None:
@@ -256,29 +256,26 @@ class Settings(BaseSettings):
                     )
             if self.jwt_verify_keys is not None:
                 raise ValueError("JWT_VERIFY_KEYS is set but JWT_ALGORITHM is HS256")
-        elif self.secret_key_fallbacks:
+            return self
+        if self.secret_key_fallbacks:
             raise ValueError(
                 f"SECRET_KEY_FALLBACKS only applies to HS256, not {self.jwt_algorithm}; "
                 "older keys go in JWT_VERIFY_KEYS"
             )
-        else:
-            _asymmetric_key_set(self, self.jwt_algorithm)
+        for name in ("JWT_PRIVATE_KEY", "JWT_VERIFY_KEYS"):
+            if (
+                getattr(self, name.lower()) is not None
+                and getattr(self, f"{name.lower()}_file") is not None
+            ):
+                raise ValueError(f"set {name} or {name}_FILE, not both")
+        if self.jwt_private_key is None and self.jwt_private_key_file is None:
+            algorithm = self.jwt_algorithm
+            raise ValueError(
+                f"JWT_ALGORITHM={algorithm} needs a private key: set JWT_PRIVATE_KEY to a PEM "
+                "private key or JWT_PRIVATE_KEY_FILE to the path of one "
+                f"(`service keygen --algorithm {algorithm}` makes one)"
+            )
         return self
-
-    def key_set(self) -> keys.KeySet:
-        """The token keys: the one that signs first, then those that only verify."""
-        if self.jwt_algorithm == "HS256":
-            fallbacks = [secret.get_secret_value() for secret in self.secret_key_fallbacks]
-            return keys.hmac_key_set(self.signing_secret(), fallbacks)
-        return _asymmetric_key_set(self, self.jwt_algorithm)
-
-    def signing_secret(self) -> str:
-        """The HMAC secret; development and testing fall back to a generated one."""
-        if self.secret_key is not None:
-            return self.secret_key.get_secret_value()
-        if self.app_env == "development":
-            return _development_secret()
-        return _PROCESS_SECRET
 
 
 def _refuse_weak_secret(name: str, secret: str) -> None:
@@ -290,83 +287,6 @@ def _refuse_weak_secret(name: str, secret: str) -> None:
             f"{name} is too weak: use at least {MIN_SECRET_LENGTH} random characters "
             '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
         )
-
-
-def _asymmetric_key_set(settings: Settings, algorithm: keys.AsymmetricAlgorithm) -> keys.KeySet:
-    """The keys of JWT_PRIVATE_KEY(_FILE) and JWT_VERIFY_KEYS(_FILE); ValueError names a bad one."""
-    source, text = _pem_setting(
-        "JWT_PRIVATE_KEY", settings.jwt_private_key, settings.jwt_private_key_file
-    )
-    if text is None:
-        raise ValueError(
-            f"JWT_ALGORITHM={algorithm} needs a private key: set JWT_PRIVATE_KEY to a PEM "
-            "private key or JWT_PRIVATE_KEY_FILE to the path of one "
-            f"(`service keygen --algorithm {algorithm}` makes one)"
-        )
-    try:
-        blocks = keys.pem_blocks(text)
-        if len(blocks) != 1:
-            raise keys.KeyConfigError(
-                f"holds {len(blocks)} PEM blocks, give exactly one: the signing key "
-                "(keys that only verify go in JWT_VERIFY_KEYS)"
-            )
-        signing = keys.load_private_key(blocks[0], algorithm)
-    except keys.KeyConfigError as error:
-        raise ValueError(f"{source}: {error}") from None
-    source, text = _pem_setting(
-        "JWT_VERIFY_KEYS", settings.jwt_verify_keys, settings.jwt_verify_keys_file
-    )
-    try:
-        verify_only = [
-            keys.load_public_key(block, algorithm) for block in keys.pem_blocks(text or "")
-        ]
-    except keys.KeyConfigError as error:
-        raise ValueError(f"{source}: {error}") from None
-    return keys.asymmetric_key_set(algorithm, signing, verify_only)
-
-
-def _pem_setting(name: str, value: SecretStr | None, path: Path | None) -> tuple[str, str | None]:
-    """Where the PEM text of setting ``name`` came from, and the text (None if unset)."""
-    if value is not None and path is not None:
-        raise ValueError(f"set {name} or {name}_FILE, not both")
-    if value is not None:
-        return name, value.get_secret_value()
-    if path is None:
-        return name, None
-    try:
-        return f"{name}_FILE ({path})", path.read_text(encoding="ascii")
-    except OSError as error:
-        raise ValueError(f"{name}_FILE: cannot read {path}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{name}_FILE: {path} is not a PEM text file") from None
-
-
-#: Testing without SECRET_KEY: a secret that lives as long as the process.
-_PROCESS_SECRET = secrets.token_urlsafe(48)
-
-
-def _development_secret() -> str:
-    """Generate the development secret once and keep it in ``instance/secret_key``.
-
-    Kept on disk so tokens survive a restart of the development server. The file is written
-    aside and hard-linked into place, which fails if it exists: several Hypercorn workers
-    starting at once all end up reading the one complete secret.
-    """
-    path = instance_dir() / "secret_key"
-    if path.is_file():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    draft = path.with_name(f".secret_key.{os.getpid()}")
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(secrets.token_urlsafe(48))
-    try:
-        os.link(draft, path)
-    except FileExistsError:
-        pass
-    finally:
-        draft.unlink()
-    return path.read_text().strip()
 
 
 class ConfigurationError(Exception):

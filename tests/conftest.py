@@ -33,9 +33,9 @@ from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 
 from service import create_app
-from service.extensions import Services
-from service.migrate import upgrade
-from service.models import Base
+from service.db.migrate import upgrade
+from service.db.models import Base
+from service.services import Services
 from service.settings import Settings
 from tests.live_server import LiveServer, start_live_server
 from tests.signing import ALGORITHMS, SigningKey, new_key

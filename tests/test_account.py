@@ -9,7 +9,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, select
 
-from service.models import Item, LoginSession, User
+from service.db.models import Item, LoginSession, User
 from tests.auth_helpers import (
     another_login,
     assert_access_refused,

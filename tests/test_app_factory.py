@@ -12,7 +12,8 @@ from quart.typing import TestClientProtocol as Client
 from sqlalchemy import text
 
 from service import create_app
-from service.db import SQLITE_WRITE_WAIT_MS, async_url
+from service.db.engine import SQLITE_WRITE_WAIT_MS, async_url
+from service.keyring import signing_secret
 from service.settings import ConfigurationError, Settings, load_settings
 from tests.conftest import TEST_SECRET, make_settings, sign_up
 
@@ -114,7 +115,7 @@ def test_production_refuses_a_placeholder_secret(secret: str) -> None:
 
 
 def test_production_accepts_a_strong_secret() -> None:
-    assert production(secret_key=STRONG_SECRET).signing_secret() == STRONG_SECRET
+    assert signing_secret(production(secret_key=STRONG_SECRET)) == STRONG_SECRET
 
 
 def test_a_refused_secret_is_not_echoed_in_the_error() -> None:
@@ -159,20 +160,20 @@ def test_a_bad_value_fails_with_a_message_naming_the_variable(
 def test_development_generates_a_secret_once_and_reuses_it(clean_environment: Path) -> None:
     development = Settings(_env_file=None, app_env="development")  # type: ignore[call-arg]
 
-    secret = development.signing_secret()
+    secret = signing_secret(development)
 
     stored = clean_environment / "instance" / "secret_key"
     assert stored.read_text().strip() == secret
     assert len(secret) >= 32
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
-    assert development.signing_secret() == secret
-    assert Settings(_env_file=None, app_env="development").signing_secret() == secret  # type: ignore[call-arg]
+    assert signing_secret(development) == secret
+    assert signing_secret(Settings(_env_file=None, app_env="development")) == secret  # type: ignore[call-arg]
     assert [path.name for path in stored.parent.iterdir()] == ["secret_key"]
 
 
 def test_development_prefers_an_explicit_secret(clean_environment: Path) -> None:
     development = Settings(_env_file=None, app_env="development", secret_key=STRONG_SECRET)  # type: ignore[call-arg]
-    assert development.signing_secret() == STRONG_SECRET
+    assert signing_secret(development) == STRONG_SECRET
     assert not (clean_environment / "instance").exists()
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from service import create_app
 from service.cli import main
-from service.db import async_url
+from service.db.engine import async_url
 from service.settings import Settings
 from tests.conftest import make_settings
 

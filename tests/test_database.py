@@ -18,7 +18,7 @@ from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, insert, select
 
 from service.db import Database, Writer
-from service.models import User
+from service.db.models import User
 from tests.conftest import Account
 
 

@@ -21,10 +21,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from service import create_app
-from service import db as service_db
+from service.db import engine as service_db
+from service.db.migrate import upgrade
+from service.db.models import Item, User
 from service.items import repository
-from service.migrate import upgrade
-from service.models import Item, User
 from service.settings import Settings
 from tests.conftest import (
     Account,

@@ -14,7 +14,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, insert, select
 
-from service.models import Item
+from service.db.models import Item
 from tests.conftest import Account
 
 ITEM_FIELDS = {"id", "name", "description", "created_at", "updated_at"}

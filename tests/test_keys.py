@@ -19,6 +19,7 @@ from quart.typing import TestClientProtocol as Client
 
 from service import create_app
 from service.cli import main
+from service.keyring import load_key_set
 from service.security import keys
 from service.settings import ConfigurationError, Settings, load_settings
 from tests.conftest import delete_all_rows, make_settings, sign_up
@@ -33,9 +34,14 @@ def settings(**values: Any) -> Settings:
 
 
 def refusal(**values: Any) -> str:
-    """The start-up error message for these settings."""
-    with pytest.raises(ValidationError) as raised:
-        settings(**values)
+    """The start-up error message for these settings: of the settings themselves, or of the keys
+    they name (loaded right after, before anything serves)."""
+    try:
+        configured = settings(**values)
+    except ValidationError as error:
+        return str(error)
+    with pytest.raises(ConfigurationError) as raised:
+        load_key_set(configured)
     return str(raised.value)
 
 
@@ -51,7 +57,7 @@ def test_each_asymmetric_algorithm_starts_with_a_fitting_key(algorithm: str) -> 
     key = new_key(algorithm)
     assert not isinstance(key, str)
     configured = settings(jwt_algorithm=algorithm, jwt_private_key=private_pem(key))
-    key_set = configured.key_set()
+    key_set = load_key_set(configured)
     assert key_set.algorithm == algorithm
     assert key_set.signing_kid == thumbprint(key)
 
@@ -60,7 +66,7 @@ def test_eddsa_is_read_as_ed25519() -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     configured = settings(jwt_algorithm="EdDSA", jwt_private_key=private_pem(key))
     assert configured.jwt_algorithm == "Ed25519"
-    assert configured.key_set().public_jwks()["keys"][0]["alg"] == "Ed25519"
+    assert load_key_set(configured).public_jwks()["keys"][0]["alg"] == "Ed25519"
 
 
 def test_the_key_can_come_from_a_file(tmp_path: Path) -> None:
@@ -68,7 +74,7 @@ def test_the_key_can_come_from_a_file(tmp_path: Path) -> None:
     path = tmp_path / "signing.pem"
     path.write_text(private_pem(key))
     configured = settings(jwt_algorithm="ES256", jwt_private_key_file=str(path))
-    assert configured.key_set().signing_kid == thumbprint(key)
+    assert load_key_set(configured).signing_kid == thumbprint(key)
 
 
 def test_a_key_with_escaped_newlines_is_read(tmp_path: Path) -> None:
@@ -76,7 +82,7 @@ def test_a_key_with_escaped_newlines_is_read(tmp_path: Path) -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     one_line = private_pem(key).replace("\n", "\\n")
     configured = settings(jwt_algorithm="Ed25519", jwt_private_key=one_line)
-    assert configured.key_set().signing_kid == thumbprint(key)
+    assert load_key_set(configured).signing_kid == thumbprint(key)
 
 
 def test_a_traditional_rsa_pem_is_read() -> None:
@@ -87,7 +93,7 @@ def test_a_traditional_rsa_pem_is_read() -> None:
         serialization.NoEncryption(),
     ).decode()
     assert "BEGIN RSA PRIVATE KEY" in traditional
-    assert settings(jwt_algorithm="RS256", jwt_private_key=traditional).key_set()
+    assert load_key_set(settings(jwt_algorithm="RS256", jwt_private_key=traditional))
 
 
 def test_verify_keys_are_read_from_a_file_and_only_verify(tmp_path: Path) -> None:
@@ -99,7 +105,7 @@ def test_verify_keys_are_read_from_a_file_and_only_verify(tmp_path: Path) -> Non
         jwt_private_key=private_pem(signing),
         jwt_verify_keys_file=str(path),
     )
-    key_set = configured.key_set()
+    key_set = load_key_set(configured)
     assert key_set.signing_kid == thumbprint(signing)
     assert list(key_set.verifying_keys) == [thumbprint(k) for k in (signing, older, oldest)]
     assert not key_set.verifying_keys[thumbprint(oldest)].is_private
@@ -113,7 +119,7 @@ def test_an_asymmetric_algorithm_needs_no_secret_key_in_production() -> None:
         jwt_algorithm="Ed25519",
         jwt_private_key=private_pem(key),
     )
-    assert configured.key_set().algorithm == "Ed25519"
+    assert load_key_set(configured).algorithm == "Ed25519"
 
 
 def test_hs256_fallback_secrets_verify() -> None:
@@ -121,8 +127,8 @@ def test_hs256_fallback_secrets_verify() -> None:
         secret_key=STRONG_SECRET,
         secret_key_fallbacks="the-previous-secret,  the-one-before-that ,",
     )
-    assert len(configured.key_set().verifying_keys) == 3
-    assert configured.key_set().public_jwks() == {"keys": []}
+    assert len(load_key_set(configured).verifying_keys) == 3
+    assert load_key_set(configured).public_jwks() == {"keys": []}
 
 
 # --- what start-up refuses -----------------------------------------------------------------
@@ -316,7 +322,7 @@ def test_keygen_prints_a_key_that_starts_the_service(algorithm: str) -> None:
     assert "kid" not in result.stdout, "stdout is exactly the PEM, ready for a file"
     kid = result.stderr.strip().removeprefix("kid: ")
     configured = settings(jwt_algorithm=algorithm, jwt_private_key=result.stdout)
-    assert configured.key_set().signing_kid == kid
+    assert load_key_set(configured).signing_kid == kid
 
 
 def test_keygen_makes_rsa_keys_of_3072_bits() -> None:
@@ -333,7 +339,7 @@ def test_keygen_writes_a_file_only_its_owner_can_read(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     configured = settings(jwt_algorithm="ES256", jwt_private_key_file=str(out))
-    assert configured.key_set().signing_kid == result.stderr.strip().removeprefix("kid: ")
+    assert load_key_set(configured).signing_kid == result.stderr.strip().removeprefix("kid: ")
 
 
 def test_keygen_never_overwrites_a_file(tmp_path: Path) -> None:

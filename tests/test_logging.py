@@ -15,7 +15,7 @@ import pytest
 from quart.typing import TestClientProtocol as Client
 
 from service import create_app
-from service.observability import logging_config
+from service.logs import logging_config
 from tests.conftest import delete_all_rows, make_settings, sign_up
 
 ACCESS_FIELDS = {

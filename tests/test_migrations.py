@@ -13,9 +13,9 @@ from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from service.db import async_url
-from service.migrate import alembic_config, downgrade, upgrade
-from service.models import Base
+from service.db.engine import async_url
+from service.db.migrate import alembic_config, downgrade, upgrade
+from service.db.models import Base
 from tests.conftest import (
     make_settings,
 )

@@ -13,7 +13,7 @@ from quart.typing import TestClientProtocol as Client
 from quart_schema.validation import QUART_SCHEMA_RESPONSE_ATTRIBUTE
 from werkzeug.routing import Rule
 
-from service.docs import _NO_CONTENT_ATTRIBUTE
+from service.web.openapi import NO_CONTENT_ATTRIBUTE
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
 CDN_WORDS = ("cdn", "unpkg", "jsdelivr", "cloudflare", "googleapis", "http://", "https://")
@@ -331,6 +331,6 @@ async def test_every_items_endpoint_declares_its_response_schema(app: Quart) -> 
         view = app.view_functions[rule.endpoint]
         schemas: dict[int, Any] = getattr(view, QUART_SCHEMA_RESPONSE_ATTRIBUTE, {})
         successes = [status for status in schemas if 200 <= status < 300]
-        no_content = getattr(view, _NO_CONTENT_ATTRIBUTE, False)
+        no_content = getattr(view, NO_CONTENT_ATTRIBUTE, False)
         assert successes or no_content, f"{method} {rule.rule} declares no success response"
         assert 401 in schemas, f"{method} {rule.rule} does not document its 401"

@@ -9,7 +9,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, select
 
-from service.models import User
+from service.db.models import User
 from service.security import passwords
 from service.security.passwords import (
     COMMON_PASSWORDS_FILE,

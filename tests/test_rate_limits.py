@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from service import create_app
-from service.ratelimit import account_digest, address_key
+from service.limits import account_digest, address_key
 from tests.conftest import delete_all_rows, make_settings
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"

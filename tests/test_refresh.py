@@ -15,7 +15,7 @@ from quart.typing import TestClientProtocol as Client
 from sqlalchemy import select, update
 
 from service import create_app
-from service.models import LoginSession
+from service.db.models import LoginSession
 from service.settings import Settings
 from tests.conftest import Account, log_in, make_settings, sign_up
 

@@ -18,7 +18,7 @@ from werkzeug.test import encode_multipart
 
 from service import create_app
 from service.auth.users import username_key
-from service.models import User
+from service.db.models import User
 from service.settings import Settings
 from tests.conftest import Account, make_settings, sign_up
 

@@ -20,8 +20,8 @@ from quart_schema import security_scheme
 
 from service.auth.sessions import session_is_live
 from service.errors import Unauthorized
-from service.extensions import services
 from service.security.tokens import ACCESS_TYP, TokenError
+from service.services import services
 
 #: The OpenAPI security requirement of a protected operation (either scheme works).
 BEARER_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"oauth2Password": []}]

@@ -17,7 +17,6 @@ from quart_schema import (
 )
 from werkzeug.datastructures import Headers
 
-from service import ratelimit
 from service.auth import sessions, users
 from service.auth.bearer import BEARER_SECURITY, bearer_token, current_principal, login_required
 from service.auth.schemas import (
@@ -32,7 +31,6 @@ from service.auth.schemas import (
     TokenPair,
     UserOut,
 )
-from service.docs import no_content, optional_body, problems, response_headers
 from service.errors import (
     InvalidRequest,
     NotFound,
@@ -40,14 +38,18 @@ from service.errors import (
     ValidationFailed,
     validation_errors,
 )
-from service.extensions import services
-from service.http import NO_STORE, client_address, headers, read_form_or_json
+from service.services import services
+from service.web.openapi import no_content, optional_body, problems, response_headers
+from service.web.request_limit import request_limited
+from service.web.requests import client_address, read_form_or_json
+from service.web.responses import NO_STORE, headers
 
 bp = Blueprint("auth", __name__)
 tag_blueprint(bp, ["auth"])
 
 
 @bp.post("/signup")
+@request_limited
 @validate_request(SignupRequest)
 @validate_response(UserOut, 201)
 @response_headers(201, "Location")
@@ -63,6 +65,7 @@ async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
 
 
 @bp.post("/login")
+@request_limited
 @document_request(PasswordGrant, source=DataSource.FORM)
 @validate_response(TokenPair)
 @response_headers(200, "Cache-Control")
@@ -79,15 +82,17 @@ async def login() -> tuple[TokenPair, int, Headers]:
     body = await read_form_or_json()
     _require_password_grant(body)
     grant = _parse(PasswordGrant, body)
-    async with ratelimit.password_attempt(users.username_key(grant.username)):
+    address = client_address()
+    account = users.username_key(grant.username)
+    async with services().limits.password_attempt(account, address=address):
         user = await users.check_password(services(), grant.username, grant.password)
-    client = sessions.ClientInfo(
-        user_agent=request.headers.get("User-Agent"), address=client_address()
-    )
-    return await sessions.start_session(services(), user.id, client), 200, NO_STORE
+    client = sessions.ClientInfo(user_agent=request.headers.get("User-Agent"), address=address)
+    pair = await sessions.start_session(services(), user.id, client)
+    return TokenPair.model_validate(pair), 200, NO_STORE
 
 
 @bp.post("/refresh")
+@request_limited
 @document_request(RefreshRequest)
 @validate_response(TokenPair)
 @response_headers(200, "Cache-Control")
@@ -100,7 +105,8 @@ async def refresh() -> tuple[TokenPair, int, Headers]:
     requests from one address: `429` with `Retry-After` (seconds).
     """
     body = _parse(RefreshRequest, await read_form_or_json())
-    return await sessions.rotate(services(), body.refresh_token), 200, NO_STORE
+    pair = await sessions.rotate(services(), body.refresh_token)
+    return TokenPair.model_validate(pair), 200, NO_STORE
 
 
 @bp.get("/me")
@@ -192,11 +198,13 @@ async def list_sessions() -> SessionList:
     """
     principal = current_principal()
     async with services().db.read() as db:
-        rows = await sessions.select_live_sessions(db, principal.user_id)
+        live = await sessions.select_live_sessions(db, principal.user_id)
     return SessionList(
         sessions=[
-            SessionOut.model_validate({**row._mapping, "current": row.id == principal.session_id})
-            for row in rows
+            SessionOut.model_validate(session).model_copy(
+                update={"current": session.id == principal.session_id}
+            )
+            for session in live
         ]
     )
 

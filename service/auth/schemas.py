@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
@@ -17,6 +16,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from service.auth.sessions import LogoutScope
 from service.schemas import STORABLE, SafeStr
 from service.security.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, password_problem
 from service.security.tokens import MAX_TOKEN_LENGTH
@@ -100,6 +100,8 @@ class RefreshRequest(BaseModel):
 class TokenPair(BaseModel):
     """Fresh tokens (RFC 6749 section 5.1). Responses carrying them are never cached."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     access_token: str = Field(description="Send as `Authorization: Bearer <access_token>`.")
     refresh_token: str = Field(description="Spend once at `POST /refresh` for a new pair.")
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the RFC 6750 scheme name
@@ -122,14 +124,6 @@ class PasswordChange(BaseModel):
     def _password_policy(cls, password: str) -> str:
         # The username rule needs the account; ``users.change_password`` applies it.
         return _acceptable_password(password)
-
-
-class LogoutScope(enum.StrEnum):
-    """Which sessions a logout ends."""
-
-    LOCAL = "local"
-    OTHERS = "others"
-    GLOBAL = "global"
 
 
 class LogoutRequest(BaseModel):

@@ -23,16 +23,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
-from service.auth.schemas import LogoutScope, TokenPair
-from service.db import Reader, Writer
+from service.db import Reader, RowMap, Writer
+from service.db.models import LoginSession
 from service.errors import InvalidGrant, NotFound, Unauthorized
-from service.extensions import Services
-from service.models import LoginSession
-from service.prepared import PreparedRead
 from service.security.events import security_event
 from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError, VerifiedToken
+from service.services import Services
+
+
+class LogoutScope(enum.StrEnum):
+    """Which sessions a logout ends."""
+
+    LOCAL = "local"
+    OTHERS = "others"
+    GLOBAL = "global"
 
 
 class SessionLike(Protocol):
@@ -48,6 +54,35 @@ class SessionLike(Protocol):
     def expires_at(self) -> datetime: ...
     @property
     def revoked_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A login session as stored (a row of ``sessions``)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    refresh_jti: str
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    user_agent: str | None
+    client_address: str | None
+
+    @classmethod
+    def of(cls, row: RowMap | None) -> SessionRecord | None:
+        return None if row is None else cls(**row)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedPair:
+    """A fresh access and refresh token of one session, and their lifetimes in seconds."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    refresh_expires_in: int
 
 
 def is_live(session: SessionLike | None, user_id: uuid.UUID, now: datetime) -> bool:
@@ -93,7 +128,7 @@ class ClientInfo:
     address: str | None
 
 
-def _token_pair(services: Services, session: SessionLike, refresh: str) -> TokenPair:
+def _token_pair(services: Services, session: SessionLike, refresh: str) -> IssuedPair:
     settings = services.settings
     not_after = int(session.expires_at.timestamp())
     access = services.tokens.issue(
@@ -104,7 +139,7 @@ def _token_pair(services: Services, session: SessionLike, refresh: str) -> Token
         not_after=not_after,
     )
     now = int(datetime.now(UTC).timestamp())
-    return TokenPair(
+    return IssuedPair(
         access_token=access.value,
         refresh_token=refresh,
         expires_in=max(access.expires_at - now, 0),
@@ -134,7 +169,7 @@ class NewSession:
     revoked_at: datetime | None = None
 
 
-async def start_session(services: Services, user_id: uuid.UUID, client: ClientInfo) -> TokenPair:
+async def start_session(services: Services, user_id: uuid.UUID, client: ClientInfo) -> IssuedPair:
     """Open a session for a user who just proved their password, and issue its first pair."""
     now = datetime.now(UTC)
     session = NewSession(
@@ -161,7 +196,7 @@ async def start_session(services: Services, user_id: uuid.UUID, client: ClientIn
     return _token_pair(services, session, refresh)
 
 
-async def rotate(services: Services, refresh_token: str) -> TokenPair:
+async def rotate(services: Services, refresh_token: str) -> IssuedPair:
     """Spend ``refresh_token`` for a new pair, or fail with ``InvalidGrant``."""
     try:
         token = services.tokens.verify(refresh_token, REFRESH_TYP)
@@ -289,12 +324,11 @@ def _live_conditions(user_id: Any, now: Any) -> list[Any]:
 
 
 #: Asked on every authenticated request, so built once.
-_SELECT_LIVE_SESSION = PreparedRead(
-    select(LoginSession.id).where(
-        LoginSession.id == bindparam("session_id"),
-        *_live_conditions(bindparam("user_id"), bindparam("now")),
-    )
+_SELECT_LIVE_SESSION = select(LoginSession.id).where(
+    LoginSession.id == bindparam("session_id"),
+    *_live_conditions(bindparam("user_id"), bindparam("now")),
 )
+_SELECT_SESSION = select(LoginSession).where(LoginSession.id == bindparam("session_id"))
 
 
 async def session_is_live(db: Reader, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
@@ -304,12 +338,11 @@ async def session_is_live(db: Reader, session_id: uuid.UUID, user_id: uuid.UUID)
     reuse or deleting the account stops the session's access tokens at once.
     """
     params = {"session_id": session_id, "user_id": user_id, "now": datetime.now(UTC)}
-    return await db.lookup(_SELECT_LIVE_SESSION, params) is not None
+    return await db.first(_SELECT_LIVE_SESSION, params) is not None
 
 
-async def select_session(db: Reader, session_id: uuid.UUID) -> Any:
-    """The ``sessions`` row (a ``SessionLike``), or None."""
-    return await db.one(select(LoginSession).where(LoginSession.id == session_id))
+async def select_session(db: Reader, session_id: uuid.UUID) -> SessionRecord | None:
+    return SessionRecord.of(await db.first(_SELECT_SESSION, {"session_id": session_id}))
 
 
 async def _swap_refresh_jti(
@@ -328,13 +361,14 @@ async def _swap_refresh_jti(
     return swapped == 1
 
 
-async def select_live_sessions(db: Reader, user_id: uuid.UUID) -> Sequence[Row[Any]]:
+async def select_live_sessions(db: Reader, user_id: uuid.UUID) -> list[SessionRecord]:
     """The user's sessions that are neither revoked nor past their end, newest first."""
-    return await db.all(
+    rows = await db.all(
         select(LoginSession)
         .where(*_live_conditions(user_id, datetime.now(UTC)))
         .order_by(LoginSession.created_at.desc(), LoginSession.id.desc())
     )
+    return [SessionRecord(**row) for row in rows]
 
 
 async def touch_live_session(
@@ -370,4 +404,4 @@ async def revoke_sessions(
     rows = await db.all(
         update(LoginSession).where(*conditions).values(revoked_at=now).returning(LoginSession.id)
     )
-    return [row.id for row in rows]
+    return [row["id"] for row in rows]

@@ -4,22 +4,39 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service import ratelimit
 from service.auth import sessions
-from service.db import Reader, Writer
+from service.db import Reader, RowMap, Writer
+from service.db.models import User
 from service.errors import Conflict, InvalidGrant, NotFound, Unauthorized, ValidationFailed
-from service.extensions import Services
-from service.models import User
 from service.security.events import security_event
 from service.security.passwords import SAME_AS_USERNAME, is_username
+from service.services import Services
 
-UserRow = Row[Any]
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """An account as stored (a row of ``users``)."""
+
+    id: uuid.UUID
+    username: str
+    username_key: str
+    password_hash: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: RowMap | None) -> UserRecord | None:
+        return None if row is None else cls(**row)
+
+
+#: Asked at every login and by every authenticated password check: built once.
+_SELECT_BY_KEY = select(User).where(User.username_key == bindparam("username_key"))
+_SELECT_BY_ID = select(User).where(User.id == bindparam("user_id"))
 
 
 def username_key(username: str) -> str:
@@ -27,18 +44,19 @@ def username_key(username: str) -> str:
     return username.casefold()
 
 
-async def select_user(db: Reader, user_id: uuid.UUID) -> UserRow | None:
-    return await db.one(select(User).where(User.id == user_id))
+async def select_user(db: Reader, user_id: uuid.UUID) -> UserRecord | None:
+    return UserRecord.of(await db.first(_SELECT_BY_ID, {"user_id": user_id}))
 
 
-async def select_user_by_username(db: Reader, username: str) -> UserRow | None:
-    return await db.one(select(User).where(User.username_key == username_key(username)))
+async def select_user_by_username(db: Reader, username: str) -> UserRecord | None:
+    key = username_key(username)
+    return UserRecord.of(await db.first(_SELECT_BY_KEY, {"username_key": key}))
 
 
-async def insert_user(db: Writer, username: str, password_hash: str) -> UserRow:
+async def insert_user(db: Writer, username: str, password_hash: str) -> UserRecord:
     """Add an account; ``Conflict`` if the username is taken in any letter case."""
     try:
-        user = await db.one(
+        user = await db.first(
             insert(User)
             .values(
                 id=uuid.uuid4(),
@@ -52,21 +70,21 @@ async def insert_user(db: Writer, username: str, password_hash: str) -> UserRow:
     except IntegrityError:
         raise Conflict("This username is already taken.") from None
     assert user is not None
-    return user
+    return UserRecord(**user)
 
 
 async def update_password_hash(db: Writer, user_id: uuid.UUID, password_hash: str) -> None:
     await db.run(update(User).where(User.id == user_id).values(password_hash=password_hash))
 
 
-async def register(services: Services, username: str, password: str) -> UserRow:
+async def register(services: Services, username: str, password: str) -> UserRecord:
     """Create an account; the password is hashed before any database work starts."""
     password_hash = await services.passwords.hash(password)
     async with services.db.write() as db:
         return await insert_user(db, username, password_hash)
 
 
-async def check_password(services: Services, username: str, password: str) -> UserRow:
+async def check_password(services: Services, username: str, password: str) -> UserRecord:
     """The account whose password this is, else ``InvalidGrant``.
 
     An unknown username and a wrong password fail alike, in the same time and with the same
@@ -117,8 +135,8 @@ async def change_password(
             "The new password is not acceptable.",
             errors=[{"field": "new_password", "message": SAME_AS_USERNAME}],
         )
-    async with ratelimit.password_attempt(
-        user.username_key, per_address=False, failure=ValidationFailed
+    async with services.limits.password_attempt(
+        user.username_key, address=None, failure=ValidationFailed
     ):
         if not (await services.passwords.verify(current_password, user.password_hash)).ok:
             security_event(
@@ -146,7 +164,7 @@ async def change_password(
 async def delete_account(services: Services, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
     """Delete the user; their sessions and items go with them (``ON DELETE CASCADE``)."""
     async with services.db.write() as db:
-        live = [row.id for row in await sessions.select_live_sessions(db, user_id)]
+        live = [session.id for session in await sessions.select_live_sessions(db, user_id)]
         deleted = await db.run(delete(User).where(User.id == user_id))
     if not deleted:
         raise NotFound("The account no longer exists.")

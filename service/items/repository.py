@@ -1,40 +1,52 @@
 """Item queries. Every one takes the owner and puts it in the WHERE clause.
 
 A user can therefore never read, change or delete another user's item, and cannot learn that
-it exists: to them it is simply not found. Items come back as rows with the columns of
-``models.Item``.
+it exists: to them it is simply not found. Items come back as ``ItemRecord`` values.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 
-from service.db import Reader, Writer
+from service.db import Reader, RowMap, Writer
+from service.db.models import Item
 from service.items.pagination import Cursor
-from service.models import Item
-from service.prepared import PreparedRead
 
-#: An ``items`` row read by attribute (the columns of ``models.Item``): a SQLAlchemy row, or
-#: the named tuple of a prepared read (``service.prepared``).
-ItemRow = Any
 
-#: The hottest query of the service: built once (constructing a statement costs more than
-#: SQLite takes to run it) and prepared (`service.prepared`).
-_SELECT_OWNED_ITEM = PreparedRead(
-    select(Item).where(Item.id == bindparam("item_id"), Item.owner_id == bindparam("owner_id"))
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    """An item as stored (a row of ``items``); ``version`` counts its updates."""
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    name: str
+    description: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: RowMap | None) -> ItemRecord | None:
+        return None if row is None else cls(**row)
+
+
+#: The hottest query of the service: built once, since building a statement costs more than
+#: the database takes to answer it.
+_SELECT_OWNED_ITEM = select(Item).where(
+    Item.id == bindparam("item_id"), Item.owner_id == bindparam("owner_id")
 )
 
 
 async def insert_item(
     db: Writer, owner_id: uuid.UUID, name: str, description: str | None
-) -> ItemRow:
+) -> ItemRecord:
     now = datetime.now(UTC)
-    row = await db.one(
+    row = await db.first(
         insert(Item)
         .values(
             id=uuid.uuid4(),
@@ -48,16 +60,17 @@ async def insert_item(
         .returning(Item)
     )
     assert row is not None
-    return row
+    return ItemRecord(**row)
 
 
-async def select_item(db: Reader, owner_id: uuid.UUID, item_id: uuid.UUID) -> ItemRow | None:
-    return await db.lookup(_SELECT_OWNED_ITEM, {"item_id": item_id, "owner_id": owner_id})
+async def select_item(db: Reader, owner_id: uuid.UUID, item_id: uuid.UUID) -> ItemRecord | None:
+    params = {"item_id": item_id, "owner_id": owner_id}
+    return ItemRecord.of(await db.first(_SELECT_OWNED_ITEM, params))
 
 
 async def select_items_page(
     db: Reader, owner_id: uuid.UUID, limit: int, after: Cursor | None
-) -> tuple[list[ItemRow], Cursor | None]:
+) -> tuple[list[ItemRecord], Cursor | None]:
     """Up to ``limit`` items older than ``after``, newest first, and the cursor past them."""
     query = select(Item).where(Item.owner_id == owner_id)
     if after is not None:
@@ -68,7 +81,7 @@ async def select_items_page(
             )
         )
     query = query.order_by(Item.created_at.desc(), Item.id.desc()).limit(limit + 1)
-    items = list(await db.all(query))
+    items = [ItemRecord(**row) for row in await db.all(query)]
     if len(items) <= limit:
         return items, None
     last = items[limit - 1]
@@ -82,7 +95,7 @@ async def update_item(
     changes: Mapping[str, str | None],
     *,
     if_version: Collection[int] | None = None,
-) -> ItemRow | None:
+) -> ItemRecord | None:
     """Apply ``changes`` and bump the version, only if the item's version is in ``if_version``.
 
     The version check is part of the ``UPDATE``'s WHERE clause, so two clients holding the same
@@ -92,7 +105,7 @@ async def update_item(
     if if_version is not None:
         query = query.where(Item.version.in_(list(if_version)))
     query = query.values(**changes, version=Item.version + 1, updated_at=datetime.now(UTC))
-    return await db.one(query.returning(Item))
+    return ItemRecord.of(await db.first(query.returning(Item)))
 
 
 async def delete_item(db: Writer, owner_id: uuid.UUID, item_id: uuid.UUID) -> bool:

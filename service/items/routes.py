@@ -16,13 +16,11 @@ from quart_schema import (
 from werkzeug.datastructures import Headers
 
 from service.auth.bearer import BEARER_SECURITY, current_principal, require_bearer
-from service.docs import no_content, not_modified, problems, response_headers
 from service.errors import NotFound, PreconditionFailed
-from service.extensions import services
-from service.http import etag, headers, if_match_versions, if_none_match
 from service.items import repository
+from service.items.conditional import etag, if_match_versions, if_none_match
 from service.items.pagination import Cursor
-from service.items.repository import ItemRow
+from service.items.repository import ItemRecord
 from service.items.schemas import (
     ItemCreate,
     ItemListQuery,
@@ -33,6 +31,9 @@ from service.items.schemas import (
     ReadConditions,
     WriteConditions,
 )
+from service.services import services
+from service.web.openapi import no_content, not_modified, problems, response_headers
+from service.web.responses import headers
 
 bp = Blueprint("items", __name__)
 tag_blueprint(bp, ["items"])
@@ -42,7 +43,7 @@ bp.before_request(require_bearer)
 NOT_FOUND = "No such item."
 
 
-def _out(item: ItemRow, status: int = 200, **extra: str) -> tuple[ItemOut, int, Headers]:
+def _out(item: ItemRecord, status: int = 200, **extra: str) -> tuple[ItemOut, int, Headers]:
     return ItemOut.model_validate(item), status, headers(ETag=etag(item.version), **extra)
 
 
@@ -95,7 +96,7 @@ async def read_item(item_id: uuid.UUID) -> tuple[ItemOut, int, Headers] | Respon
         item = await repository.select_item(db, current_principal().user_id, item_id)
     if item is None:
         raise NotFound(NOT_FOUND)
-    if if_none_match(item.version):
+    if if_none_match(request.headers.get("If-None-Match"), item.version):
         return Response(status=304, headers={"ETag": etag(item.version)})
     return _out(item)
 
@@ -134,7 +135,7 @@ async def delete_item(item_id: uuid.UUID) -> tuple[str, int]:
     return "", 204
 
 
-async def _update(item_id: uuid.UUID, changes: dict[str, str | None]) -> ItemRow:
+async def _update(item_id: uuid.UUID, changes: dict[str, str | None]) -> ItemRecord:
     """Update under the ``If-Match`` precondition; 404 if not the caller's, 412 if outdated."""
     owner_id = current_principal().user_id
     versions = if_match_versions(request.headers.get("If-Match"))

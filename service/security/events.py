@@ -9,8 +9,12 @@ Events in use: ``login_failed``, ``refresh_reuse_detected``, ``password_changed`
 Each record carries its fields twice: as attributes of the ``LogRecord`` (passed with
 ``extra=``, so a JSON formatter writes them as keys) and as ``key=value`` pairs in the message
 (so the plain text format shows them too; values with spaces, quotes or control characters
-are JSON-quoted there, so a value cannot forge a line). Inside a request, ``request_id`` and
-``client_address`` are filled in unless given.
+are JSON-quoted there, so a value cannot forge a line).
+
+The web layer hands in where a request came from with ``bind_request`` as each request starts
+(a context variable, so each request's task sees its own); events of that request then carry
+its ``request_id`` and ``client_address`` unless given. Events outside a request (the command
+line) carry neither. Nothing here knows the web framework.
 
 Never pass a password or a token: field names that look like one are refused with
 ``ValueError``, so such a mistake fails in tests instead of leaking into logs.
@@ -20,11 +24,9 @@ from __future__ import annotations
 
 import json
 import logging
-
-from quart import has_request_context
-
-from service.http import client_address
-from service.observability import request_id
+from collections.abc import Mapping
+from contextvars import ContextVar
+from types import MappingProxyType
 
 security_log = logging.getLogger("service.security")
 
@@ -32,6 +34,17 @@ security_log = logging.getLogger("service.security")
 _SECRET_NAMES = ("password", "token", "secret", "authorization", "cookie")
 #: ``LogRecord`` attributes that ``extra`` may not overwrite (``logging`` raises on them).
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+_NO_REQUEST: Mapping[str, str] = MappingProxyType({})
+_request: ContextVar[Mapping[str, str]] = ContextVar("security_event_request", default=_NO_REQUEST)
+
+
+def bind_request(*, request_id: str, client_address: str | None) -> None:
+    """Name the request that the current task serves, for the events it logs."""
+    context = {"request_id": request_id}
+    if client_address is not None:
+        context["client_address"] = client_address
+    _request.set(context)
 
 
 def security_event(event: str, /, *, level: int = logging.INFO, **fields: object) -> None:
@@ -46,9 +59,8 @@ def security_event(event: str, /, *, level: int = logging.INFO, **fields: object
             raise ValueError(f"field {key!r} may not go into a security event")
     if not security_log.isEnabledFor(level):
         return
-    if has_request_context():
-        fields.setdefault("request_id", request_id())
-        fields.setdefault("client_address", client_address())
+    for key, value in _request.get().items():
+        fields.setdefault(key, value)
     values = {key: str(value) for key, value in fields.items() if value is not None}
     pairs = " ".join(f"{key}={_quoted(value)}" for key, value in values.items())
     message = f"{event} {pairs}" if pairs else event

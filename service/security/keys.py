@@ -2,7 +2,7 @@
 
 One algorithm is configured (``JWT_ALGORITHM``). Its keys form a ``KeySet``: the newest key
 signs, and every configured key verifies, so a key can be replaced without ending anybody's
-session (SPEC section 5). Each key is named by its RFC 7638 thumbprint (``kid``), which every
+session. Each key is named by its RFC 7638 thumbprint (``kid``), which every
 token carries in its header; verification looks the key up by that name only.
 
 - HS256: the signing key is ``SECRET_KEY``; ``SECRET_KEY_FALLBACKS`` only verify. Nothing is

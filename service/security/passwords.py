@@ -1,9 +1,9 @@
 """Password hashing (libpass ``bcrypt_sha256``), run off the event loop, and the password policy.
 
 ``bcrypt_sha256`` pre-hashes the password with HMAC-SHA256 before bcrypt, so passwords longer
-than bcrypt's 72-byte limit are never silently truncated: every character counts. Hashing costs
-~0.2 s at the default 12 rounds, so it runs in a worker thread (the ``bcrypt`` package releases
-the GIL) and never blocks other requests.
+than bcrypt's 72-byte limit are never silently truncated: every character counts. Hashing is
+slow on purpose (a good part of a second at the default 12 rounds), so it runs in a worker
+thread (the ``bcrypt`` package releases the GIL) and never blocks other requests.
 
 The policy (NIST SP 800-63B section 3.1.1.2): 8 to 1024 characters, not the username, and not
 one of the 20,000 most common passwords. That list ships with the package
@@ -101,7 +101,7 @@ class PasswordHasher:
     async def verify_nothing(self, password: str) -> None:
         """Spend one verification's time for a username that does not exist.
 
-        Without it, a login for an unknown user would answer ~0.2 s faster than a wrong
+        Without it, a login for an unknown user would answer a bcrypt check faster than a wrong
         password, telling an attacker which usernames exist.
         """
         await asyncio.to_thread(self._context.verify, password, self._dummy_hash)

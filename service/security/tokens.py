@@ -108,7 +108,7 @@ class TokenService:
 
         A client sends the same access token with every request until it expires, so tokens
         that passed are remembered by their exact text: a hit skips the signature and claim
-        checks (~40 µs) but still checks the kind and the lifetime. Memory stays bounded by
+        checks but still checks the kind and the lifetime. Memory stays bounded by
         ``VERIFIED_CACHE_SIZE``; the oldest entry goes first.
         """
         now = self._clock()

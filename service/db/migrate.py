@@ -9,13 +9,13 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 
-from service.db import async_url
+from service.db.engine import async_url
 from service.settings import Settings
 
 
 def alembic_config(settings: Settings) -> Config:
     config = Config()
-    config.set_main_option("script_location", "service:migrations")
+    config.set_main_option("script_location", "service.db:migrations")
     url = async_url(settings.database_url).render_as_string(hide_password=False)
     config.attributes["database_url"] = url
     return config

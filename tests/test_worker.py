@@ -1,4 +1,4 @@
-"""Worker settling (``service/lifecycle.py``): only Hypercorn's worker processes freeze their heap.
+"""Worker settling (``service/worker.py``): only Hypercorn's worker processes freeze their heap.
 
 A worker's start-up objects are frozen out of the garbage collector's sight (no full-heap
 pauses while serving); a process without a multiprocessing parent, like this test run, which
@@ -7,26 +7,29 @@ builds an app per test, must never be.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import multiprocessing
 import signal
 from multiprocessing.connection import Connection
 
-from service import lifecycle
+from service import worker
 
 
 def _settle_and_report(results: Connection) -> None:
-    lifecycle.settle_worker()
+    asyncio.run(worker.settle())
     results.send((gc.get_freeze_count(), signal.getsignal(signal.SIGTERM) == signal.SIG_IGN))
 
 
 def test_a_worker_process_freezes_its_start_up_objects_and_leaves_sigterm() -> None:
     receiver, sender = multiprocessing.get_context("spawn").Pipe(duplex=False)
-    worker = multiprocessing.get_context("spawn").Process(target=_settle_and_report, args=(sender,))
-    worker.start()
+    process = multiprocessing.get_context("spawn").Process(
+        target=_settle_and_report, args=(sender,)
+    )
+    process.start()
     frozen, ignores_sigterm = receiver.recv()
-    worker.join(timeout=30)
-    assert worker.exitcode == 0
+    process.join(timeout=30)
+    assert process.exitcode == 0
     assert frozen > 1000
     assert ignores_sigterm
 
@@ -34,6 +37,6 @@ def test_a_worker_process_freezes_its_start_up_objects_and_leaves_sigterm() -> N
 def test_a_process_without_a_parent_is_left_as_it_is() -> None:
     before = gc.get_freeze_count()
     handler = signal.getsignal(signal.SIGTERM)
-    lifecycle.settle_worker()
+    asyncio.run(worker.settle())
     assert gc.get_freeze_count() == before == 0
     assert signal.getsignal(signal.SIGTERM) == handler

@@ -10,7 +10,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from service.models import Base
+from service.db.models import Base
 
 target_metadata = Base.metadata
 

@@ -1,14 +1,10 @@
-"""The OpenAPI document's extras and the interactive docs page, with assets served locally.
+"""The OpenAPI document's extras: the provider and the decorators that feed it.
 
 quart-schema builds ``/openapi.json`` from the route decorators; ``ServiceOpenAPIProvider``
 adds what it cannot know: errors are ``application/problem+json``; every operation that reads a
 body can answer 400, 413 and 415 before its handler runs; a body may be optional
 (``optional_body``); which headers responses carry (``response_headers``, ``PROBLEM_HEADERS``);
 and the one form route (``/login``) also takes multipart and JSON bodies.
-
-``/docs`` is Swagger UI whose JavaScript and CSS come from the installed ``swagger-ui-bundle-v2``
-package through this blueprint, never from a CDN, so "Authorize" and "Try it out" work offline
-and under a strict Content-Security-Policy.
 """
 
 from __future__ import annotations
@@ -16,46 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from quart import Blueprint, Response, send_from_directory
-from quart_schema import DataSource, OpenAPIProvider, document_response, hide
-from swagger_ui_bundle import swagger_ui_path
-from werkzeug.exceptions import NotFound
+from quart import Quart
+from quart_schema import DataSource, OpenAPIProvider, QuartSchema, document_response
 from werkzeug.routing import BaseConverter, Rule, UUIDConverter
 
 from service.schemas import Problem
 
-bp = Blueprint("docs", __name__, static_folder="static", static_url_path="/docs/static")
-
-#: The Swagger UI files the page needs; nothing else of the package is served.
-SWAGGER_ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"})
-
-DOCS_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Service API docs</title>
-  <link rel="stylesheet" href="/docs/assets/swagger-ui.css">
-  <link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png">
-</head>
-<body>
-  <div id="swagger-ui"></div>
-  <script src="/docs/assets/swagger-ui-bundle.js"></script>
-  <script src="/docs/static/docs.js"></script>
-</body>
-</html>
-"""
-
-DOCS_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-
 T = TypeVar("T", bound=Callable[..., Any])
 
-_NO_CONTENT_ATTRIBUTE = "_service_no_content"
-_NOT_MODIFIED_ATTRIBUTE = "_service_not_modified"
-_OPTIONAL_BODY_ATTRIBUTE = "_service_optional_body"
-_HEADERS_ATTRIBUTE = "_service_response_headers"
+NO_CONTENT_ATTRIBUTE = "_service_no_content"
+NOT_MODIFIED_ATTRIBUTE = "_service_not_modified"
+OPTIONAL_BODY_ATTRIBUTE = "_service_optional_body"
+HEADERS_ATTRIBUTE = "_service_response_headers"
 
 #: The response headers the document describes (OpenAPI header objects), by name.
 RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
@@ -87,25 +55,25 @@ PROBLEM_HEADERS = {401: ("WWW-Authenticate",), 429: ("Retry-After",), 503: ("Ret
 EMPTY_RESPONSE_HEADERS = {304: ("ETag",)}
 
 #: What any operation that reads a body can answer before its handler runs: a body that is not
-#: JSON (400), too large (413) or of another media type (415); see ``service/http.py``.
+#: JSON (400), too large (413) or of another media type (415); see ``service/web/requests.py``.
 BODY_PROBLEMS = (400, 413, 415)
 
 
 def no_content(handler: T) -> T:
     """Document that a route answers ``204 No Content`` on success."""
-    setattr(handler, _NO_CONTENT_ATTRIBUTE, True)
+    setattr(handler, NO_CONTENT_ATTRIBUTE, True)
     return handler
 
 
 def not_modified(handler: T) -> T:
     """Document that a conditional read can answer ``304 Not Modified`` (with its ``ETag``)."""
-    setattr(handler, _NOT_MODIFIED_ATTRIBUTE, True)
+    setattr(handler, NOT_MODIFIED_ATTRIBUTE, True)
     return handler
 
 
 def optional_body(handler: T) -> T:
     """Document that a route's request body may be left out (``requestBody.required: false``)."""
-    setattr(handler, _OPTIONAL_BODY_ATTRIBUTE, True)
+    setattr(handler, OPTIONAL_BODY_ATTRIBUTE, True)
     return handler
 
 
@@ -117,8 +85,8 @@ def response_headers(status: int, *names: str) -> Callable[[T], T]:
     """
 
     def decorate(handler: T) -> T:
-        documented: dict[int, tuple[str, ...]] = getattr(handler, _HEADERS_ATTRIBUTE, {})
-        setattr(handler, _HEADERS_ATTRIBUTE, {**documented, status: names})
+        documented: dict[int, tuple[str, ...]] = getattr(handler, HEADERS_ATTRIBUTE, {})
+        setattr(handler, HEADERS_ATTRIBUTE, {**documented, status: names})
         return handler
 
     return decorate
@@ -135,25 +103,14 @@ def problems(*status_codes: int) -> Callable[[T], T]:
     return decorate
 
 
-@bp.get("/docs")
-@hide
-async def docs_page() -> Response:
-    return Response(DOCS_PAGE, mimetype="text/html", headers={"Content-Security-Policy": DOCS_CSP})
-
-
-@bp.get("/docs/assets/<name>")
-@hide
-async def docs_asset(name: str) -> Response:
-    if name not in SWAGGER_ASSETS:
-        raise NotFound()
-    response = await send_from_directory(swagger_ui_path, name)
-    response.cache_control.public = True
-    response.cache_control.max_age = 86_400
-    return response
-
-
 class ServiceOpenAPIProvider(OpenAPIProvider):
     """quart-schema's generator, with problem+json errors and the login body's three encodings."""
+
+    def __init__(self, app: Quart, extension: QuartSchema) -> None:
+        super().__init__(app, extension)
+        # The handlers carry what the decorators above documented; routes added later are
+        # in this same mapping.
+        self._handlers = app.view_functions
 
     def generate_rules(self) -> Iterable[Rule]:
         """Leave out the trailing-slash twins (``/items/``) that exist for old clients, and the
@@ -166,15 +123,15 @@ class ServiceOpenAPIProvider(OpenAPIProvider):
 
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)
-        handler = self._app.view_functions[rule.endpoint]
+        handler = self._handlers[rule.endpoint]
         for operation in next(iter(paths.values())).values():
             responses = operation["responses"]
-            if getattr(handler, _NO_CONTENT_ATTRIBUTE, False):
+            if getattr(handler, NO_CONTENT_ATTRIBUTE, False):
                 responses[204] = {"description": "No Content"}
-            if getattr(handler, _NOT_MODIFIED_ATTRIBUTE, False):
+            if getattr(handler, NOT_MODIFIED_ATTRIBUTE, False):
                 responses[304] = {"description": "Not Modified"}
             if "requestBody" in operation:
-                if getattr(handler, _OPTIONAL_BODY_ATTRIBUTE, False):
+                if getattr(handler, OPTIONAL_BODY_ATTRIBUTE, False):
                     operation["requestBody"]["required"] = False
                 for status in BODY_PROBLEMS:
                     if status not in responses:
@@ -185,7 +142,7 @@ class ServiceOpenAPIProvider(OpenAPIProvider):
             headers = {
                 **PROBLEM_HEADERS,
                 **EMPTY_RESPONSE_HEADERS,
-                **getattr(handler, _HEADERS_ATTRIBUTE, {}),
+                **getattr(handler, HEADERS_ATTRIBUTE, {}),
             }
             for status, names in headers.items():
                 if status in responses:

@@ -7,7 +7,7 @@ and the service does no CORS work at all.
 When on, it covers every response of the app, errors included (a page must be able to read
 a 401 or a 422 to act on it). Preflights (``OPTIONS`` with ``Access-Control-Request-Method``)
 are answered by Quart's automatic ``OPTIONS`` response, before any bearer check or rate limit
-(``service/auth/bearer.py``, ``service/ratelimit.py``), and browsers may cache them for
+(``service/auth/bearer.py``, ``service/web/request_limit.py``), and browsers may cache them for
 ``PREFLIGHT_MAX_AGE`` seconds.
 
 No credentials mode (``Access-Control-Allow-Credentials``): the API reads no cookies; a page

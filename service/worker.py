@@ -10,8 +10,8 @@ therefore ignores SIGTERM and leaves the decision to the master, which always re
 
 **Garbage collection.** Everything built at start-up (modules, the app, its routes and schemas,
 SQLAlchemy's metadata) lives as long as the worker, yet each full collection of the cyclic
-garbage collector walked all of it again: pauses of 70-80 ms a few times in every 10 s of load,
-which were the service's p99 latency (``bench/``: 73 ms at a 20 ms median). A worker therefore
+garbage collector walked all of it again, and those pauses set the tail latency under load (the
+README's benchmark section has the figures). A worker therefore
 collects once and freezes what is left (``gc.freeze``, the gc module's documented remedy), so
 later collections only look at objects made while serving.
 """
@@ -24,8 +24,8 @@ import signal
 import threading
 
 
-def settle_worker() -> None:
-    """Run as the app starts serving: both rules of the module doc, in Hypercorn workers only.
+async def settle() -> None:
+    """``before_serving`` hook: both rules of the module doc, in Hypercorn workers only.
 
     A process with no multiprocessing parent (the development server with ``--workers 0``,
     tests) is left as it is: tests build many apps, which frozen would never be collected.

@@ -6,9 +6,9 @@ from pydantic import BaseModel
 from quart import Blueprint
 from quart_schema import tag_blueprint, validate_response
 
-from service.docs import problems
 from service.errors import ServiceUnavailable
-from service.extensions import services
+from service.services import services
+from service.web.openapi import problems
 
 bp = Blueprint("ops", __name__)
 tag_blueprint(bp, ["operations"])

@@ -11,13 +11,15 @@ transaction) and never see which engine is behind it:
   thread because a writer may have to wait for another process's write lock; asyncpg is async.
 - **Reads on PostgreSQL** use the same pool, whose connections are in autocommit mode: no
   BEGIN/ROLLBACK round trips for a single SELECT, nor for the pre-ping of each checkout.
-  Writes open a ``READ COMMITTED`` transaction. Prepared reads (``service.prepared``) run on
-  asyncpg directly (``PostgresReader``).
+  Writes open a ``READ COMMITTED`` transaction.
 - **Reads on SQLite** run inline on the event loop through a synchronous, ``query_only``
-  connection. In WAL mode a reader never waits for a writer, and a point read takes ~10 µs,
-  whereas handing each of the ~7 DBAPI calls of a query to aiosqlite's thread costs ~0.8 ms
-  of the request (measured: ``bench/`` and the README's design notes). A read can only stall
-  in SQLite's rare WAL recovery; ``busy_timeout`` bounds that wait and the request gets 503.
+  connection: in WAL mode a reader never waits for a writer, and a point read is far cheaper
+  than handing each DBAPI call of a query to aiosqlite's thread. A read can only stall in
+  SQLite's rare WAL recovery; ``busy_timeout`` bounds that wait and the request gets 503.
+- **Statements built once** (module constants with ``bindparam``) and run with a parameter
+  dict are SELECTs asked on nearly every request; the readers run them on a prepared plan
+  (``service.db.prepared``) with the driver itself. Callers cannot tell: same rows, same
+  errors.
 """
 
 from __future__ import annotations
@@ -29,12 +31,22 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import CursorResult, Engine, Executable, Result, Row, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Executable, Result, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import (
+    DatabaseError,
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from service.prepared import PreparedRead
+from service.db.prepared import Plans
 from service.settings import Settings
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
@@ -75,46 +87,57 @@ def is_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
+#: A row as its columns by key.
+RowMap = Mapping[Any, Any]
+
+
 class Reader:
-    """Runs read statements. The base class runs them on an ``AsyncConnection``."""
+    """Runs read statements; each row comes back as a mapping of its columns by key.
+
+    The base class runs them through SQLAlchemy on an ``AsyncConnection``. The readers below
+    run a SELECT on its prepared plan (``service.db.prepared``) when it has one.
+    """
 
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
-    async def one(self, statement: Executable, params: Params = None) -> Row[Any] | None:
+    async def first(self, statement: Executable, params: Params = None) -> RowMap | None:
         """The first row, or None."""
-        return (await self._connection.execute(statement, params)).first()
+        return (await self._connection.execute(statement, params)).mappings().first()
 
-    async def all(self, statement: Executable, params: Params = None) -> Sequence[Row[Any]]:
-        return (await self._connection.execute(statement, params)).all()
+    async def all(self, statement: Executable, params: Params = None) -> Sequence[RowMap]:
+        return (await self._connection.execute(statement, params)).mappings().all()
 
     async def scalar(self, statement: Executable, params: Params = None) -> Any:
         """The first column of the first row, or None."""
         return (await self._connection.execute(statement, params)).scalar()
 
-    async def lookup(self, query: PreparedRead, params: Mapping[str, Any]) -> Any:
-        """The first row of a prepared read (attribute access by column key), or None."""
-        return await self.one(query.statement, params)
-
 
 class PostgresReader(Reader):
-    """Reads on an autocommit PostgreSQL connection; prepared reads go to asyncpg directly.
+    """Reads on an autocommit PostgreSQL connection; planned SELECTs go to asyncpg's ``fetchrow``.
 
-    SQLAlchemy's asyncio layer costs a greenlet switch and its execution machinery per
-    statement; a prepared read (``service.prepared``) runs its plan with asyncpg's
-    ``fetchrow`` instead. Should the driver raise anything, the statement runs again through
-    SQLAlchemy, which then answers or raises exactly as on every other path (errors
-    translated, a broken connection invalidated): a read can safely run twice.
+    A driver error of a planned read is raised as SQLAlchemy raises it (``driver_error``), so
+    every caller and error handler sees one kind of error whichever path ran the query.
     """
 
-    async def lookup(self, query: PreparedRead, params: Mapping[str, Any]) -> Any:
-        plan = query.plan(self._connection.dialect)
+    def __init__(self, connection: AsyncConnection, plans: Plans) -> None:
+        super().__init__(connection)
+        self._plans = plans
+
+    async def first(self, statement: Executable, params: Params = None) -> RowMap | None:
+        plan = self._plans.plan(statement, params)
+        if plan is None:
+            return await super().first(statement, params)
+        assert params is not None
         driver = (await self._connection.get_raw_connection()).driver_connection
         assert isinstance(driver, asyncpg.Connection)
         try:
             row = await driver.fetchrow(plan.sql, *plan.arguments(params))
-        except Exception:
-            return await self.one(query.statement, params)
+        except _ASYNCPG_ERRORS as error:
+            broken = not isinstance(error, asyncpg.PostgresError)
+            if broken:  # the connection's state is unknown: never hand it out again
+                await self._connection.invalidate(error)
+            raise driver_error(plan.sql, error, invalidated=broken) from error
         return None if row is None else plan.row(row)
 
 
@@ -133,11 +156,12 @@ class InlineSQLiteReader(Reader):
 
     Every statement runs to completion without yielding to the loop, so one connection serves
     all requests of the process; it is kept open (a pool checkout per read would cost more
-    than the read) and replaced after any error.
+    than the read) and replaced after any error. Planned SELECTs run on sqlite3's own cursor.
     """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._plans = Plans(engine.dialect)
         self._held: Connection | None = None
 
     def _execute(self, statement: Executable, params: Params) -> Result[Any]:
@@ -148,26 +172,25 @@ class InlineSQLiteReader(Reader):
             self.close()
             raise
 
-    async def one(self, statement: Executable, params: Params = None) -> Row[Any] | None:
-        return self._execute(statement, params).first()
-
-    async def all(self, statement: Executable, params: Params = None) -> Sequence[Row[Any]]:
-        return self._execute(statement, params).all()
-
-    async def scalar(self, statement: Executable, params: Params = None) -> Any:
-        return self._execute(statement, params).scalar()
-
-    async def lookup(self, query: PreparedRead, params: Mapping[str, Any]) -> Any:
-        """Run a prepared read on the driver's own connection (``service.prepared``)."""
-        plan = query.plan(self._engine.dialect)
+    async def first(self, statement: Executable, params: Params = None) -> RowMap | None:
+        plan = self._plans.plan(statement, params)
+        if plan is None:
+            return self._execute(statement, params).mappings().first()
+        assert params is not None
         driver = self._open_connection().connection.driver_connection
         assert isinstance(driver, sqlite3.Connection)
         try:
             row = driver.execute(plan.sql, plan.arguments(params)).fetchone()
         except sqlite3.Error as error:
             self.close()
-            raise DBAPIError.instance(plan.sql, params, error, sqlite3.Error) from error
+            raise driver_error(plan.sql, error, invalidated=True) from error
         return None if row is None else plan.row(row)
+
+    async def all(self, statement: Executable, params: Params = None) -> Sequence[RowMap]:
+        return self._execute(statement, params).mappings().all()
+
+    async def scalar(self, statement: Executable, params: Params = None) -> Any:
+        return self._execute(statement, params).scalar()
 
     def _open_connection(self) -> Connection:
         connection = self._held
@@ -184,6 +207,46 @@ class InlineSQLiteReader(Reader):
         """Close the connection and the engine's pool (the app stops serving)."""
         self.close()
         self._engine.dispose()
+
+
+#: What asyncpg raises: server errors, misuse of a connection, and the socket's own errors.
+_ASYNCPG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+#: PEP 249's exception classes by SQLSTATE class (PostgreSQL's documentation, appendix A), for
+#: errors whose driver names no PEP 249 class; any other class is a ``DatabaseError``.
+_PEP249_BY_SQLSTATE: Mapping[str, type[DBAPIError]] = {
+    "08": OperationalError,  # connection exception
+    "0A": NotSupportedError,
+    "22": DataError,
+    "23": IntegrityError,
+    "42": ProgrammingError,  # syntax error or access rule violation
+    "53": OperationalError,  # insufficient resources
+    "57": OperationalError,  # operator intervention (shutdown, cancel)
+    "58": OperationalError,  # system error
+    "XX": InternalError,
+}
+
+
+def driver_error(sql: str, error: Exception, *, invalidated: bool) -> DBAPIError:
+    """A driver's exception as the ``DBAPIError`` subclass that SQLAlchemy would raise.
+
+    sqlite3's exceptions are PEP 249's own classes, so the names carry over. asyncpg's server
+    errors are classed by their SQLSTATE, its ``InterfaceError`` (a connection misused or
+    lost mid-operation) is an ``InterfaceError``, and a socket error an ``OperationalError``.
+    Parameters are never kept, so no message or log line can show them.
+    """
+    options: dict[str, Any] = {"hide_parameters": True, "connection_invalidated": invalidated}
+    if isinstance(error, sqlite3.Error):
+        wrapped = DBAPIError.instance(sql, None, error, sqlite3.Error, **options)
+        assert isinstance(wrapped, DBAPIError)
+        return wrapped
+    kind: type[DBAPIError]
+    if isinstance(error, asyncpg.PostgresError):
+        kind = _PEP249_BY_SQLSTATE.get(str(error.sqlstate)[:2], DatabaseError)
+    elif isinstance(error, asyncpg.InterfaceError):
+        kind = InterfaceError
+    else:
+        kind = OperationalError
+    return kind(sql, None, error, **options)
 
 
 def _sqlite_file(url: URL) -> str:
@@ -207,7 +270,7 @@ def _create_write_engine(settings: Settings, url: URL) -> AsyncEngine:
         return engine
     # Autocommit unless a write asks for a transaction (``Database.write``): reads need none,
     # and the pre-ping of every checkout is then one round trip, where asyncpg's ping outside
-    # autocommit wraps itself in BEGIN and ROLLBACK (three). Measured: 490 -> 740 req/s.
+    # autocommit wraps itself in BEGIN and ROLLBACK (three).
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,
@@ -239,7 +302,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     that ``_sqlite_begin`` decides how each transaction starts.
 
     WAL lets readers run beside the writer; ``synchronous=FULL`` makes every acknowledged
-    commit survive power loss (the SPEC's durability rule; NORMAL could lose the last
+    commit survive power loss (an acknowledged write is never lost; NORMAL could lose the last
     commits in WAL mode); foreign keys are off by default in SQLite; ``busy_timeout``
     waits for a competing writer instead of failing at once.
     """
@@ -292,6 +355,7 @@ class Database:
         url = async_url(settings.database_url)
         self.engine = _create_write_engine(settings, url)
         self._writes = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self._plans = Plans(self.engine.dialect)
         self._inline: InlineSQLiteReader | None = None
         if is_sqlite(url):
             self._inline = InlineSQLiteReader(_create_inline_read_engine(settings, url))
@@ -306,7 +370,7 @@ class Database:
             return
         # Only PostgreSQL gets here, and its engine is in autocommit mode already.
         async with self.engine.connect() as connection:
-            yield PostgresReader(connection)
+            yield PostgresReader(connection, self._plans)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Writer]:

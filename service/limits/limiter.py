@@ -1,0 +1,164 @@
+"""Brute-force protection: failed-password limits per username and per client address, and a
+request limit on the endpoints that take credentials.
+
+Both kinds of limit keep their counts in the app's one ``LimitStore``: in process memory by
+default, in Redis when ``REDIS_URL`` is set, so that several instances count together. Nothing
+here reads a request: callers hand in the account and the client address.
+
+- **Failure limits.** A password check runs inside ``password_attempt``, which first reserves
+  one attempt on the counter of the username (in its case-folded key form) and on that of the
+  client address. While a counter is full (``LOGIN_FAILURES_PER_USERNAME`` or
+  ``LOGIN_FAILURES_PER_ADDRESS`` failures within ``LOGIN_FAILURE_WINDOW`` seconds of the first)
+  the attempt is refused with 429 and ``Retry-After`` before any password is checked, so even
+  the right password is refused. A wrong password keeps the reservation; a success gives it
+  back. Reserving before checking means a burst of parallel guesses cannot slip past the count.
+  A username is counted whether or not such an account exists: a 429 tells nothing about which
+  usernames are real.
+- **Request limits.** ``admit_request`` lets one client address send bursts of
+  ``AUTH_REQUESTS_PER_MINUTE`` requests to each credential endpoint, then that many a minute.
+
+When ``REDIS_URL`` is set but Redis does not answer, these checks answer 503 with
+``Retry-After`` (fail closed): whoever can make Redis unreachable must not gain unlimited
+password guesses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from service.errors import InvalidGrant, TooManyRequests
+from service.limits.stores import LimitStore, MemoryLimitStore, Quota, RedisLimitStore
+from service.security.events import security_event
+from service.settings import Settings
+
+#: IPv6 clients are counted by network: one host usually holds a whole /64.
+IPV6_PREFIX = 64
+#: The request limit's period, seconds.
+REQUEST_PERIOD = 60.0
+
+FAILED_PASSWORDS = "Too many failed password attempts; try again after the Retry-After delay."
+TOO_MANY_REQUESTS = "Too many requests; try again after the Retry-After delay."
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The brute-force limits of one app: its settings and its store."""
+
+    settings: Settings
+    store: LimitStore
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        store: LimitStore = (
+            RedisLimitStore(settings.redis_url, settings.rate_limit_key_prefix)
+            if settings.redis_url
+            else MemoryLimitStore()
+        )
+        return cls(settings, store)
+
+    def quotas(self, account: str, address: str | None) -> list[Quota]:
+        """The counters a password check of ``account`` is counted on (``address``: if given)."""
+        settings = self.settings
+        window = settings.login_failure_window
+        quotas = [
+            Quota(
+                "username",
+                f"fail:user:{account_digest(account)}",
+                settings.login_failures_per_username,
+                window,
+            )
+        ]
+        if address is not None:
+            quotas.append(
+                Quota(
+                    "address",
+                    f"fail:addr:{address_key(address)}",
+                    settings.login_failures_per_address,
+                    window,
+                )
+            )
+        return quotas
+
+    @asynccontextmanager
+    async def password_attempt(
+        self,
+        account: str,
+        *,
+        address: str | None,
+        failure: type[Exception] = InvalidGrant,
+    ) -> AsyncIterator[None]:
+        """Run a password check under the failure limits.
+
+        ``account`` is the username in its key form (``users.username_key``), whether or not
+        such an account exists; ``address`` is the client's, or None to count against the
+        username only (a password check by a caller who is already authenticated). Raises
+        ``TooManyRequests`` before the check while a limit holds. ``failure`` raised inside
+        means a wrong password, which stays counted; success or any other error gives the
+        attempt back.
+        """
+        quotas = self.quotas(account, address)
+        blocked = await self.store.reserve(quotas)
+        if blocked is not None:
+            quota, retry_after = blocked
+            _report(quota.name, retry_after, account=account_digest(account))
+            raise TooManyRequests(FAILED_PASSWORDS, retry_after=retry_after)
+        try:
+            yield
+        except failure:
+            raise
+        except Exception:
+            await self.store.release(quotas)
+            raise
+        await self.store.release(quotas)
+
+    async def admit_request(self, endpoint: str, address: str | None) -> None:
+        """Count a request to a credential endpoint; ``TooManyRequests`` past the request limit."""
+        count = self.settings.auth_requests_per_minute
+        if not count:
+            return
+        key = f"req:{endpoint}:{address_key(address)}"
+        retry_after = await self.store.admit(key, count, REQUEST_PERIOD)
+        if retry_after is not None:
+            _report("requests", retry_after, endpoint=endpoint)
+            raise TooManyRequests(TOO_MANY_REQUESTS, retry_after=retry_after)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def address_key(address: str | None) -> str:
+    """The client address as counted: IPv4 as is, IPv6 by its /64 network."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
+    return str(ip)
+
+
+def account_digest(account: str) -> str:
+    """A short digest of a username key: keeps usernames out of Redis and the logs."""
+    return hashlib.sha256(account.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _report(
+    limit: str, retry_after: int, *, account: str | None = None, endpoint: str | None = None
+) -> None:
+    security_event(
+        "rate_limited",
+        level=logging.WARNING,
+        limit=limit,
+        retry_after=retry_after,
+        account=account,
+        endpoint=endpoint,
+    )

@@ -1,0 +1,63 @@
+"""The per-app services (settings, database, limits, password hasher, token service) and their
+accessor.
+
+``create_app`` builds one ``Services`` and binds it to the app; handlers reach it through
+``services()``, so there is no global engine, store or key, and tests can build as many apps
+as they like. Domain functions take the ``Services`` they need as an argument and never look
+it up themselves, so they also run outside a request (the command line).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quart import Quart, current_app
+
+from service.db import Database
+from service.keyring import load_key_set
+from service.limits import Limits
+from service.security.passwords import PasswordHasher
+from service.security.tokens import TokenService
+from service.settings import Settings
+
+_EXTENSION_KEY = "service"
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    limits: Limits
+    passwords: PasswordHasher
+    tokens: TokenService
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        """Build every service; ``ConfigurationError`` if a configured key cannot be used."""
+        tokens = TokenService(
+            keys=load_key_set(settings),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+        return cls(
+            settings=settings,
+            db=Database(settings),
+            limits=Limits.from_settings(settings),
+            passwords=PasswordHasher(rounds=settings.bcrypt_rounds),
+            tokens=tokens,
+        )
+
+    def init_app(self, app: Quart) -> None:
+        app.extensions[_EXTENSION_KEY] = self
+        app.after_serving(self.close)
+
+    async def close(self) -> None:
+        """Close the database pools and the limit store's connections."""
+        await self.db.dispose()
+        await self.limits.close()
+
+
+def services(app: Quart | None = None) -> Services:
+    """The services of ``app``, by default of the app handling the current request."""
+    found: Services = (app or current_app).extensions[_EXTENSION_KEY]
+    return found

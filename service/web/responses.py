@@ -1,0 +1,40 @@
+"""Response pieces shared by the blueprints: header sets and the hook every response passes."""
+
+from __future__ import annotations
+
+from quart import Response
+from werkzeug.datastructures import Headers
+
+
+def headers(**values: str) -> Headers:
+    """Response headers for a ``(body, status, headers)`` return value.
+
+    quart-schema runs a plain ``dict`` of headers through a fresh pydantic ``TypeAdapter`` on
+    every response; a werkzeug ``Headers`` object it passes through untouched. Underscores in
+    the keyword names become hyphens (``cache_control`` is ``Cache-Control``).
+    """
+    return Headers([(name.replace("_", "-"), value) for name, value in values.items()])
+
+
+#: Responses that carry tokens must not be stored by any cache (RFC 6749 section 5.1).
+NO_STORE = headers(Cache_Control="no-store", Pragma="no-cache")
+
+#: A body this small fits in the socket's write buffer (asyncio's high-water mark is 64 KiB),
+#: so Hypercorn takes it without waiting for the client to read.
+BUFFERED_BODY_BYTES = 64 * 1024
+#: Seconds a larger body may take to reach a slow client (Quart's ``RESPONSE_TIMEOUT``).
+SEND_TIMEOUT = 60.0
+
+
+async def finish_response(response: Response) -> Response:
+    """``after_request`` hook of every response: ``nosniff``, and a send timeout when large.
+
+    Quart sends a response under ``asyncio.wait_for`` when it has a timeout, which costs a task
+    per response. Only a large body such as the docs page's JavaScript can wait on a slow
+    client, so only those get one (``Response.timeout``: None is no timeout).
+    """
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    length = response.content_length
+    small = length is not None and length <= BUFFERED_BODY_BYTES
+    response.timeout = None if small else SEND_TIMEOUT
+    return response
