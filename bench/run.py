@@ -59,7 +59,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.live_server import free_port, spawn_logged, start_live_server  # noqa: E402
+from harness.live_server import free_port, spawn_logged, start_live_server  # noqa: E402
 
 WORK_DIR = ROOT / "bench" / "work"
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -119,7 +119,7 @@ class Summary:
     rounds: list[Measurement] = field(default_factory=list)
 
     def median(self, attribute: str) -> float:
-        return statistics.median(getattr(measurement, attribute) for measurement in self.rounds)
+        return float(statistics.median(getattr(m, attribute) for m in self.rounds))
 
 
 # --- servers -------------------------------------------------------------------------------

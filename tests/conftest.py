@@ -6,7 +6,7 @@ end), migrated with Alembic as production is. Tests stay independent: rows of ev
 deleted before each test, which, unlike a rolled-back outer transaction, also works for tests
 that commit from several connections at once (races) or from another process (end-to-end).
 
-``live_server`` (and ``empty_database_url`` with ``tests.live_server.start_live_server``) run the
+``live_server`` (and ``empty_database_url`` with ``harness.live_server.start_live_server``) run the
 service as production does, the Procfile's release and web commands, for tests over real HTTP.
 
 PostgreSQL comes from ``TEST_POSTGRES_URL`` (default: the local server, trust auth). If it
@@ -32,12 +32,12 @@ from quart.typing import TestClientProtocol
 from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 
+from harness.live_server import LiveServer, start_live_server
 from service import create_app
 from service.db.migrate import upgrade
 from service.db.models import Base
-from service.services import Services
+from service.services import Services, services
 from service.settings import Settings
-from tests.live_server import LiveServer, start_live_server
 from tests.signing import ALGORITHMS, SigningKey, new_key
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -95,7 +95,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "log_level": "WARNING",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -128,9 +128,9 @@ async def delete_all_rows(services: Services) -> None:
 async def app(settings: Settings) -> AsyncIterator[Quart]:
     """The service on an emptied database, served in-process (``before_serving`` runs)."""
     application = create_app(settings)
-    async with application.test_app() as test_app:
-        await delete_all_rows(application.extensions["service"])
-        yield test_app.app
+    async with application.test_app():
+        await delete_all_rows(services(application))
+        yield application
 
 
 @pytest.fixture

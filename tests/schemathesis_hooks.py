@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 import schemathesis
+from requests.structures import CaseInsensitiveDict
 
 #: Operations that end sessions (or the whole account) or spend a refresh token.
 OWN_USER = (
@@ -93,8 +94,9 @@ def sign_up(base_url: str) -> Login:
     return login
 
 
-def _bearer(case: schemathesis.Case, login: Login) -> None:
-    case.headers = case.headers or {}
+def _bearer(case: schemathesis.Case[Any], login: Login) -> None:
+    if not case.headers:
+        case.headers = CaseInsensitiveDict()
     case.headers["Authorization"] = f"Bearer {login.access_token}"
 
 
@@ -106,7 +108,7 @@ class SharedUser:
         self._lock = threading.Lock()
         self._login: Login | None = None
 
-    def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> Login:
+    def get(self, case: schemathesis.Case[Any], context: schemathesis.AuthContext) -> Login:
         with self._lock:
             base_url = _base_url(context)
             previous = self._login
@@ -114,7 +116,9 @@ class SharedUser:
             self._login = login or sign_up(base_url)
             return self._login
 
-    def set(self, case: schemathesis.Case, data: Login, context: schemathesis.AuthContext) -> None:
+    def set(
+        self, case: schemathesis.Case[Any], data: Login, context: schemathesis.AuthContext
+    ) -> None:
         _bearer(case, data)
 
 
@@ -122,10 +126,12 @@ class SharedUser:
 class FreshUser:
     """A user of its own for each request that ends sessions or spends a refresh token."""
 
-    def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> Login:
+    def get(self, case: schemathesis.Case[Any], context: schemathesis.AuthContext) -> Login:
         return sign_up(_base_url(context))
 
-    def set(self, case: schemathesis.Case, data: Login, context: schemathesis.AuthContext) -> None:
+    def set(
+        self, case: schemathesis.Case[Any], data: Login, context: schemathesis.AuthContext
+    ) -> None:
         _bearer(case, data)
         if case.meta is None or not case.meta.generation.mode.is_positive:
             return

@@ -21,7 +21,7 @@ STRONG_SECRET = "Zq8v3N1xK7pW2mR9tY4bL6cH0dF5gJ-aQeUiOs_"
 
 
 def production(**values: object) -> Settings:
-    return Settings(_env_file=None, app_env="production", **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, app_env="production", **values)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ def test_a_bad_value_fails_with_a_message_naming_the_variable(
 
 
 def test_development_generates_a_secret_once_and_reuses_it(clean_environment: Path) -> None:
-    development = Settings(_env_file=None, app_env="development")  # type: ignore[call-arg]
+    development = Settings(_env_file=None, app_env="development")
 
     secret = signing_secret(development)
 
@@ -167,12 +167,12 @@ def test_development_generates_a_secret_once_and_reuses_it(clean_environment: Pa
     assert len(secret) >= 32
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert signing_secret(development) == secret
-    assert signing_secret(Settings(_env_file=None, app_env="development")) == secret  # type: ignore[call-arg]
+    assert signing_secret(Settings(_env_file=None, app_env="development")) == secret
     assert [path.name for path in stored.parent.iterdir()] == ["secret_key"]
 
 
 def test_development_prefers_an_explicit_secret(clean_environment: Path) -> None:
-    development = Settings(_env_file=None, app_env="development", secret_key=STRONG_SECRET)  # type: ignore[call-arg]
+    development = Settings(_env_file=None, app_env="development", secret_key=STRONG_SECRET)
     assert signing_secret(development) == STRONG_SECRET
     assert not (clean_environment / "instance").exists()
 

@@ -33,7 +33,7 @@ from playwright.async_api import (
 )
 from playwright.async_api import Error as PlaywrightError
 
-from tests.live_server import ROOT, LiveServer, start_live_server
+from harness.live_server import ROOT, LiveServer, start_live_server
 
 pytestmark = pytest.mark.e2e
 
@@ -220,6 +220,7 @@ async def test_authorize_logs_in_and_try_it_out_lists_items(
         login = await login_info.value
         assert login.status == 200, await login.text()
         body = login.request.post_data_json
+        assert body is not None
         assert body["grant_type"] == "password"
         assert body["username"] == USERNAME
         headers = await login.request.all_headers()

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live_server import TRACEBACK, procfile_commands, start_live_server
+from harness.live_server import TRACEBACK, procfile_commands, start_live_server
 
 pytestmark = pytest.mark.e2e
 

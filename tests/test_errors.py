@@ -380,8 +380,8 @@ async def down_app(request: pytest.FixtureRequest, unopenable_sqlite: str) -> As
     }[request.param]
     app = create_app(make_settings(url, db_pool_timeout=2))
     with failed_sqlite_connections_finish():
-        async with app.test_app() as test_app:
-            yield test_app.app
+        async with app.test_app():
+            yield app
 
 
 async def assert_unavailable(response: Any) -> None:
@@ -512,7 +512,9 @@ async def test_a_busy_sqlite_database_gives_503_then_recovers(
     # New write connections wait 0.2 s, not 5 s, for the lock another process holds.
     monkeypatch.setattr(service_db, "SQLITE_WRITE_WAIT_MS", 200)
     await app.extensions["service"].db.engine.dispose()
-    other_process = sqlite3.connect(make_url(database_url).database, isolation_level=None)
+    path = make_url(database_url).database
+    assert path is not None
+    other_process = sqlite3.connect(path, isolation_level=None)
     try:
         other_process.execute("BEGIN IMMEDIATE")
         response = await client.post("/items", json={"name": "Book"}, headers=alice.headers)

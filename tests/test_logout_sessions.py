@@ -208,7 +208,7 @@ async def test_logout_without_a_token_is_401_with_a_bare_challenge(client: Clien
 async def test_logout_with_a_bad_token_is_401_invalid_token(
     client: Client, alice: Account, request_kwargs: dict[str, object]
 ) -> None:
-    response = await client.post("/logout", **request_kwargs)  # type: ignore[arg-type]
+    response = await client.post("/logout", **request_kwargs)
 
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
@@ -271,8 +271,8 @@ async def test_logout_is_idempotent(client: Client, alice: Account, credential: 
         else {"headers": bearer(alice.access_token)}
     )
 
-    first = await client.post("/logout", **kwargs)  # type: ignore[arg-type]
-    second = await client.post("/logout", **kwargs)  # type: ignore[arg-type]
+    first = await client.post("/logout", **kwargs)
+    second = await client.post("/logout", **kwargs)
 
     assert (first.status_code, second.status_code) == (204, 204)
 

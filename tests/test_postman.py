@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
+from harness.live_server import ROOT, start_live_server
 from tests.conftest import BACKENDS, empty_database
-from tests.live_server import ROOT, start_live_server
 
 POSTMAN_DIR = ROOT / "clients" / "postman"
 COLLECTION = POSTMAN_DIR / "service.postman_collection.json"
@@ -64,7 +64,7 @@ def load(path: Path) -> dict[str, Any]:
 
 def requests_in_order(node: dict[str, Any]) -> list[dict[str, Any]]:
     """The collection's requests as Postman and newman run them: folders depth first."""
-    found = []
+    found: list[dict[str, Any]] = []
     for item in node.get("item", []):
         found.extend(requests_in_order(item) if "item" in item else [item])
     return found

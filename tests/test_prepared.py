@@ -64,7 +64,7 @@ async def test_the_session_check_compares_times_as_sqlalchemy_does(
     db = database(client.app)
     user = uuid.UUID(alice.id)
     async with db.read() as reader:
-        (session_id,) = [row.id for row in await reader.all(select(LoginSession.id))]
+        (session_id,) = [row["id"] for row in await reader.all(select(LoginSession.id))]
     bob = await sign_up(client, "bob")
     now = datetime.now(UTC)
 
@@ -105,7 +105,7 @@ ITEM_ID = select(Item.id).where(Item.id == bindparam("item_id"))
 
 def test_each_driver_gets_its_own_plan_compiled_once() -> None:
     on_sqlite = Plans(sqlite.dialect())
-    on_asyncpg = Plans(postgresql.asyncpg.dialect())
+    on_asyncpg = Plans(postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
     plan = on_sqlite.plan(ITEM_ID, {})
     assert plan is not None
     assert plan.sql.endswith("items.id = ?")

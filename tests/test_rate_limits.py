@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from service import create_app
 from service.limits import account_digest, address_key
+from service.services import services
 from tests.conftest import delete_all_rows, make_settings
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
@@ -54,12 +55,11 @@ async def make_app(database_url: str) -> AsyncIterator[AppFactory]:
         async def build(**overrides: Any) -> Quart:
             nonlocal emptied
             application = create_app(make_settings(database_url, **{**SMALL_LIMITS, **overrides}))
-            test_app = await stack.enter_async_context(application.test_app())
+            await stack.enter_async_context(application.test_app())  # type: ignore[arg-type]
             if not emptied:
-                await delete_all_rows(application.extensions["service"])
+                await delete_all_rows(services(application))
                 emptied = True
-            served: Quart = test_app.app
-            return served
+            return application
 
         yield build
 
@@ -69,7 +69,7 @@ def security_events() -> Iterator[list[logging.LogRecord]]:
     """The records logged on ``service.security`` during the test."""
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+    handler.emit = records.append  # type: ignore[assignment]
     logger = logging.getLogger("service.security")
     logger.addHandler(handler)
     try:

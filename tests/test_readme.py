@@ -11,8 +11,8 @@ import tomllib
 from pathlib import Path
 from types import ModuleType
 
+from harness.live_server import LiveServer
 from service.settings import Settings
-from tests.live_server import LiveServer
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

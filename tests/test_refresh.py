@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import time
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -221,8 +222,8 @@ async def short_app(app: Quart, settings: Settings) -> Any:
     app = create_app(
         make_settings(settings.database_url, refresh_token_ttl=300, access_token_ttl=600)
     )
-    async with app.test_app() as test_app:
-        yield test_app.app
+    async with app.test_app():
+        yield app
 
 
 async def test_rotation_never_extends_the_session(short_app: Quart) -> None:
@@ -289,16 +290,13 @@ async def test_concurrent_refreshes_from_independent_instances_let_exactly_one_s
 ) -> None:
     """Several workers, each with its own engine and connections, race for one token."""
     instances = [create_app(settings) for _ in range(4)]
-    contexts = [instance.test_app() for instance in instances]
-    apps = [await context.__aenter__() for context in contexts]
-    try:
-        clients = [test_app.test_client() for test_app in apps]
+    async with AsyncExitStack() as stack:
+        for instance in instances:
+            await stack.enter_async_context(instance.test_app())  # type: ignore[arg-type]
+        clients = [instance.test_client() for instance in instances]
         responses = await asyncio.gather(
             *(refresh(clients[n % len(clients)], alice.refresh_token) for n in range(RACERS))
         )
-    finally:
-        for context in contexts:
-            await context.__aexit__(None, None, None)
 
     await assert_exactly_one_success(list(responses))
 

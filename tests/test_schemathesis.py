@@ -1,6 +1,6 @@
 """Schemathesis against a live server: every operation of ``/openapi.json``, every check.
 
-The server is the Procfile's (``tests/live_server.py``: release, then Hypercorn with two
+The server is the Procfile's (``harness/live_server.py``: release, then Hypercorn with two
 workers and production settings) on a fresh database of each backend. The schemathesis CLI
 runs as a user would run it (README, "Schemathesis"), with ``tests/schemathesis.toml``: all
 its checks, the documented exceptions there, and the auth hooks of
@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live_server import ROOT, LiveServer, start_live_server
+from harness.live_server import ROOT, LiveServer, start_live_server
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,7 @@ CONFIG = ROOT / "tests" / "schemathesis.toml"
 MAX_EXAMPLES = 25
 SEED = 20261125
 RUN_TIMEOUT = 900
-SERVER_SETTINGS = {
+SERVER_SETTINGS: dict[str, str] = {
     "AUTH_REQUESTS_PER_MINUTE": "0",
     "LOGIN_FAILURES_PER_USERNAME": "100000",
     "LOGIN_FAILURES_PER_ADDRESS": "100000",
@@ -101,7 +101,8 @@ def answered(server_output: str) -> set[tuple[str, str, int]]:
 def test_schemathesis_finds_nothing_on_a_live_server(
     empty_database_url: str, tmp_path: Path
 ) -> None:
-    with start_live_server(empty_database_url, tmp_path, **SERVER_SETTINGS) as server:
+    # The keys are environment variables, never ``check_output``.
+    with start_live_server(empty_database_url, tmp_path, **SERVER_SETTINGS) as server:  # type: ignore[arg-type]
         operations = operation_count(server)
         result = run_schemathesis(server.base_url, tmp_path)
         server_output = server.output()

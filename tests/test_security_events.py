@@ -238,7 +238,7 @@ async def test_no_password_or_token_appears_in_any_log_record(
 )
 def test_security_event_refuses_fields_that_would_log_a_secret(field: str) -> None:
     with pytest.raises(ValueError, match=field):
-        security_event("oops", **{field: "x"})
+        security_event("oops", **{field: "x"})  # type: ignore[arg-type]
 
 
 def test_security_event_refuses_fields_that_clash_with_the_log_record() -> None:
@@ -251,7 +251,7 @@ def security_records() -> Iterator[list[logging.LogRecord]]:
     """The records of ``service.security`` logged inside the block, outside any app."""
     captured: list[logging.LogRecord] = []
     handler = logging.Handler()
-    handler.emit = captured.append  # type: ignore[method-assign]
+    handler.emit = captured.append  # type: ignore[assignment]
     logger = logging.getLogger("service.security")
     logger.addHandler(handler)
     level = logger.level

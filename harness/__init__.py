@@ -1,0 +1,1 @@
+"""Running the service as production does, for the tests and the benchmark alike."""
