@@ -11,7 +11,7 @@ therefore ignores SIGTERM and leaves the decision to the master, which always re
 **Garbage collection.** Everything built at start-up (modules, the app, its routes and schemas,
 SQLAlchemy's metadata) lives as long as the worker, yet each full collection of the cyclic
 garbage collector walked all of it again, and those pauses set the tail latency under load (the
-README's benchmark section has the figures). A worker therefore
+figures are in docs/benchmark.md). A worker therefore
 collects once and freezes what is left (``gc.freeze``, the gc module's documented remedy), so
 later collections only look at objects made while serving.
 """

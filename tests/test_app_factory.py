@@ -179,7 +179,7 @@ def test_development_prefers_an_explicit_secret(clean_environment: Path) -> None
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_sqlite_writes_are_durable_and_reads_never_write(app: Quart) -> None:
-    """WAL with ``synchronous=FULL``: an acknowledged commit survives power loss (SPEC 6)."""
+    """WAL with ``synchronous=FULL``: an acknowledged commit survives power loss."""
     database = app.extensions["service"].db
     async with database.write() as db:
         pragmas = {

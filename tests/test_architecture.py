@@ -55,9 +55,7 @@ def test_security_rules_import_no_web_framework(path: Path) -> None:
     assert not framework, f"{path} imports {framework}"
 
 
-@pytest.mark.parametrize(
-    "path", [p for p in modules() if SERVICE / "db" not in p.parents], ids=str
-)
+@pytest.mark.parametrize("path", [p for p in modules() if SERVICE / "db" not in p.parents], ids=str)
 def test_only_the_data_layer_knows_drivers_and_prepared_plans(path: Path) -> None:
     known = [module for module in imported(path) if names(module, DATABASE_ONLY)]
     assert not known, f"{path} imports {known}: that is the data layer's business"

@@ -112,7 +112,7 @@ def test_every_token_has_its_own_id(service: TokenService) -> None:
 
 
 def test_not_after_caps_the_expiry(service: TokenService) -> None:
-    """A token never outlives its session (SPEC section 5: the absolute lifetime)."""
+    """A token never outlives its session (its absolute lifetime, RFC 9700 section 4.14.2)."""
     value, (_, _, issued) = issue(service, ttl=900, not_after=T0 + 60)
     assert issued.expires_at == claims_of(value)["exp"] == T0 + 60
 

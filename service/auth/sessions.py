@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import bindparam, insert, select, update
 
-from service.db import Reader, RowMap, Writer
+from service.db import Reader, Writer, record
 from service.db.models import LoginSession
 from service.errors import InvalidGrant, NotFound, Unauthorized
 from service.security.events import security_event
@@ -69,10 +69,6 @@ class SessionRecord:
     revoked_at: datetime | None
     user_agent: str | None
     client_address: str | None
-
-    @classmethod
-    def of(cls, row: RowMap | None) -> SessionRecord | None:
-        return None if row is None else cls(**row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,7 +338,7 @@ async def session_is_live(db: Reader, session_id: uuid.UUID, user_id: uuid.UUID)
 
 
 async def select_session(db: Reader, session_id: uuid.UUID) -> SessionRecord | None:
-    return SessionRecord.of(await db.first(_SELECT_SESSION, {"session_id": session_id}))
+    return record(SessionRecord, await db.first(_SELECT_SESSION, {"session_id": session_id}))
 
 
 async def _swap_refresh_jti(

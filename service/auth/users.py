@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.auth import sessions
-from service.db import Reader, RowMap, Writer
+from service.db import Reader, Writer, record
 from service.db.models import User
 from service.errors import Conflict, InvalidGrant, NotFound, Unauthorized, ValidationFailed
 from service.security.events import security_event
@@ -29,10 +29,6 @@ class UserRecord:
     password_hash: str
     created_at: datetime
 
-    @classmethod
-    def of(cls, row: RowMap | None) -> UserRecord | None:
-        return None if row is None else cls(**row)
-
 
 #: Asked at every login and by every authenticated password check: built once.
 _SELECT_BY_KEY = select(User).where(User.username_key == bindparam("username_key"))
@@ -45,12 +41,12 @@ def username_key(username: str) -> str:
 
 
 async def select_user(db: Reader, user_id: uuid.UUID) -> UserRecord | None:
-    return UserRecord.of(await db.first(_SELECT_BY_ID, {"user_id": user_id}))
+    return record(UserRecord, await db.first(_SELECT_BY_ID, {"user_id": user_id}))
 
 
 async def select_user_by_username(db: Reader, username: str) -> UserRecord | None:
     key = username_key(username)
-    return UserRecord.of(await db.first(_SELECT_BY_KEY, {"username_key": key}))
+    return record(UserRecord, await db.first(_SELECT_BY_KEY, {"username_key": key}))
 
 
 async def insert_user(db: Writer, username: str, password_hash: str) -> UserRecord:

@@ -25,10 +25,10 @@ transaction) and never see which engine is behind it:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import CursorResult, Engine, Executable, Result, create_engine, event, text
@@ -89,6 +89,12 @@ def is_sqlite(url: URL) -> bool:
 
 #: A row as its columns by key.
 RowMap = Mapping[Any, Any]
+R = TypeVar("R")
+
+
+def record(kind: Callable[..., R], row: RowMap | None) -> R | None:
+    """``row`` as a ``kind`` (a dataclass with the row's columns as fields), or None."""
+    return None if row is None else kind(**row)
 
 
 class Reader:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 
-from service.db import Reader, RowMap, Writer
+from service.db import Reader, Writer, record
 from service.db.models import Item
 from service.items.pagination import Cursor
 
@@ -29,10 +29,6 @@ class ItemRecord:
     version: int
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def of(cls, row: RowMap | None) -> ItemRecord | None:
-        return None if row is None else cls(**row)
 
 
 #: The hottest query of the service: built once, since building a statement costs more than
@@ -65,7 +61,7 @@ async def insert_item(
 
 async def select_item(db: Reader, owner_id: uuid.UUID, item_id: uuid.UUID) -> ItemRecord | None:
     params = {"item_id": item_id, "owner_id": owner_id}
-    return ItemRecord.of(await db.first(_SELECT_OWNED_ITEM, params))
+    return record(ItemRecord, await db.first(_SELECT_OWNED_ITEM, params))
 
 
 async def select_items_page(
@@ -105,7 +101,7 @@ async def update_item(
     if if_version is not None:
         query = query.where(Item.version.in_(list(if_version)))
     query = query.values(**changes, version=Item.version + 1, updated_at=datetime.now(UTC))
-    return ItemRecord.of(await db.first(query.returning(Item)))
+    return record(ItemRecord, await db.first(query.returning(Item)))
 
 
 async def delete_item(db: Writer, owner_id: uuid.UUID, item_id: uuid.UUID) -> bool:
