@@ -66,7 +66,7 @@ RESULTS_DIR = ROOT / "bench" / "results"
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/work/shared/peers"))
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
-#: Each peer's app file (under PEERS_DIR) and what its virtualenv needs (shared/peers/README.md).
+#: Each peer's app file (under PEERS_DIR, the peers' own checkout) and what its virtualenv needs.
 PEER_APPS = {
     "seed": (
         "seed_fastapi/main.py",

@@ -12,7 +12,7 @@ from service.errors import register_error_handlers
 from service.items.routes import bp as items_bp
 from service.logs import configure_logging
 from service.services import Services
-from service.settings import ConfigurationError, Settings, load_settings_or_exit
+from service.settings import Settings, exit_on_configuration_error, load_settings_or_exit
 from service.web import access_log, cors
 from service.web.docs import bp as docs_bp
 from service.web.health import bp as health_bp
@@ -37,10 +37,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     """
     if settings is None:
         settings = load_settings_or_exit()
-        try:
+        with exit_on_configuration_error():
             services = Services.from_settings(settings)
-        except ConfigurationError as error:
-            raise SystemExit(f"service: {error}") from None
     else:
         services = Services.from_settings(settings)
     configure_logging(settings)

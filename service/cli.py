@@ -24,7 +24,7 @@ from service.errors import ApiError, validation_errors
 from service.keyring import load_key_set
 from service.security import keys
 from service.services import Services, services
-from service.settings import ConfigurationError, Settings, load_settings_or_exit
+from service.settings import Settings, exit_on_configuration_error, load_settings_or_exit
 
 HYPERCORN_CONFIG = "config/hypercorn.toml"
 APPLICATION = "service:create_app()"
@@ -92,7 +92,7 @@ KEYGEN_ALGORITHMS: dict[str, keys.AsymmetricAlgorithm] = {
 def keygen_command(algorithm: str, out: Path | None) -> None:
     """Make a token signing key: PEM for JWT_PRIVATE_KEY(_FILE); its kid goes to stderr.
 
-    Also the first step of a key rotation (README, "Keys and rotation"). An existing file is
+    Also the first step of a key rotation (docs/keys.md). An existing file is
     never overwritten.
     """
     key = keys.generate_private_key(KEYGEN_ALGORITHMS[algorithm])
@@ -142,22 +142,21 @@ def create_user_command(username: str, password_stdin: bool) -> None:
             f"{problem['field']}: {problem['message']}" for problem in validation_errors(error)
         )
         raise click.ClickException(f"refused: {reasons}") from None
-    user = asyncio.run(_register(_checked_settings(), signup))
+    user = asyncio.run(_register(load_settings_or_exit(), signup))
     click.echo(f"created user {user.username} ({user.id})")
 
 
 def _checked_settings() -> Settings:
-    """The settings, with the token keys they name loaded once; a problem ends the command."""
+    """The settings, with the token keys they name checked; a problem ends the command."""
     settings = load_settings_or_exit()
-    try:
+    with exit_on_configuration_error():
         load_key_set(settings)
-    except ConfigurationError as error:
-        raise SystemExit(f"service: {error}") from None
     return settings
 
 
 async def _register(settings: Settings, signup: SignupRequest) -> users.UserRecord:
-    services = Services.from_settings(settings)
+    with exit_on_configuration_error():
+        services = Services.from_settings(settings)
     try:
         return await users.register(services, signup.username, signup.password)
     except ApiError as error:  # the username is taken
@@ -222,7 +221,9 @@ def openapi_document() -> dict[str, Any]:
     The environment is ignored (``_DefaultSettings``), so a half-configured shell still exports
     the same document.
     """
-    settings = _DefaultSettings(app_env="testing", database_url=_NO_DATABASE, bcrypt_rounds=4)
+    settings = _DefaultSettings(
+        app_env="testing", database_url=_NO_DATABASE, bcrypt_rounds=4, log_level="WARNING"
+    )
     app = create_app(settings)
 
     async def fetch() -> dict[str, Any]:

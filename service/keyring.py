@@ -46,8 +46,8 @@ def _asymmetric_key_set(settings: Settings, algorithm: keys.AsymmetricAlgorithm)
     source, text = _pem_setting(
         "JWT_PRIVATE_KEY", settings.jwt_private_key, settings.jwt_private_key_file
     )
-    # Settings refuse an asymmetric algorithm without one of the two.
-    assert text is not None
+    if text is None:  # Settings refuse this already; kept so the rule holds under ``python -O``
+        raise ConfigurationError(f"JWT_ALGORITHM={algorithm} needs a private key")
     try:
         blocks = keys.pem_blocks(text)
         if len(blocks) != 1:

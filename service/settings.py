@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -308,16 +310,23 @@ def load_settings() -> Settings:
         raise ConfigurationError(f"invalid configuration (APP_ENV={app_env}): {error}") from None
 
 
-def load_settings_or_exit() -> Settings:
-    """``load_settings`` for process entry points: a bad setting ends the process with its message.
+@contextmanager
+def exit_on_configuration_error() -> Iterator[None]:
+    """For process entry points: a ``ConfigurationError`` ends the process with its message.
 
     A ``SystemExit`` carrying text prints that text alone, without a traceback, also from a
     Hypercorn worker (multiprocessing writes it to stderr), and the exit status is 1.
     """
     try:
-        return load_settings()
+        yield
     except ConfigurationError as error:
         raise SystemExit(f"service: {error}") from None
+
+
+def load_settings_or_exit() -> Settings:
+    """``load_settings`` for process entry points: a bad setting ends the process."""
+    with exit_on_configuration_error():
+        return load_settings()
 
 
 def _describe(error: ValidationError) -> list[str]:

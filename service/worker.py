@@ -10,10 +10,10 @@ therefore ignores SIGTERM and leaves the decision to the master, which always re
 
 **Garbage collection.** Everything built at start-up (modules, the app, its routes and schemas,
 SQLAlchemy's metadata) lives as long as the worker, yet each full collection of the cyclic
-garbage collector walked all of it again, and those pauses set the tail latency under load (the
-figures are in docs/benchmark.md). A worker therefore
-collects once and freezes what is left (``gc.freeze``, the gc module's documented remedy), so
-later collections only look at objects made while serving.
+garbage collector walked all of it again, and those pauses set the tail latency under load
+(figures in docs/benchmark.md). A worker therefore collects once and freezes what is left
+(``gc.freeze``, the gc module's documented remedy), so later collections only look at objects
+made while serving.
 """
 
 from __future__ import annotations

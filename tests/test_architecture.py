@@ -44,6 +44,16 @@ def names(module: str, prefixes: tuple[str, ...]) -> bool:
     return any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes)
 
 
+@pytest.mark.parametrize("path", modules(), ids=str)
+def test_imports_are_absolute(path: Path) -> None:
+    """Relative imports would slip past the rules above, which read module names."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    relative = [
+        node.lineno for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level
+    ]
+    assert not relative, f"{path}: relative imports on lines {relative}"
+
+
 def test_the_walk_sees_the_whole_package() -> None:
     found = {path.relative_to(SERVICE).as_posix() for path in modules()}
     assert {"app.py", "db/engine.py", "security/tokens.py", "web/openapi.py"} <= found

@@ -1,4 +1,4 @@
-"""Prepared reads (``service.prepared``) give what SQLAlchemy gives: same rows, types and errors.
+"""Prepared plans (``service.db.prepared``) give what SQLAlchemy gives: same rows, types, errors.
 
 They run on the driver itself (SQLite's cursor, asyncpg's ``fetchrow``) instead of through
 SQLAlchemy's execution machinery; these tests hold that path to the SQLAlchemy path it stands
@@ -21,7 +21,7 @@ from service import create_app
 from service.auth.sessions import session_is_live
 from service.db import Database, Reader
 from service.db.migrate import upgrade
-from service.db.models import Item, LoginSession
+from service.db.models import Item, LoginSession, User
 from service.db.prepared import Plan, Plans
 from service.items import repository
 from service.settings import Settings
@@ -124,6 +124,21 @@ def test_statements_without_parameters_or_with_in_lists_get_no_plan() -> None:
     assert plans.plan(in_list, {"ids": [uuid.uuid4()]}) is None
     assert plans.plan(ITEM_ID, None) is None
     assert plans.plan(update(Item).values(name="x"), {}) is None
+
+
+def test_statements_with_values_inside_or_repeated_column_keys_get_no_plan() -> None:
+    """A value written into the statement is no parameter of the plan, and a row mapping could
+    not hold two columns called ``id`` apart: SQLAlchemy runs those."""
+    plans = Plans(sqlite.dialect())
+    inline = select(Item.id).where(Item.name == "x", Item.id == bindparam("item_id"))
+    limited = select(Item.id).where(Item.id == bindparam("item_id")).limit(5)
+    joined = (
+        select(Item.id, User.id)
+        .join(User, User.id == Item.owner_id)
+        .where(Item.id == bindparam("item_id"))
+    )
+    for statement in (inline, limited, joined):
+        assert plans.plan(statement, {"item_id": uuid.uuid4()}) is None
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from service import create_app
 from service.limits import account_digest, address_key
 from service.services import services
+from service.web.request_limit import LIMITED_ATTRIBUTE
 from tests.conftest import delete_all_rows, make_settings
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
@@ -285,6 +286,19 @@ async def test_request_floods_on_credential_endpoints_are_limited_per_address(
     other = {"scope_base": {"client": (ELSEWHERE, 1)}}
     assert (await client.post("/signup", json={}, **other)).status_code == 422
     assert (await client.post("/refresh", json={"refresh_token": "x"}, **flood)).status_code == 400
+
+
+#: The endpoints that take credentials, and so a request limit per address.
+CREDENTIAL_ENDPOINTS = {"auth.signup", "auth.login", "auth.refresh"}
+
+
+async def test_exactly_the_credential_endpoints_carry_the_request_limit(app: Quart) -> None:
+    limited = {
+        endpoint
+        for endpoint, view in app.view_functions.items()
+        if getattr(view, LIMITED_ATTRIBUTE, False)
+    }
+    assert limited == CREDENTIAL_ENDPOINTS
 
 
 async def test_routes_that_check_no_credentials_have_no_request_limit(

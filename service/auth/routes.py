@@ -255,7 +255,7 @@ def _parse(model: type[M], data: object) -> M:
 
 
 #: How long verifiers may cache the key set; a new key is published at least this long before
-#: it signs (README, "Keys and rotation").
+#: it signs (docs/keys.md).
 JWKS_MAX_AGE = 300
 _JWKS_CACHING = headers(Cache_Control=f"public, max-age={JWKS_MAX_AGE}")
 

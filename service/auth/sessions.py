@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import bindparam, insert, select, update
 
-from service.db import Reader, Writer, record
+from service.db import Reader, Writer, record, records
 from service.db.models import LoginSession
 from service.errors import InvalidGrant, NotFound, Unauthorized
 from service.security.events import security_event
@@ -364,7 +364,7 @@ async def select_live_sessions(db: Reader, user_id: uuid.UUID) -> list[SessionRe
         .where(*_live_conditions(user_id, datetime.now(UTC)))
         .order_by(LoginSession.created_at.desc(), LoginSession.id.desc())
     )
-    return [SessionRecord(**row) for row in rows]
+    return records(SessionRecord, rows)
 
 
 async def touch_live_session(

@@ -66,7 +66,9 @@ async def insert_user(db: Writer, username: str, password_hash: str) -> UserReco
     except IntegrityError:
         raise Conflict("This username is already taken.") from None
     assert user is not None
-    return UserRecord(**user)
+    found = record(UserRecord, user)
+    assert found is not None
+    return found
 
 
 async def update_password_hash(db: Writer, user_id: uuid.UUID, password_hash: str) -> None:

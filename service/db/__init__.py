@@ -4,6 +4,6 @@ The only package that knows SQLite from PostgreSQL. Domain code asks for ``db.re
 ``db.write()`` and runs SQLAlchemy Core statements over the tables of ``service.db.models``.
 """
 
-from service.db.engine import Database, Reader, RowMap, Writer, record
+from service.db.engine import Database, Reader, RowMap, Writer, record, records
 
-__all__ = ["Database", "Reader", "RowMap", "Writer", "record"]
+__all__ = ["Database", "Reader", "RowMap", "Writer", "record", "records"]

@@ -25,7 +25,7 @@ transaction) and never see which engine is behind it:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -92,9 +92,14 @@ RowMap = Mapping[Any, Any]
 R = TypeVar("R")
 
 
-def record(kind: Callable[..., R], row: RowMap | None) -> R | None:
+def record(kind: type[R], row: RowMap | None) -> R | None:
     """``row`` as a ``kind`` (a dataclass with the row's columns as fields), or None."""
     return None if row is None else kind(**row)
+
+
+def records(kind: type[R], rows: Sequence[RowMap]) -> list[R]:
+    """Each of ``rows`` as a ``kind``."""
+    return [kind(**row) for row in rows]
 
 
 class Reader:
@@ -189,7 +194,9 @@ class InlineSQLiteReader(Reader):
             row = driver.execute(plan.sql, plan.arguments(params)).fetchone()
         except sqlite3.Error as error:
             self.close()
-            raise driver_error(plan.sql, error, invalidated=True) from error
+            # sqlite3.Error is a PEP 249 error; the stub types it as a protocol it does not name.
+            gone = self._engine.dialect.is_disconnect(error, None, None)  # type: ignore[arg-type]
+            raise driver_error(plan.sql, error, invalidated=gone) from error
         return None if row is None else plan.row(row)
 
     async def all(self, statement: Executable, params: Params = None) -> Sequence[RowMap]:
@@ -361,11 +368,12 @@ class Database:
         url = async_url(settings.database_url)
         self.engine = _create_write_engine(settings, url)
         self._writes = self.engine.execution_options(**{_WRITE_OPTION: True})
-        self._plans = Plans(self.engine.dialect)
         self._inline: InlineSQLiteReader | None = None
+        self._plans: Plans | None = None
         if is_sqlite(url):
             self._inline = InlineSQLiteReader(_create_inline_read_engine(settings, url))
         else:
+            self._plans = Plans(self.engine.dialect)
             self._writes = self._writes.execution_options(isolation_level="READ COMMITTED")
 
     @asynccontextmanager
@@ -375,6 +383,7 @@ class Database:
             yield self._inline
             return
         # Only PostgreSQL gets here, and its engine is in autocommit mode already.
+        assert self._plans is not None
         async with self.engine.connect() as connection:
             yield PostgresReader(connection, self._plans)
 

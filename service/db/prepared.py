@@ -24,7 +24,8 @@ from sqlalchemy import Executable, Select
 from sqlalchemy.engine import Dialect
 
 Processor = Callable[[Any], Any] | None
-#: More distinct statements than any code of ours runs with parameters: a bound, not a size.
+#: More distinct statements than any code of ours runs with parameters: a bound, not a size
+#: (least recently used plans go first).
 MAX_PLANS = 256
 
 
@@ -40,12 +41,22 @@ class Plan:
 
     @classmethod
     def compile(cls, statement: Select[Any], dialect: Dialect) -> Plan | None:
-        """The plan of ``statement``, or None if a plan cannot run it (an ``IN`` list)."""
+        """The plan of ``statement``, or None if a plan cannot run it.
+
+        A plan takes every value from the caller's parameters, one placeholder each: a value
+        written into the statement (``Item.name == "x"``, ``.limit(5)``) or an ``IN`` list
+        (as many placeholders as values) leaves it to SQLAlchemy, and so do columns whose keys
+        repeat (a join), which a row mapping could not hold apart.
+        """
         compiled = statement.compile(dialect=dialect)
         names = tuple(compiled.positiontup or ())
-        if any(compiled.binds[name].expanding for name in names):
+        binds = [compiled.binds[name] for name in names]
+        if any(bind.expanding or not bind.required for bind in binds):
             return None
         columns = list(statement.selected_columns)
+        keys = tuple(str(column.key) for column in columns)
+        if len(set(keys)) != len(keys):
+            return None
         return cls(
             sql=compiled.string,
             names=names,
@@ -53,7 +64,7 @@ class Plan:
                 compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
                 for name in names
             ),
-            keys=tuple(str(column.key) for column in columns),
+            keys=keys,
             readers=tuple(
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
                 for column in columns
@@ -92,6 +103,7 @@ class Plans:
             return None
         found = self._plans.get(id(statement))
         if found is not None and found[0] is statement:
+            self._plans.move_to_end(id(statement))
             return found[1]
         plan = Plan.compile(statement, self._dialect)
         self._plans[id(statement)] = (statement, plan)

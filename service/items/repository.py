@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 
-from service.db import Reader, Writer, record
+from service.db import Reader, Writer, record, records
 from service.db.models import Item
 from service.items.pagination import Cursor
 
@@ -56,7 +56,9 @@ async def insert_item(
         .returning(Item)
     )
     assert row is not None
-    return ItemRecord(**row)
+    item = record(ItemRecord, row)
+    assert item is not None
+    return item
 
 
 async def select_item(db: Reader, owner_id: uuid.UUID, item_id: uuid.UUID) -> ItemRecord | None:
@@ -77,7 +79,7 @@ async def select_items_page(
             )
         )
     query = query.order_by(Item.created_at.desc(), Item.id.desc()).limit(limit + 1)
-    items = [ItemRecord(**row) for row in await db.all(query)]
+    items = records(ItemRecord, await db.all(query))
     if len(items) <= limit:
         return items, None
     last = items[limit - 1]

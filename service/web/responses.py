@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart import Response
+from quart import Response, current_app
 from werkzeug.datastructures import Headers
 
 
@@ -22,8 +22,6 @@ NO_STORE = headers(Cache_Control="no-store", Pragma="no-cache")
 #: A body this small fits in the socket's write buffer (asyncio's high-water mark is 64 KiB),
 #: so Hypercorn takes it without waiting for the client to read.
 BUFFERED_BODY_BYTES = 64 * 1024
-#: Seconds a larger body may take to reach a slow client (Quart's ``RESPONSE_TIMEOUT``).
-SEND_TIMEOUT = 60.0
 
 
 async def finish_response(response: Response) -> Response:
@@ -31,10 +29,11 @@ async def finish_response(response: Response) -> Response:
 
     Quart sends a response under ``asyncio.wait_for`` when it has a timeout, which costs a task
     per response. Only a large body such as the docs page's JavaScript can wait on a slow
-    client, so only those get one (``Response.timeout``: None is no timeout).
+    client, so only those get one: the app's ``RESPONSE_TIMEOUT`` (``Response.timeout``: None
+    is no timeout).
     """
     response.headers["X-Content-Type-Options"] = "nosniff"
     length = response.content_length
     small = length is not None and length <= BUFFERED_BODY_BYTES
-    response.timeout = None if small else SEND_TIMEOUT
+    response.timeout = None if small else current_app.config["RESPONSE_TIMEOUT"]
     return response
