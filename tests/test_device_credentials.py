@@ -22,6 +22,7 @@ from quart.typing import TestClientProtocol as Client
 
 from service import create_app
 from service.security.devices import DeviceCredentials
+from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError
 from service.services import services
 from tests.conftest import delete_all_rows, make_settings
 
@@ -144,6 +145,17 @@ async def test_development_over_plain_http_uses_a_cookie_without_secure(
     assert "Secure" in https.headers["Set-Cookie"]
 
 
+async def test_in_development_the_plain_cookie_is_read_back(make_app: AppFactory) -> None:
+    app = await make_app(app_env="development")
+    owner, attacker = app.test_client(), app.test_client(use_cookies=False)
+    await sign_up(owner, "alice")
+    await device_of(owner, "alice")
+    await fail(attacker, "alice", 10)
+
+    assert_limited(await login(attacker, "alice", PASSWORD))
+    assert (await login(owner, "alice", PASSWORD, address=OWNER)).status_code == 200
+
+
 async def test_a_device_credential_is_no_access_or_refresh_token(make_app: AppFactory) -> None:
     client = (await make_app()).test_client()
     await sign_up(client, "alice")
@@ -154,6 +166,25 @@ async def test_a_device_credential_is_no_access_or_refresh_token(make_app: AppFa
 
     assert me.status_code == 401
     assert refresh.status_code == 400
+
+
+async def test_the_credential_kinds_never_pass_for_each_other(make_app: AppFactory) -> None:
+    service = services(await make_app())
+    device = service.devices.issue(uuid.uuid4()).value
+    access = service.tokens.issue(
+        ACCESS_TYP,
+        user_id=uuid.uuid4(),
+        session_id=uuid.uuid4(),
+        ttl=60,
+        not_after=int(time.time()) + 60,
+    ).value
+
+    for typ in (ACCESS_TYP, REFRESH_TYP):
+        with pytest.raises(TokenError, match="wrong token type"):
+            service.tokens.verify(device, typ)
+    with pytest.raises(TokenError, match="wrong token type"):
+        service.devices.verify(access)
+    assert service.devices.verify(device).device_id
 
 
 # --- the owner is not locked out ------------------------------------------------------------
@@ -296,6 +327,23 @@ async def test_forged_expired_and_other_tokens_count_as_no_credential(
         if r.getMessage().startswith("rate_limited")
     }
     assert limits == {"username"}
+
+
+async def test_a_forged_or_foreign_cookie_counts_as_no_credential(make_app: AppFactory) -> None:
+    app = await make_app()
+    client = app.test_client(use_cookies=False)
+    await sign_up(client, "alice")
+    await sign_up(client, "bob")
+    alices, bobs = await device_of(client, "alice"), await device_of(client, "bob")
+    await fail(client, "alice", 10)
+
+    for presented in (_forged(alices), bobs):
+        browser = app.test_client()
+        browser.set_cookie("localhost", "__Host-device", presented, secure=True, httponly=True)
+        assert_limited(await login(browser, "alice", PASSWORD, address=OWNER))
+    browser = app.test_client()
+    browser.set_cookie("localhost", "__Host-device", alices, secure=True, httponly=True)
+    assert (await login(browser, "alice", PASSWORD, address=OWNER)).status_code == 200
 
 
 async def test_a_credential_of_another_account_is_no_credential(make_app: AppFactory) -> None:
