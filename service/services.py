@@ -1,5 +1,5 @@
-"""The per-app services (settings, database, limits, password hasher, token service) and their
-accessor.
+"""The per-app services (settings, database, limits, password hasher, token service, device
+credentials) and their accessor.
 
 ``create_app`` builds one ``Services`` and binds it to the app; handlers reach it through
 ``services()``, so there is no global engine, store or key, and tests can build as many apps
@@ -16,6 +16,7 @@ from quart import Quart, current_app
 from service.db import Database
 from service.keyring import load_key_set
 from service.limits import Limits
+from service.security.devices import DeviceCredentials
 from service.security.passwords import PasswordHasher
 from service.security.tokens import TokenService
 from service.settings import Settings
@@ -30,14 +31,20 @@ class Services:
     limits: Limits
     passwords: PasswordHasher
     tokens: TokenService
+    devices: DeviceCredentials
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         """Build every service; ``ConfigurationError`` if a configured key cannot be used."""
+        key_set = load_key_set(settings)
         tokens = TokenService(
-            keys=load_key_set(settings),
+            keys=key_set, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        )
+        devices = DeviceCredentials(
+            keys=key_set,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
+            ttl=settings.device_token_ttl,
         )
         return cls(
             settings=settings,
@@ -45,6 +52,7 @@ class Services:
             limits=Limits.from_settings(settings),
             passwords=PasswordHasher(rounds=settings.bcrypt_rounds),
             tokens=tokens,
+            devices=devices,
         )
 
     def init_app(self, app: Quart) -> None:

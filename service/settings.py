@@ -144,6 +144,21 @@ class Settings(BaseSettings):
         le=86_400,
         description="Seconds a run of failed logins is counted, from its first failure.",
     )
+    login_failures_per_device: int = Field(
+        10,
+        ge=1,
+        le=100_000,
+        description="Failed password checks allowed per window from one device credential (a "
+        "client that logged in to the account before) or one session at /me/password; such "
+        "attempts count here instead of on the per-username limit.",
+    )
+    device_token_ttl: int = Field(
+        2_592_000,
+        ge=3_600,
+        le=31_536_000,
+        description="Lifetime of the device credential that /login issues (cookie and "
+        "`device_token`), seconds.",
+    )
     auth_requests_per_minute: int = Field(
         60,
         ge=0,

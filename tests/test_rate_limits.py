@@ -2,7 +2,9 @@
 the client address behind proxies, and counters shared through Redis.
 
 Limits are set small through settings. Requests name their client address through the ASGI
-scope, as Hypercorn fills it in from the TCP connection.
+scope, as Hypercorn fills it in from the TCP connection. The test clients keep no cookies, so
+every login here comes from an unknown device; known devices (the device credential a login
+hands out) are ``tests/test_device_credentials.py``.
 
 Redis comes from ``TEST_REDIS_URL`` (default: the local server, database 9). Each test uses its
 own key prefix and deletes its keys at the end. If Redis cannot be reached the Redis tests are
@@ -122,7 +124,7 @@ async def fail(client: Client, username: str, times: int, **kwargs: Any) -> None
 async def test_too_many_failures_for_a_username_block_even_the_right_password(
     make_app: AppFactory, security_events: list[logging.LogRecord]
 ) -> None:
-    client = (await make_app()).test_client()
+    client = (await make_app()).test_client(use_cookies=False)
     await sign_up(client, "alice")
     await fail(client, "alice", 3)
 
@@ -146,7 +148,7 @@ async def test_too_many_failures_for_a_username_block_even_the_right_password(
 async def test_the_limit_is_the_same_for_a_username_that_does_not_exist(
     make_app: AppFactory,
 ) -> None:
-    client = (await make_app()).test_client()
+    client = (await make_app()).test_client(use_cookies=False)
     await sign_up(client, "alice")
     await fail(client, "alice", 3)
     await fail(client, "nobody", 3, address=ELSEWHERE)
@@ -159,7 +161,7 @@ async def test_the_limit_is_the_same_for_a_username_that_does_not_exist(
 
 
 async def test_the_username_limit_ignores_letter_case_and_address(make_app: AppFactory) -> None:
-    client = (await make_app()).test_client()
+    client = (await make_app()).test_client(use_cookies=False)
     await sign_up(client, "alice")
     await fail(client, "Alice", 1, address="192.0.2.1")
     await fail(client, "ALICE", 1, address="192.0.2.2")
@@ -169,7 +171,7 @@ async def test_the_username_limit_ignores_letter_case_and_address(make_app: AppF
 
 
 async def test_another_user_from_another_address_is_not_affected(make_app: AppFactory) -> None:
-    client = (await make_app()).test_client()
+    client = (await make_app()).test_client(use_cookies=False)
     await sign_up(client, "alice")
     await sign_up(client, "bob")
     await fail(client, "alice", 3)
@@ -181,7 +183,7 @@ async def test_another_user_from_another_address_is_not_affected(make_app: AppFa
 
 
 async def test_the_address_limit_counts_failures_across_usernames(make_app: AppFactory) -> None:
-    client = (await make_app()).test_client()
+    client = (await make_app()).test_client(use_cookies=False)
     await sign_up(client, "alice")
     for number in range(5):
         await fail(client, f"victim{number}", 1)
@@ -192,7 +194,7 @@ async def test_the_address_limit_counts_failures_across_usernames(make_app: AppF
 
 
 async def test_successful_logins_are_not_counted_as_failures(make_app: AppFactory) -> None:
-    client = (await make_app()).test_client()
+    client = (await make_app()).test_client(use_cookies=False)
     await sign_up(client, "alice")
     await fail(client, "alice", 2)
     for _ in range(5):
@@ -203,7 +205,7 @@ async def test_successful_logins_are_not_counted_as_failures(make_app: AppFactor
 
 
 async def test_bad_requests_are_not_counted_as_failures(make_app: AppFactory) -> None:
-    client = (await make_app()).test_client()
+    client = (await make_app()).test_client(use_cookies=False)
     await sign_up(client, "alice")
     for _ in range(5):
         response = await client.post(
@@ -216,7 +218,7 @@ async def test_bad_requests_are_not_counted_as_failures(make_app: AppFactory) ->
 
 
 async def test_failure_counters_expire_after_the_window(make_app: AppFactory) -> None:
-    client = (await make_app(login_failure_window=1)).test_client()
+    client = (await make_app(login_failure_window=1)).test_client(use_cookies=False)
     await sign_up(client, "alice")
     await fail(client, "alice", 3)
     blocked = await login(client, "alice", PASSWORD)
@@ -237,26 +239,73 @@ async def change_password(client: Client, token: str, current: str) -> Any:
     )
 
 
-async def test_wrong_current_passwords_count_against_the_username_limit(
+async def test_wrong_current_passwords_from_one_address_are_limited(
     make_app: AppFactory,
 ) -> None:
-    client = (await make_app()).test_client()
+    client = (await make_app(login_failures_per_device=100)).test_client(use_cookies=False)
     await sign_up(client, "alice")
-    token = (await (await login(client, "alice", PASSWORD, address=ELSEWHERE)).get_json())[
-        "access_token"
+    tokens = [
+        (await (await login(client, "alice", PASSWORD, address=ELSEWHERE)).get_json())[
+            "access_token"
+        ]
+        for _ in range(5)
     ]
-    await fail(client, "alice", 1)
-    for _ in range(2):
+    # One guess per session: only the address counter (5 per window) can stop the loop.
+    for token in tokens:
         response = await change_password(client, token, WRONG)
         assert response.status_code == 422
         assert (await response.get_json())["errors"][0]["field"] == "current_password"
 
-    await assert_rate_limited(await change_password(client, token, PASSWORD))
-    await assert_rate_limited(await login(client, "alice", PASSWORD, address=ELSEWHERE))
+    limited = await change_password(client, tokens[0], PASSWORD)
+    await assert_rate_limited(limited)
+    assert int(limited.headers["Retry-After"]) <= 60
+    # The same address is limited at /login too: it is one budget of guesses.
+    await assert_rate_limited(await login(client, "alice", PASSWORD))
+
+
+async def test_wrong_current_passwords_are_limited_per_session_not_per_username(
+    make_app: AppFactory,
+) -> None:
+    client = (await make_app(login_failures_per_address=100)).test_client(use_cookies=False)
+    await sign_up(client, "alice")
+    stolen, owners = [
+        (await (await login(client, "alice", PASSWORD, address=ELSEWHERE)).get_json())[
+            "access_token"
+        ]
+        for _ in range(2)
+    ]
+    for _ in range(10):  # the per-device default: 10 per window
+        assert (await change_password(client, stolen, WRONG)).status_code == 422
+    await assert_rate_limited(await change_password(client, stolen, PASSWORD))
+
+    # The thief's failures are the stolen session's own: the owner can still log in anywhere
+    # and change the password from another session.
+    assert (await login(client, "alice", PASSWORD, address="192.0.2.20")).status_code == 200
+    assert (await change_password(client, owners, PASSWORD)).status_code == 204
+
+
+async def test_failed_logins_of_strangers_do_not_lock_the_password_change(
+    make_app: AppFactory,
+) -> None:
+    client = (await make_app()).test_client(use_cookies=False)
+    await sign_up(client, "alice")
+    token = (await (await login(client, "alice", PASSWORD, address=ELSEWHERE)).get_json())[
+        "access_token"
+    ]
+    await fail(client, "alice", 3, address="192.0.2.30")
+    await assert_rate_limited(await login(client, "alice", PASSWORD, address="192.0.2.31"))
+
+    response = await client.post(
+        "/me/password",
+        json={"current_password": PASSWORD, "new_password": "a-brand-new-passw0rd"},
+        headers={"Authorization": f"Bearer {token}"},
+        scope_base={"client": (ELSEWHERE, 1)},
+    )
+    assert response.status_code == 204
 
 
 async def test_a_right_current_password_is_not_counted(make_app: AppFactory) -> None:
-    client = (await make_app()).test_client()
+    client = (await make_app()).test_client(use_cookies=False)
     await sign_up(client, "alice")
     token = (await (await login(client, "alice", PASSWORD, address=ELSEWHERE)).get_json())[
         "access_token"
@@ -272,7 +321,7 @@ async def test_request_floods_on_credential_endpoints_are_limited_per_address(
     make_app: AppFactory, security_events: list[logging.LogRecord]
 ) -> None:
     app = await make_app(auth_requests_per_minute=3)
-    client = app.test_client()
+    client = app.test_client(use_cookies=False)
     flood = {"scope_base": {"client": (ATTACKER, 1)}}
     for _ in range(3):
         response = await client.post("/signup", json={}, **flood)
@@ -304,7 +353,7 @@ async def test_exactly_the_credential_endpoints_carry_the_request_limit(app: Qua
 async def test_routes_that_check_no_credentials_have_no_request_limit(
     make_app: AppFactory,
 ) -> None:
-    client = (await make_app(auth_requests_per_minute=1)).test_client()
+    client = (await make_app(auth_requests_per_minute=1)).test_client(use_cookies=False)
     await sign_up(client, "alice")
     token = (await (await login(client, "alice", PASSWORD, address=ELSEWHERE)).get_json())[
         "access_token"
@@ -320,7 +369,7 @@ async def test_routes_that_check_no_credentials_have_no_request_limit(
 async def test_a_forged_forwarded_for_is_ignored_without_trusted_proxies(
     make_app: AppFactory,
 ) -> None:
-    client = (await make_app()).test_client()
+    client = (await make_app()).test_client(use_cookies=False)
     await sign_up(client, "alice")
     for number in range(5):
         forged = {"X-Forwarded-For": f"10.9.8.{number}", "Remote-Addr": f"10.7.6.{number}"}
@@ -333,7 +382,7 @@ async def test_a_forged_forwarded_for_is_ignored_without_trusted_proxies(
 async def test_the_forwarded_for_of_a_trusted_proxy_is_the_client_address(
     make_app: AppFactory,
 ) -> None:
-    client = (await make_app(trusted_proxy_hops=1)).test_client()
+    client = (await make_app(trusted_proxy_hops=1)).test_client(use_cookies=False)
     await sign_up(client, "alice")
     # Behind the proxy every request comes from its address; the proxy appends the client's.
     proxy = "10.0.0.1"
@@ -363,7 +412,9 @@ async def test_the_forwarded_for_of_a_trusted_proxy_is_the_client_address(
 
 
 async def test_the_api_documents_the_429_of_the_limited_routes(make_app: AppFactory) -> None:
-    document = await (await (await make_app()).test_client().get("/openapi.json")).get_json()
+    document = await (
+        await (await make_app()).test_client(use_cookies=False).get("/openapi.json")
+    ).get_json()
     for path in ("/signup", "/login", "/refresh", "/me/password"):
         assert "429" in document["paths"][path]["post"]["responses"], path
 
@@ -410,8 +461,8 @@ async def shared_redis() -> AsyncIterator[dict[str, Any]]:
 async def test_two_instances_share_failure_counters_through_redis(
     make_app: AppFactory, shared_redis: dict[str, Any]
 ) -> None:
-    first = (await make_app(**shared_redis)).test_client()
-    second = (await make_app(**shared_redis)).test_client()
+    first = (await make_app(**shared_redis)).test_client(use_cookies=False)
+    second = (await make_app(**shared_redis)).test_client(use_cookies=False)
     await sign_up(first, "alice")
     await fail(first, "alice", 2)
     await fail(second, "alice", 1, address=ELSEWHERE)
@@ -423,8 +474,12 @@ async def test_two_instances_share_failure_counters_through_redis(
 async def test_two_instances_share_the_request_limit_through_redis(
     make_app: AppFactory, shared_redis: dict[str, Any]
 ) -> None:
-    first = (await make_app(auth_requests_per_minute=2, **shared_redis)).test_client()
-    second = (await make_app(auth_requests_per_minute=2, **shared_redis)).test_client()
+    first = (await make_app(auth_requests_per_minute=2, **shared_redis)).test_client(
+        use_cookies=False
+    )
+    second = (await make_app(auth_requests_per_minute=2, **shared_redis)).test_client(
+        use_cookies=False
+    )
     flood = {"scope_base": {"client": (ATTACKER, 1)}}
     assert (await first.post("/signup", json={}, **flood)).status_code == 422
     assert (await second.post("/signup", json={}, **flood)).status_code == 422
@@ -436,7 +491,7 @@ async def test_two_instances_share_the_request_limit_through_redis(
 async def test_redis_failure_counters_expire_after_the_window(
     make_app: AppFactory, shared_redis: dict[str, Any]
 ) -> None:
-    client = (await make_app(login_failure_window=1, **shared_redis)).test_client()
+    client = (await make_app(login_failure_window=1, **shared_redis)).test_client(use_cookies=False)
     await sign_up(client, "alice")
     await fail(client, "alice", 3)
     await assert_rate_limited(await login(client, "alice", PASSWORD))
@@ -454,7 +509,7 @@ async def test_a_full_redis_counter_without_expiry_is_given_one(
     redis = Redis.from_url(redis_url())
     try:
         await redis.set(key, 99)  # as a crash or an operator might leave it: no expiry
-        client = (await make_app(**shared_redis)).test_client()
+        client = (await make_app(**shared_redis)).test_client(use_cookies=False)
 
         await assert_rate_limited(await login(client, "Alice", PASSWORD))
         assert 0 < await redis.pttl(key) <= 60_000
@@ -463,8 +518,8 @@ async def test_a_full_redis_counter_without_expiry_is_given_one(
 
 
 async def test_instances_without_redis_count_on_their_own(make_app: AppFactory) -> None:
-    first = (await make_app()).test_client()
-    second = (await make_app()).test_client()
+    first = (await make_app()).test_client(use_cookies=False)
+    second = (await make_app()).test_client(use_cookies=False)
     await sign_up(first, "alice")
     await fail(first, "alice", 3)
     await assert_rate_limited(await login(first, "alice", PASSWORD))
@@ -475,12 +530,12 @@ async def test_instances_without_redis_count_on_their_own(make_app: AppFactory) 
 async def test_unreachable_redis_fails_closed_on_credential_endpoints_only(
     make_app: AppFactory,
 ) -> None:
-    healthy = (await make_app()).test_client()
+    healthy = (await make_app()).test_client(use_cookies=False)
     await sign_up(healthy, "alice")
     token = (await (await login(healthy, "alice", PASSWORD)).get_json())["access_token"]
     broken = (
         await make_app(redis_url="redis://127.0.0.1:1/0", auth_requests_per_minute=60)
-    ).test_client()
+    ).test_client(use_cookies=False)
 
     for response in (
         await login(broken, "alice", PASSWORD),
@@ -495,3 +550,28 @@ async def test_unreachable_redis_fails_closed_on_credential_endpoints_only(
 
     items = await broken.get("/items", headers={"Authorization": f"Bearer {token}"})
     assert items.status_code == 200
+
+
+async def test_two_instances_share_device_counters_through_redis(
+    make_app: AppFactory, shared_redis: dict[str, Any]
+) -> None:
+    first = (await make_app(login_failures_per_device=2, **shared_redis)).test_client(
+        use_cookies=False
+    )
+    second = (await make_app(login_failures_per_device=2, **shared_redis)).test_client(
+        use_cookies=False
+    )
+    await sign_up(first, "alice")
+    device = (await (await login(first, "alice", PASSWORD, address=ELSEWHERE)).get_json())[
+        "device_token"
+    ]
+    with_device = {"username": "alice", "password": WRONG, "device_token": device}
+    for client in (first, second):
+        response = await client.post("/login", form=with_device)
+        assert response.status_code == 400
+
+    with_device["password"] = PASSWORD
+    await assert_rate_limited(await first.post("/login", form=with_device))
+    await assert_rate_limited(await second.post("/login", form=with_device))
+    # The device's failures are its own: the username is not locked for unknown clients.
+    assert (await login(second, "alice", PASSWORD)).status_code == 200

@@ -13,7 +13,7 @@ from quart.typing import TestClientProtocol as Client
 
 from service.security.events import security_event
 from tests.auth_helpers import another_login, bearer, refresh
-from tests.conftest import Account, sign_up
+from tests.conftest import Account, log_in, sign_up
 
 REQUEST_ID = "req-0123456789"
 
@@ -190,6 +190,12 @@ async def test_no_password_or_token_appears_in_any_log_record(
     secrets = ["first-secret-passphrase", "wrong-guess-passphrase", "second-secret-passphrase"]
     alice = await sign_up(client, "alice", secrets[0])
     await client.post("/login", form={"username": "alice", "password": secrets[1]})
+    device = (await log_in(client, "alice", secrets[0]))["device_token"]
+    for presented in (device, f"{device}x"):
+        await client.post(
+            "/login",
+            form={"username": "alice", "password": secrets[1], "device_token": presented},
+        )
     await client.post("/login", form={"username": "nobody", "password": secrets[1]})
     phone = await another_login(client, alice)
     rotated = await (await refresh(client, phone.refresh_token)).get_json()
@@ -220,6 +226,7 @@ async def test_no_password_or_token_appears_in_any_log_record(
         again.refresh_token,
         "forged.token.value",
         "forged.bearer.value",
+        device,
     ]
 
     assert recorded(events, "account_deleted")

@@ -24,6 +24,8 @@ from tests.conftest import Account, make_settings, sign_up
 
 PASSWORD = "quiet-harbour-lantern-42"
 TOKEN_FIELDS = {"access_token", "refresh_token", "token_type", "expires_in", "refresh_expires_in"}
+#: A login also hands out a device credential (``tests/test_device_credentials.py``).
+LOGIN_FIELDS = TOKEN_FIELDS | {"device_token"}
 
 
 async def signup(client: Client, username: Any, password: Any = PASSWORD) -> Any:
@@ -151,7 +153,7 @@ async def test_signup_accepts_a_password_of_1024_characters(client: Client) -> N
 
 def assert_token_response(response: Any, body: dict[str, Any]) -> None:
     assert response.status_code == 200
-    assert set(body) == TOKEN_FIELDS
+    assert set(body) == LOGIN_FIELDS
     assert body["token_type"] == "bearer"
     assert isinstance(body["expires_in"], int)
     assert 0 < body["expires_in"] <= body["refresh_expires_in"]

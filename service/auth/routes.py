@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -17,10 +18,11 @@ from quart_schema import (
 )
 from werkzeug.datastructures import Headers
 
-from service.auth import sessions, users
+from service.auth import devices, sessions, users
 from service.auth.bearer import BEARER_SECURITY, bearer_token, current_principal, login_required
 from service.auth.schemas import (
     JwkSet,
+    LoginTokens,
     LogoutRequest,
     PasswordChange,
     PasswordGrant,
@@ -67,10 +69,10 @@ async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
 @bp.post("/login")
 @request_limited
 @document_request(PasswordGrant, source=DataSource.FORM)
-@validate_response(TokenPair)
-@response_headers(200, "Cache-Control")
+@validate_response(LoginTokens)
+@response_headers(200, "Cache-Control", "Set-Cookie")
 @problems(400, 429)
-async def login() -> tuple[TokenPair, int, Headers]:
+async def login() -> tuple[LoginTokens, int, Headers]:
     """Log in with a username and password; get an access and a refresh token.
 
     The OAuth 2.0 password grant (RFC 6749 section 4.3): form fields as
@@ -78,17 +80,28 @@ async def login() -> tuple[TokenPair, int, Headers]:
     login starts a new session. Failures are `400` with `error: invalid_grant`, the same for an
     unknown user and a wrong password. After too many failures for a username or from an
     address the answer is `429` with `Retry-After` (seconds), even for the right password.
+
+    Every login also returns a device credential, as `device_token` and as the `HttpOnly`
+    cookie `__Host-device`. A later login that presents it (the cookie, or the `device_token`
+    field, which wins) is limited per device instead of by the username-wide limit, so
+    strangers failing for this username do not lock this client out.
     """
     body = await read_form_or_json()
     _require_password_grant(body)
     grant = _parse(PasswordGrant, body)
     address = client_address()
-    account = users.username_key(grant.username)
-    async with services().limits.password_attempt(account, address=address):
-        user = await users.check_password(services(), grant.username, grant.password)
+    user = await users.log_in(
+        services(),
+        grant.username,
+        grant.password,
+        address=address,
+        device_credential=devices.presented_credential(services(), grant.device_token),
+    )
     client = sessions.ClientInfo(user_agent=request.headers.get("User-Agent"), address=address)
     pair = await sessions.start_session(services(), user.id, client)
-    return TokenPair.model_validate(pair), 200, NO_STORE
+    device = services().devices.issue(user.id)
+    tokens = LoginTokens.model_validate({**asdict(pair), "device_token": device.value})
+    return tokens, 200, devices.with_device_cookie(services(), NO_STORE, device)
 
 
 @bp.post("/refresh")
@@ -159,8 +172,9 @@ async def change_password(data: PasswordChange) -> tuple[str, int]:
     The session of the access token used stays logged in. The new password follows the
     signup rules (length, not the username, not a common password). A wrong
     `current_password` is `422` with a field error on `current_password`, never `401`: the
-    caller's tokens are still good. Wrong current passwords count against the same per-username
-    limit as failed logins: `429` with `Retry-After` while it holds.
+    caller's tokens are still good. Wrong current passwords are limited like failed logins:
+    per client address, and per session (the session is a known device of the account, so
+    failures elsewhere never lock it out): `429` with `Retry-After` while a limit holds.
     """
     principal = current_principal()
     await users.change_password(
@@ -169,6 +183,7 @@ async def change_password(data: PasswordChange) -> tuple[str, int]:
         principal.session_id,
         data.current_password,
         data.new_password,
+        address=client_address(),
     )
     return "", 204
 

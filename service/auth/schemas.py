@@ -87,6 +87,14 @@ class PasswordGrant(BaseModel):
     username: SafeStr = Field(max_length=256)
     password: SafeStr = Field(max_length=MAX_PASSWORD_LENGTH)
     scope: str | None = Field(None, description="Ignored.")
+    device_token: str | None = Field(
+        None,
+        max_length=MAX_TOKEN_LENGTH,
+        description="The `device_token` of an earlier login to this account, for clients "
+        "without cookies (browsers send the device cookie instead). Failed attempts with it "
+        "are limited per device, not by the username-wide limit; an invalid, expired or "
+        "other account's one counts as none.",
+    )
 
 
 class RefreshRequest(BaseModel):
@@ -107,6 +115,17 @@ class TokenPair(BaseModel):
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the RFC 6750 scheme name
     expires_in: int = Field(description="Seconds until the access token expires.")
     refresh_expires_in: int = Field(description="Seconds until the refresh token expires.")
+
+
+class LoginTokens(TokenPair):
+    """Fresh tokens of a new session, and a new device credential."""
+
+    device_token: str = Field(
+        description="Proof that this client has logged in to this account: send it as "
+        "`device_token` with later logins (browsers get it as the device cookie too), so that "
+        "strangers failing for this username cannot lock this client out. Expires after "
+        "`DEVICE_TOKEN_TTL`."
+    )
 
 
 class PasswordChange(BaseModel):

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service.auth import sessions
+from service.auth import devices, sessions
 from service.db import Reader, Writer, record
 from service.db.models import User
 from service.errors import Conflict, InvalidGrant, NotFound, Unauthorized, ValidationFailed
@@ -82,15 +82,40 @@ async def register(services: Services, username: str, password: str) -> UserReco
         return await insert_user(db, username, password_hash)
 
 
-async def check_password(services: Services, username: str, password: str) -> UserRecord:
-    """The account whose password this is, else ``InvalidGrant``.
+async def log_in(
+    services: Services,
+    username: str,
+    password: str,
+    *,
+    address: str | None,
+    device_credential: str | None,
+) -> UserRecord:
+    """The account whose password this is, checked under the brute-force limits.
 
-    An unknown username and a wrong password fail alike, in the same time and with the same
-    error, so the answer does not reveal which usernames exist. A hash made with fewer bcrypt
-    rounds than configured is replaced. No connection is held while bcrypt runs.
+    A ``device_credential`` that verifies and names this very account makes the attempt count
+    on that device's limit instead of the username-wide one (``devices.recognised_device``);
+    for a username without an account no credential can, so such attempts always count on
+    the username. ``InvalidGrant`` for a wrong password, ``TooManyRequests`` while a limit
+    holds.
     """
     async with services.db.read() as db:
         user = await select_user_by_username(db, username)
+    device = devices.recognised_device(
+        services, device_credential, user.id if user is not None else None
+    )
+    async with services.limits.password_attempt(
+        username_key(username), address=address, device=device
+    ):
+        return await check_password(services, user, password)
+
+
+async def check_password(services: Services, user: UserRecord | None, password: str) -> UserRecord:
+    """``user`` if this is their password, else ``InvalidGrant``.
+
+    An unknown username (``user`` None) and a wrong password fail alike, in the same time and
+    with the same error, so the answer does not reveal which usernames exist. A hash made with
+    fewer bcrypt rounds than configured is replaced. No connection is held while bcrypt runs.
+    """
     if user is None:
         await services.passwords.verify_nothing(password)
         security_event("login_failed", level=logging.WARNING, reason="unknown_user")
@@ -113,16 +138,20 @@ async def change_password(
     session_id: uuid.UUID,
     current_password: str,
     new_password: str,
+    *,
+    address: str | None,
 ) -> None:
     """Replace the password and end every other session of the user.
 
     The schema has applied the length and common-password rules; the username rule is
     applied here. A wrong current password is a ``ValidationFailed`` on ``current_password``,
     not a 401: the caller's tokens are fine and a client must not throw them away. A wrong
-    current password is a password guess too: it counts against the username's brute-force
-    limit, shared with ``/login`` (429 while it holds). The calling session stays live, and is
-    checked again in the transaction that stores the hash, so a logout racing with the change
-    wins.
+    current password is a password guess too, limited as at ``/login``: on the client
+    ``address``'s counter, and on the account's side on the counter of the calling session,
+    which is a known device of the account (its login proved the password). So strangers
+    failing at ``/login`` cannot lock the owner out of this, and a thief of one access token
+    cannot lock the owner out of ``/login``. The calling session stays live, and is checked
+    again in the transaction that stores the hash, so a logout racing with the change wins.
     """
     async with services.db.read() as db:
         user = await select_user(db, user_id)
@@ -134,7 +163,10 @@ async def change_password(
             errors=[{"field": "new_password", "message": SAME_AS_USERNAME}],
         )
     async with services.limits.password_attempt(
-        user.username_key, address=None, failure=ValidationFailed
+        user.username_key,
+        address=address,
+        device=f"session:{session_id}",
+        failure=ValidationFailed,
     ):
         if not (await services.passwords.verify(current_password, user.password_hash)).ok:
             security_event(

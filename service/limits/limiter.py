@@ -1,5 +1,5 @@
-"""Brute-force protection: failed-password limits per username and per client address, and a
-request limit on the endpoints that take credentials.
+"""Brute-force protection: failed-password limits per username, per known device and per client
+address, and a request limit on the endpoints that take credentials.
 
 Both kinds of limit keep their counts in the app's one ``LimitStore``: in process memory by
 default, in Redis when ``REDIS_URL`` is set, so that several instances count together. Nothing
@@ -14,6 +14,11 @@ here reads a request: callers hand in the account and the client address.
   back. Reserving before checking means a burst of parallel guesses cannot slip past the count.
   A username is counted whether or not such an account exists: a 429 tells nothing about which
   usernames are real.
+- **Known devices.** A caller that has proved this account's password before (a verified
+  device credential, or the session of an access token) names itself with ``device``; its
+  attempts count on that device's own counter (``LOGIN_FAILURES_PER_DEVICE``) instead of the
+  username's, so failures of strangers never lock it out, and its own failures never lock out
+  anybody else (OWASP's device-cookie design). The address counter applies to every attempt.
 - **Request limits.** ``admit_request`` lets one client address send bursts of
   ``AUTH_REQUESTS_PER_MINUTE`` requests to each credential endpoint, then that many a minute.
 
@@ -61,18 +66,26 @@ class Limits:
         )
         return cls(settings, store)
 
-    def quotas(self, account: str, address: str | None) -> list[Quota]:
-        """The counters a password check of ``account`` is counted on (``address``: if given)."""
+    def quotas(self, account: str, address: str | None, device: str | None = None) -> list[Quota]:
+        """The counters a password check of ``account`` is counted on: the username's, or the
+        ``device``'s if one is named; and the ``address``'s if given."""
         settings = self.settings
         window = settings.login_failure_window
-        quotas = [
-            Quota(
+        if device is None:
+            first = Quota(
                 "username",
                 f"fail:user:{account_digest(account)}",
                 settings.login_failures_per_username,
                 window,
             )
-        ]
+        else:
+            first = Quota(
+                "device",
+                f"fail:device:{account_digest(device)}",
+                settings.login_failures_per_device,
+                window,
+            )
+        quotas = [first]
         if address is not None:
             quotas.append(
                 Quota(
@@ -90,22 +103,30 @@ class Limits:
         account: str,
         *,
         address: str | None,
+        device: str | None = None,
         failure: type[Exception] = InvalidGrant,
     ) -> AsyncIterator[None]:
         """Run a password check under the failure limits.
 
         ``account`` is the username in its key form (``users.username_key``), whether or not
-        such an account exists; ``address`` is the client's, or None to count against the
-        username only (a password check by a caller who is already authenticated). Raises
-        ``TooManyRequests`` before the check while a limit holds. ``failure`` raised inside
-        means a wrong password, which stays counted; success or any other error gives the
-        attempt back.
+        such an account exists; ``address`` is the client's (None: not counted by address).
+        ``device`` is the id of a client already known to hold this account's password (a
+        verified device credential of this very account, or a session), or None for an
+        unknown client; a known one is counted on its own counter instead of the username's.
+        Raises ``TooManyRequests`` before the check while a limit holds. ``failure`` raised
+        inside means a wrong password, which stays counted; success or any other error gives
+        the attempt back.
         """
-        quotas = self.quotas(account, address)
+        quotas = self.quotas(account, address, device)
         blocked = await self.store.reserve(quotas)
         if blocked is not None:
             quota, retry_after = blocked
-            _report(quota.name, retry_after, account=account_digest(account))
+            _report(
+                quota.name,
+                retry_after,
+                account=account_digest(account),
+                device=account_digest(device) if device is not None else None,
+            )
             raise TooManyRequests(FAILED_PASSWORDS, retry_after=retry_after)
         try:
             yield
@@ -147,12 +168,17 @@ def address_key(address: str | None) -> str:
 
 
 def account_digest(account: str) -> str:
-    """A short digest of a username key: keeps usernames out of Redis and the logs."""
+    """A short digest of a username key or a device id: keeps them out of Redis and the logs."""
     return hashlib.sha256(account.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _report(
-    limit: str, retry_after: int, *, account: str | None = None, endpoint: str | None = None
+    limit: str,
+    retry_after: int,
+    *,
+    account: str | None = None,
+    device: str | None = None,
+    endpoint: str | None = None,
 ) -> None:
     security_event(
         "rate_limited",
@@ -160,5 +186,6 @@ def _report(
         limit=limit,
         retry_after=retry_after,
         account=account,
+        device=device,
         endpoint=endpoint,
     )

@@ -39,6 +39,11 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
         "description": "`no-store`: a response with tokens must not be cached.",
         "schema": {"type": "string", "pattern": "no-store"},
     },
+    "Set-Cookie": {
+        "description": "The device cookie (`__Host-device`; `device` in development over plain "
+        "HTTP): `HttpOnly; SameSite=Strict; Path=/`, `Secure` with the prefix.",
+        "schema": {"type": "string", "pattern": "^(__Host-)?device="},
+    },
     "Retry-After": {
         "description": "Seconds to wait before trying again.",
         "schema": {"type": "string", "pattern": "^[0-9]+$"},

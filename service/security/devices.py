@@ -1,0 +1,120 @@
+"""Device credentials: proof that a client has logged in to an account before.
+
+OWASP's "Slow down online guessing attacks with device cookies" design: every successful
+login hands the client a signed credential naming the account, and later password checks that
+present it are limited per credential instead of by the username-wide counter, so strangers
+who fail for a username cannot lock its owner out (``service.limits``).
+
+A credential is a JWS-signed JWT like the session tokens, signed and verified with the same
+key set (so it survives key rotation the way they do), with its own ``typ`` ``device+jwt``:
+it is never accepted as an access or refresh token, nor one of those as a credential (RFC 8725
+section 3.11), and it carries no ``sid``, which every session token must. Its claims are
+``iss``, ``aud``, ``sub`` (the user id), ``jti`` (a random nonce: the device's id, on which its
+failures are counted), ``iat``, ``nbf`` and ``exp`` (``DEVICE_TOKEN_TTL`` after the login).
+It proves nothing but an earlier login: it never replaces a password.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
+
+from service.security.keys import KeySet
+from service.security.tokens import LEEWAY_SECONDS, TokenError, check_header, check_shape
+
+DEVICE_TYP: Final = "device+jwt"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedDevice:
+    """A fresh device credential: its text, its id and when it expires (Unix time)."""
+
+    value: str
+    device_id: str
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedDevice:
+    """The claims of a device credential whose signature, header and claims checked out."""
+
+    user_id: uuid.UUID
+    device_id: str
+
+
+class DeviceCredentials:
+    """Issues device credentials for a user and verifies presented ones."""
+
+    def __init__(
+        self,
+        *,
+        keys: KeySet,
+        issuer: str,
+        audience: str,
+        ttl: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl = ttl
+        self._clock = clock
+        required: ClaimsOption = {"essential": True}
+        self._claims = JWTClaimsRegistry(
+            now=lambda: int(clock()),
+            leeway=LEEWAY_SECONDS,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": audience},
+            sub=required,
+            jti=required,
+            iat=required,
+            nbf=required,
+            exp=required,
+        )
+
+    def issue(self, user_id: uuid.UUID) -> IssuedDevice:
+        """A new credential for ``user_id``, with a new device id."""
+        now = int(self._clock())
+        device_id = secrets.token_urlsafe(16)
+        header = {"alg": self._keys.algorithm, "kid": self._keys.signing_kid, "typ": DEVICE_TYP}
+        claims = {
+            "iss": self._issuer,
+            "aud": self._audience,
+            "sub": str(user_id),
+            "jti": device_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self._ttl,
+        }
+        value = jwt.encode(
+            header, claims, self._keys.signing_key, algorithms=[self._keys.algorithm]
+        )
+        return IssuedDevice(value=value, device_id=device_id, expires_at=now + self._ttl)
+
+    def verify(self, value: str) -> VerifiedDevice:
+        """The claims of ``value``; ``TokenError`` (saying why) unless every check passes."""
+        check_shape(value)
+        try:
+            header = jws.extract_compact(value.encode("ascii")).protected
+        except (JoseError, ValueError, UnicodeError) as error:
+            raise TokenError(f"unreadable header: {error}") from error
+        kid = check_header(header, algorithm=self._keys.algorithm, typ=DEVICE_TYP)
+        key = self._keys.verifying_key(kid)
+        if key is None:
+            raise TokenError("unknown key id (a retired or foreign key)")
+        try:
+            token = jwt.decode(value, key, algorithms=[self._keys.algorithm])
+            self._claims.validate(token.claims)
+            return VerifiedDevice(
+                user_id=uuid.UUID(str(token.claims["sub"])), device_id=str(token.claims["jti"])
+            )
+        except (JoseError, ValueError, KeyError, TypeError) as error:
+            raise TokenError(f"rejected: {error}") from error
