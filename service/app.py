@@ -16,6 +16,7 @@ from service.settings import Settings, exit_on_configuration_error, load_setting
 from service.web import access_log, cors
 from service.web.docs import bp as docs_bp
 from service.web.health import bp as health_bp
+from service.web.http_edge import HttpEdge
 from service.web.json import OrjsonProvider
 from service.web.openapi import ServiceOpenAPIProvider
 from service.web.requests import ApiRequest
@@ -45,6 +46,9 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     app = Quart(__name__)
     app.request_class = ApiRequest
+    # werkzeug answers ``//items`` with a redirect to an absolute URL built from the client's
+    # ``Host`` header; no path of this API has an empty segment, so such a path is a 404.
+    app.url_map.merge_slashes = False
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
@@ -81,4 +85,10 @@ def create_app(settings: Settings | None = None) -> Quart:
         app.asgi_app = ProxyFixMiddleware(  # type: ignore[method-assign]
             app.asgi_app, mode="legacy", trusted_hops=settings.trusted_proxy_hops
         )
+    # Outermost, so it sees the request as it came off the connection.
+    app.asgi_app = HttpEdge(  # type: ignore[method-assign]
+        app.asgi_app,
+        max_body_bytes=settings.max_body_bytes,
+        http2_cleartext=settings.http2_cleartext,
+    )
     return app

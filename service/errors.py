@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from quart import Quart, Response, current_app
@@ -19,6 +20,7 @@ from quart_schema import RequestSchemaValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 PROBLEM_JSON = "application/problem+json"
 #: The realm of every ``WWW-Authenticate: Bearer`` challenge (RFC 6750 section 3).
@@ -175,7 +177,9 @@ async def _schema_error(error: RequestSchemaValidationError) -> Response:
 
 
 async def _http_error(error: HTTPException) -> Response | HTTPException:
-    if error.code is None or error.code < 400:  # redirects raised by routing pass through
+    if isinstance(error, RequestRedirect):
+        return _relative_redirect(error)
+    if error.code is None or error.code < 400:
         return error
     headers = {
         name: value
@@ -183,6 +187,18 @@ async def _http_error(error: HTTPException) -> Response | HTTPException:
         if name.lower() not in {"content-type", "content-length"}
     }
     return problem(error.code, _http_detail(error), headers=headers)
+
+
+def _relative_redirect(redirect: RequestRedirect) -> Response:
+    """A routing redirect with a relative ``Location`` (RFC 9110 section 10.2.2 allows one).
+
+    werkzeug builds an absolute URL from the request's ``Host`` header, which the client
+    chose: an open redirect to any host through a shared cache or a link.
+    """
+    target = urlsplit(redirect.new_url)
+    # One leading slash: "//host/..." would be a network-path reference to another host.
+    location = "/" + target.path.lstrip("/") + (f"?{target.query}" if target.query else "")
+    return Response("", status=redirect.code, headers={"Location": location})
 
 
 def _http_detail(error: HTTPException) -> str:

@@ -163,8 +163,8 @@ class Settings(BaseSettings):
         60,
         ge=0,
         le=1_000_000,
-        description="Requests per client address per minute to each of /signup, /login and "
-        "/refresh (bursts of this many allowed); then 429. 0 turns this limit off.",
+        description="Requests per client address per minute to each of /signup, /login, "
+        "/refresh and /logout (bursts of this many allowed); then 429. 0 turns this limit off.",
     )
     trusted_proxy_hops: int = Field(
         0,
@@ -185,6 +185,11 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65_535, description="Port of `service serve`.")
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger request bodies get 413."
+    )
+    http2_cleartext: bool = Field(
+        False,
+        description="Serve HTTP/2 without TLS (prior knowledge or Upgrade: h2c); off, such "
+        "requests get 505: behind the router only HTTP/1.1 is spoken.",
     )
     db_pool_size: int = Field(10, ge=1, le=100, description="Connections per worker (PostgreSQL).")
     db_pool_timeout: float = Field(5.0, gt=0, le=60, description="Wait for a free connection.")

@@ -22,6 +22,9 @@ import gc
 import multiprocessing
 import signal
 import threading
+from types import FrameType
+
+from service.web.http_edge import Draining
 
 
 async def settle() -> None:
@@ -43,7 +46,13 @@ def freeze_startup_objects() -> None:
 
 
 def leave_sigterm_to_the_master() -> None:
-    """Ignore SIGTERM (see the module doc), unless off the main thread (no handlers there)."""
+    """On SIGTERM only start draining (see the module doc), unless off the main thread (no
+    handlers there)."""
     if threading.current_thread() is not threading.main_thread():
         return
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, start_draining)
+
+
+def start_draining(signum: int, frame: FrameType | None) -> None:
+    """The SIGTERM handler of a worker: the process goes on; its responses say close."""
+    Draining.now = True

@@ -338,7 +338,7 @@ async def test_request_floods_on_credential_endpoints_are_limited_per_address(
 
 
 #: The endpoints that take credentials, and so a request limit per address.
-CREDENTIAL_ENDPOINTS = {"auth.signup", "auth.login", "auth.refresh"}
+CREDENTIAL_ENDPOINTS = {"auth.signup", "auth.login", "auth.refresh", "auth.logout"}
 
 
 async def test_exactly_the_credential_endpoints_carry_the_request_limit(app: Quart) -> None:
@@ -348,6 +348,21 @@ async def test_exactly_the_credential_endpoints_carry_the_request_limit(app: Qua
         if getattr(view, LIMITED_ATTRIBUTE, False)
     }
     assert limited == CREDENTIAL_ENDPOINTS
+
+
+async def test_logout_floods_without_a_token_are_limited_per_address(
+    make_app: AppFactory,
+) -> None:
+    """``/logout`` needs no bearer token (a refresh token in the body will do), so, as at
+    ``/refresh``, a client could otherwise send it unboundedly: work and a log line each."""
+    client = (await make_app(auth_requests_per_minute=3)).test_client()
+    flood = {"scope_base": {"client": (ATTACKER, 1)}}
+    for body in ({"refresh_token": "x"}, {}, {"scope": "global"}):
+        assert (await client.post("/logout", json=body, **flood)).status_code in {401, 422}
+    await assert_rate_limited(await client.post("/logout", json={"refresh_token": "y"}, **flood))
+    await assert_rate_limited(await client.post("/logout", data=b"[" * 2000, **flood))
+    other = {"scope_base": {"client": (ELSEWHERE, 1)}}
+    assert (await client.post("/logout", json={"refresh_token": "x"}, **other)).status_code == 401
 
 
 async def test_routes_that_check_no_credentials_have_no_request_limit(

@@ -136,11 +136,12 @@ async def me() -> UserOut:
 
 
 @bp.post("/logout")
+@request_limited
 @document_request(LogoutRequest)
 @security_scheme([*BEARER_SECURITY, {}])
 @optional_body
 @no_content
-@problems(401, 422)
+@problems(401, 422, 429)
 async def logout() -> tuple[str, int]:
     """End this session, every other one, or all of them.
 
@@ -151,7 +152,9 @@ async def logout() -> tuple[str, int]:
 
     `local` is idempotent: a token of ours that has not expired gets `204` even if its session
     has ended already (a retried logout). `others` and `global` need a token of a live session
-    (for a refresh token: the unspent one). Without a valid token: `401`.
+    (for a refresh token: the unspent one). Without a valid token: `401`. Too many requests
+    from one address: `429` with `Retry-After` (seconds), as at `/refresh`: both work without
+    a bearer token.
     """
     body = await _logout_request()
     token = sessions.logout_credential(

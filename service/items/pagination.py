@@ -32,12 +32,16 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
             created_at, item_id = json.loads(raw)
+            # Any JSON decodes: only two strings can be ours (a list id is an AttributeError
+            # deep in uuid.UUID, an error of no documented kind).
+            if not (isinstance(created_at, str) and isinstance(item_id, str)):
+                raise ValueError("not two strings")
             moment = datetime.fromisoformat(created_at)
             if moment.tzinfo is None:
                 raise ValueError("naive timestamp")
             # In UTC here, not at query time: an instant past year 9999 in UTC must be a 422.
             return cls(moment.astimezone(UTC), uuid.UUID(item_id))
-        except (binascii.Error, ValueError, TypeError, OverflowError):
+        except (binascii.Error, ValueError, TypeError, OverflowError, RecursionError):
             raise _not_a_cursor() from None
 
 

@@ -1,7 +1,11 @@
 """Reading requests: strict body parsing for the blueprints, and the client's address.
 
 ``ApiRequest`` makes body errors precise: a JSON route given another content type is a 415
-(Quart would hand the handler ``None``), and a body that is not UTF-8 JSON is a 400.
+(Quart would hand the handler ``None``), and a body that is not UTF-8 JSON is a 400. So is JSON
+that Python's parser refuses for its own limits rather than its syntax: nesting deeper than the
+interpreter's recursion limit (``RecursionError``) and integers longer than
+``sys.get_int_max_str_digits()`` (a ``ValueError``); no schema of ours nests that deep or takes
+such a number, and these must never become a 500 with a traceback per request.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ class ApiRequest(Request):
             # The standard parser keeps "\ud800"-style escapes as lone surrogates, so the
             # schemas can refuse them field by field (422) instead of the whole body (400).
             return json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             if silent:
                 return None
             raise BadRequest() from None
