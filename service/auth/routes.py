@@ -53,12 +53,13 @@ tag_blueprint(bp, ["auth"])
 @validate_request(SignupRequest)
 @validate_response(UserOut, 201)
 @response_headers(201, "Location")
-@problems(409, 422, 429)
+@problems(409, 422, 429, 503)
 async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
     """Create an account.
 
     Usernames are unique ignoring letter case. The password is stored as a bcrypt-SHA256 hash.
-    Too many requests from one address: `429` with `Retry-After` (seconds).
+    Too many requests from one address: `429` with `Retry-After` (seconds). Too many password
+    checks waiting: `503` with `Retry-After`.
     """
     user = await users.register(services(), data.username, data.password)
     return UserOut.model_validate(user), 201, headers(Location="/me")
@@ -69,7 +70,7 @@ async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
 @document_request(PasswordGrant, source=DataSource.FORM)
 @validate_response(TokenPair)
 @response_headers(200, "Cache-Control")
-@problems(400, 429)
+@problems(400, 429, 503)
 async def login() -> tuple[TokenPair, int, Headers]:
     """Log in with a username and password; get an access and a refresh token.
 
@@ -78,6 +79,8 @@ async def login() -> tuple[TokenPair, int, Headers]:
     login starts a new session. Failures are `400` with `error: invalid_grant`, the same for an
     unknown user and a wrong password. After too many failures for a username or from an
     address the answer is `429` with `Retry-After` (seconds), even for the right password.
+    When more password checks are waiting than can be done within `PASSWORD_QUEUE_WAIT`, the
+    answer is `503` with `Retry-After` at once, for known and unknown usernames alike.
     """
     body = await read_form_or_json()
     _require_password_grant(body)
@@ -152,7 +155,7 @@ async def logout() -> tuple[str, int]:
 @login_required
 @validate_request(PasswordChange)
 @no_content
-@problems(401, 422, 429)
+@problems(401, 422, 429, 503)
 async def change_password(data: PasswordChange) -> tuple[str, int]:
     """Change the caller's password; every other session of the account ends.
 
@@ -160,7 +163,8 @@ async def change_password(data: PasswordChange) -> tuple[str, int]:
     signup rules (length, not the username, not a common password). A wrong
     `current_password` is `422` with a field error on `current_password`, never `401`: the
     caller's tokens are still good. Wrong current passwords count against the same per-username
-    limit as failed logins: `429` with `Retry-After` while it holds.
+    limit as failed logins: `429` with `Retry-After` while it holds. Too many password checks
+    waiting: `503` with `Retry-After`.
     """
     principal = current_principal()
     await users.change_password(
