@@ -31,9 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,7 +50,7 @@ from passlib.context import CryptContext
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import Measurement, Target, parse_wrk, postgres_database, prepare  # noqa: E402
+from bench.run import Measurement, Target, postgres_database, prepare, wrk  # noqa: E402
 from harness.live_server import start_live_server  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
@@ -110,18 +108,6 @@ def sign_up_storm_users(base_url: str, count: int) -> list[str]:
                 time.sleep(float(response.headers.get("Retry-After", "1")))
             assert response.status_code == 201, response.text
     return names
-
-
-def wrk(target: Target, seconds: int, connections: int) -> Measurement:
-    """``bench.run``'s wrk run, but a run without a latency distribution (every request timed
-    out) is shown and counted as all errors instead of ending the benchmark."""
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    command += ["-H", f"Authorization: Bearer {target.token}", target.url]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    if not re.search(r"^\s+99%", output, re.MULTILINE):
-        print(f"wrk printed no latency distribution:\n{output}")
-        return Measurement(0.0, 0.0, 0.0, float("inf"), 0, 1)
-    return parse_wrk(output)
 
 
 def load_average() -> str:
