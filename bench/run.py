@@ -320,7 +320,8 @@ def _search(pattern: str, text: str, groups: int = 1) -> list[str]:
 
 def parse_wrk(output: str) -> Measurement:
     """The figures of ``wrk --latency`` output; non-2xx/3xx answers and socket errors count."""
-    percentiles = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)$", output, re.MULTILINE))
+    # wrk pads some values with a trailing space ("1.21s ").
+    percentiles = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)\s*$", output, re.MULTILINE))
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
     for counts in re.findall(r"Socket errors: (.*)$", output, re.MULTILINE):
         errors += sum(int(n) for n in re.findall(r"\d+", counts))

@@ -70,6 +70,8 @@ def server_environment(database_url: str, port: int, **overrides: str) -> dict[s
         APP_ENV="production",
         SECRET_KEY=secrets.token_urlsafe(48),
         BCRYPT_ROUNDS="4",
+        # Other test runs share the machine; at SCHED_IDLE they would starve the hashing threads.
+        PASSWORD_HASH_PRIORITY="normal",  # noqa: S106 - a priority, not a password
         LOG_LEVEL="INFO",
         DATABASE_URL=database_url,
     )

@@ -22,6 +22,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
+from service.security.passwords import HashingBusy
+
 PROBLEM_JSON = "application/problem+json"
 #: The realm of every ``WWW-Authenticate: Bearer`` challenge (RFC 6750 section 3).
 REALM = "service"
@@ -227,6 +229,16 @@ async def _database_error(error: DBAPIError) -> Response:
     return await _unexpected(error)
 
 
+async def _hashing_busy(error: HashingBusy) -> Response:
+    """The password-hashing queue is full: 503 at once, the same for every account, known or not."""
+    return await _api_error(
+        ServiceUnavailable(
+            "Too many password checks are waiting; retry after the Retry-After delay.",
+            retry_after=error.retry_after,
+        )
+    )
+
+
 async def _unexpected(error: Exception) -> Response:
     logger.exception("unhandled error", exc_info=error)
     return problem(500, "An unexpected error occurred.")
@@ -235,6 +247,7 @@ async def _unexpected(error: Exception) -> Response:
 def register_error_handlers(app: Quart) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(RequestSchemaValidationError, _schema_error)
+    app.register_error_handler(HashingBusy, _hashing_busy)
     app.register_error_handler(HTTPException, _http_error)
     for outage in (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError):
         app.register_error_handler(outage, _database_unavailable)

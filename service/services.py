@@ -50,7 +50,12 @@ class Services:
             settings=settings,
             db=Database(settings),
             limits=Limits.from_settings(settings),
-            passwords=PasswordHasher(rounds=settings.bcrypt_rounds),
+            passwords=PasswordHasher(
+                rounds=settings.bcrypt_rounds,
+                threads=settings.password_hash_threads,
+                max_wait=settings.password_queue_wait,
+                priority=settings.password_hash_priority,
+            ),
             tokens=tokens,
             devices=devices,
         )
@@ -60,7 +65,8 @@ class Services:
         app.after_serving(self.close)
 
     async def close(self) -> None:
-        """Close the database pools and the limit store's connections."""
+        """Close the database pools, the limit store's connections and the hashing threads."""
+        self.passwords.close()
         await self.db.dispose()
         await self.limits.close()
 

@@ -114,6 +114,25 @@ class Settings(BaseSettings):
         604_800, ge=300, le=31_536_000, description="Absolute session lifetime, seconds."
     )
     bcrypt_rounds: int = Field(12, ge=4, le=20, description="bcrypt cost factor (log2 rounds).")
+    password_hash_threads: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Threads per worker process that hash and verify passwords; 0: one per CPU "
+        "the process may use.",
+    )
+    password_hash_priority: Literal["idle", "low", "normal"] = Field(
+        "idle",
+        description="CPU priority of those threads: `idle` (Linux SCHED_IDLE: hashing only "
+        "gets CPU no request is waiting for), `low` (nice 19) or `normal`.",
+    )
+    password_queue_wait: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="Longest a password check may wait for a hashing thread, seconds; when the "
+        "queue is longer, /login, /signup and /me/password answer 503 with Retry-After at once.",
+    )
     redis_url: str | None = Field(
         None,
         description="redis://... or rediss://...: rate-limit counters shared by every instance "

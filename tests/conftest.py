@@ -92,6 +92,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "secret_key": TEST_SECRET,
         "bcrypt_rounds": 4,
+        "password_hash_priority": "normal",  # as config/testing.env says why
         "log_level": "WARNING",
     }
     values.update(overrides)

@@ -55,12 +55,13 @@ tag_blueprint(bp, ["auth"])
 @validate_request(SignupRequest)
 @validate_response(UserOut, 201)
 @response_headers(201, "Location")
-@problems(409, 422, 429)
+@problems(409, 422, 429, 503)
 async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
     """Create an account.
 
     Usernames are unique ignoring letter case. The password is stored as a bcrypt-SHA256 hash.
-    Too many requests from one address: `429` with `Retry-After` (seconds).
+    Too many requests from one address: `429` with `Retry-After` (seconds). Too many password
+    checks waiting: `503` with `Retry-After`.
     """
     user = await users.register(services(), data.username, data.password)
     return UserOut.model_validate(user), 201, headers(Location="/me")
@@ -71,7 +72,7 @@ async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
 @document_request(PasswordGrant, source=DataSource.FORM)
 @validate_response(LoginTokens)
 @response_headers(200, "Cache-Control", "Set-Cookie")
-@problems(400, 429)
+@problems(400, 429, 503)
 async def login() -> tuple[LoginTokens, int, Headers]:
     """Log in with a username and password; get an access and a refresh token.
 
@@ -85,6 +86,9 @@ async def login() -> tuple[LoginTokens, int, Headers]:
     cookie `__Host-device`. A later login that presents it (the cookie, or the `device_token`
     field, which wins) is limited per device instead of by the username-wide limit, so
     strangers failing for this username do not lock this client out.
+
+    When more password checks are waiting than can be done within `PASSWORD_QUEUE_WAIT`, the
+    answer is `503` with `Retry-After` at once, for known and unknown usernames alike.
     """
     body = await read_form_or_json()
     _require_password_grant(body)
@@ -168,7 +172,7 @@ async def logout() -> tuple[str, int]:
 @login_required
 @validate_request(PasswordChange)
 @no_content
-@problems(401, 422, 429)
+@problems(401, 422, 429, 503)
 async def change_password(data: PasswordChange) -> tuple[str, int]:
     """Change the caller's password; every other session of the account ends.
 
@@ -177,7 +181,8 @@ async def change_password(data: PasswordChange) -> tuple[str, int]:
     `current_password` is `422` with a field error on `current_password`, never `401`: the
     caller's tokens are still good. Wrong current passwords are limited like failed logins:
     per client address, and per session (the session is a known device of the account, so
-    failures elsewhere never lock it out): `429` with `Retry-After` while a limit holds.
+    failures elsewhere never lock it out): `429` with `Retry-After` while a limit holds. Too
+    many password checks waiting: `503` with `Retry-After`.
     """
     principal = current_principal()
     await users.change_password(
