@@ -292,10 +292,13 @@ def _interrupts(error: BaseException) -> bool:
     """Whether ``error`` left its asyncpg connection in an unknown state.
 
     A server error (``PostgresError``) is an answer: the exchange completed and the connection
-    is fine. So is a value asyncpg refused to encode before sending anything.
+    is fine, unless it is a connection error; so is a value asyncpg refused to encode before
+    sending anything (its ``DataError``, SQLSTATE class 22, or a configuration error).
     Anything else (a timeout, a socket error, an interface or protocol-state error, a
     cancellation) may have cut an exchange in the middle.
     """
+    if isinstance(error, asyncpg.PostgresConnectionError):
+        return True  # SQLSTATE class 08, raised by asyncpg itself: the connection is gone
     return not (isinstance(error, asyncpg.PostgresError) or _refused_input(error))
 
 
