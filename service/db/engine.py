@@ -36,8 +36,9 @@ of the other two before it gets 503):
 **Interrupted connections.** An operation that failed without the server's answer (a
 timeout, a reset socket, asyncpg's "another operation is in progress", a cancelled request)
 leaves the connection in an unknown state: ``_discard_interrupted`` has SQLAlchemy invalidate
-it (closed, never handed out again) and raises it as an ``OperationalError`` or
-``InterfaceError`` marked ``connection_invalidated``, which ``service.errors`` answers with 503.
+it (closed, never handed out again) and raises the error marked ``connection_invalidated``
+(as an ``OperationalError`` or ``InterfaceError`` where SQLAlchemy would pass the driver's
+exception through bare), which ``service.errors`` answers with 503.
 """
 
 from __future__ import annotations
