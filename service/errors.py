@@ -4,6 +4,17 @@ Handlers raise a subclass of ``ApiError``; framework errors (unknown route, wron
 too large, malformed JSON, schema violations) and database outages are mapped here too, so every
 error response has the same shape: ``{"type", "title", "status", "detail"}`` plus ``errors``
 for validation failures and ``error`` (the OAuth 2.0 code) for auth failures.
+
+A database outage is 503 with ``Retry-After`` and one warning line naming the error's classes,
+without a traceback (an outage is an operational event, and a line per failed request is
+enough). It is any of: SQLAlchemy's ``OperationalError`` and ``InterfaceError`` (the data
+layer raises every driver failure without a server answer, such as a timeout or asyncpg's
+"another operation is in progress", as one of these, see ``service.db.engine``), a pool
+checkout timeout, a lost connection, a bare ``OSError`` or ``TimeoutError`` (opening a
+connection), and any driver error with an outage SQLSTATE or that cost its connection. A 503
+on a write does not prove that nothing was written: the commit may have landed just before
+the connection was lost; ``Idempotency-Key`` is the safe way to retry a create. Any other
+error is a bare 500, logged with its traceback (the engines hide SQL parameters).
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 from quart import Quart, Response, current_app
 from quart_schema import RequestSchemaValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
@@ -215,7 +226,9 @@ def _http_detail(error: HTTPException) -> str:
 
 
 async def _database_unavailable(error: Exception) -> Response:
-    logger.warning("database unavailable: %s", type(error).__name__)
+    cause = error.orig if isinstance(error, DBAPIError) else error.__cause__
+    detail = f" ({type(cause).__name__})" if cause is not None else ""
+    logger.warning("database unavailable: %s%s", type(error).__name__, detail)
     return await _api_error(ServiceUnavailable("The database is unavailable; retry shortly."))
 
 
@@ -249,7 +262,15 @@ def register_error_handlers(app: Quart) -> None:
     app.register_error_handler(RequestSchemaValidationError, _schema_error)
     app.register_error_handler(HashingBusy, _hashing_busy)
     app.register_error_handler(HTTPException, _http_error)
-    for outage in (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError):
+    outages = (
+        OperationalError,
+        InterfaceError,
+        PoolTimeoutError,
+        DisconnectionError,
+        OSError,
+        TimeoutError,
+    )
+    for outage in outages:
         app.register_error_handler(outage, _database_unavailable)
     app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(Exception, _unexpected)

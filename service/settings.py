@@ -211,7 +211,26 @@ class Settings(BaseSettings):
         "requests get 505: behind the router only HTTP/1.1 is spoken.",
     )
     db_pool_size: int = Field(10, ge=1, le=100, description="Connections per worker (PostgreSQL).")
-    db_pool_timeout: float = Field(5.0, gt=0, le=60, description="Wait for a free connection.")
+    db_pool_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Seconds a request waits for a free pooled connection; then 503.",
+    )
+    db_statement_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Seconds any one database call (statement, commit, pre-ping) may take; "
+        "then 503 and the connection is discarded. PostgreSQL: also its server-side "
+        "`statement_timeout`; SQLite: how long a write waits for the write lock.",
+    )
+    db_connect_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Seconds to open a PostgreSQL connection (TCP and start-up); then 503.",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -12,7 +12,7 @@ from quart.typing import TestClientProtocol as Client
 from sqlalchemy import text
 
 from service import create_app
-from service.db.engine import SQLITE_WRITE_WAIT_MS, async_url
+from service.db.engine import async_url
 from service.keyring import signing_secret
 from service.settings import ConfigurationError, Settings, load_settings
 from tests.conftest import TEST_SECRET, make_settings, sign_up
@@ -190,7 +190,7 @@ async def test_sqlite_writes_are_durable_and_reads_never_write(app: Quart) -> No
         "journal_mode": "wal",
         "synchronous": 2,  # FULL
         "foreign_keys": 1,
-        "busy_timeout": SQLITE_WRITE_WAIT_MS,
+        "busy_timeout": 5000,  # DB_STATEMENT_TIMEOUT, 5 s by default
     }
     async with database.read() as db:
         assert await db.scalar(text("PRAGMA query_only")) == 1

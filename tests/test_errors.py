@@ -9,6 +9,7 @@ import logging
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,6 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from service import create_app
-from service.db import engine as service_db
 from service.db.migrate import upgrade
 from service.db.models import Item, User
 from service.items import repository
@@ -507,24 +507,27 @@ async def test_an_exhausted_connection_pool_gives_503_then_recovers(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_busy_sqlite_database_gives_503_then_recovers(
-    app: Quart, client: Client, alice: Account, database_url: str, monkeypatch: pytest.MonkeyPatch
+    app: Quart, alice: Account, database_url: str
 ) -> None:
-    # New write connections wait 0.2 s, not 5 s, for the lock another process holds.
-    monkeypatch.setattr(service_db, "SQLITE_WRITE_WAIT_MS", 200)
-    await app.extensions["service"].db.engine.dispose()
+    # Writers wait DB_STATEMENT_TIMEOUT (0.2 s here) for the lock another process holds.
+    impatient = create_app(make_settings(database_url, db_statement_timeout=0.2))
     path = make_url(database_url).database
     assert path is not None
-    other_process = sqlite3.connect(path, isolation_level=None)
-    try:
-        other_process.execute("BEGIN IMMEDIATE")
-        response = await client.post("/items", json={"name": "Book"}, headers=alice.headers)
-        await assert_unavailable(response)
-        # Reads never wait for a writer (WAL).
-        assert (await client.get("/items", headers=alice.headers)).status_code == 200
-    finally:
-        other_process.execute("ROLLBACK")
-        other_process.close()
+    async with impatient.test_app() as test_app:
+        client = test_app.test_client()
+        other_process = sqlite3.connect(path, isolation_level=None)
+        try:
+            other_process.execute("BEGIN IMMEDIATE")
+            started = time.monotonic()
+            response = await client.post("/items", json={"name": "Book"}, headers=alice.headers)
+            await assert_unavailable(response)
+            assert time.monotonic() - started < 2
+            # Reads never wait for a writer (WAL).
+            assert (await client.get("/items", headers=alice.headers)).status_code == 200
+        finally:
+            other_process.execute("ROLLBACK")
+            other_process.close()
 
-    response = await client.post("/items", json={"name": "Book"}, headers=alice.headers)
-    assert response.status_code == 201
+        response = await client.post("/items", json={"name": "Book"}, headers=alice.headers)
+        assert response.status_code == 201
     assert await count(app, Item) == 1

@@ -20,10 +20,30 @@ transaction) and never see which engine is behind it:
   dict are SELECTs asked on nearly every request; the readers run them on a prepared plan
   (``service.db.prepared``) with the driver itself. Callers cannot tell: same rows, same
   errors.
+
+**Bounded time.** No database call waits without limit (``DB_STATEMENT_TIMEOUT``,
+``DB_CONNECT_TIMEOUT``, ``DB_POOL_TIMEOUT``; a request waits at most the pool timeout plus one
+of the other two before it gets 503):
+
+- asyncpg's ``command_timeout`` bounds every operation on a connection on the client side:
+  statements, BEGIN and COMMIT, and the pool's pre-ping. It is the one that holds when the
+  server is frozen (SIGSTOP, a stalled disk, a partition); PostgreSQL's ``statement_timeout``,
+  set to the same value, makes a live server stop the work itself (lock waits included). The
+  TCP level cannot help: a frozen server's kernel still acknowledges packets and keep-alives.
+- asyncpg's connect ``timeout`` bounds opening a connection (TCP and the start-up exchange).
+- SQLite's ``busy_timeout`` bounds a writer's wait for another process's write lock.
+
+**Interrupted connections.** An operation that failed without the server's answer (a
+timeout, a reset socket, asyncpg's "another operation is in progress", a cancelled request)
+leaves the connection in an unknown state: ``_discard_interrupted`` has SQLAlchemy invalidate
+it (closed, never handed out again) and raises the error marked ``connection_invalidated``
+(as an ``OperationalError`` or ``InterfaceError`` where SQLAlchemy would pass the driver's
+exception through bare), which ``service.errors`` answers with 503.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -32,11 +52,12 @@ from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import CursorResult, Engine, Executable, Result, create_engine, event, text
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.exc import (
     DatabaseError,
     DataError,
     DBAPIError,
+    EmulatedDBAPIException,
     IntegrityError,
     InterfaceError,
     InternalError,
@@ -54,8 +75,6 @@ _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncp
 Params = Mapping[str, Any] | None
 #: Execution option that makes ``_sqlite_begin`` take the write lock up front.
 _WRITE_OPTION = "service_write_transaction"
-#: How long a SQLite writer waits for another writer's lock before the request gets 503.
-SQLITE_WRITE_WAIT_MS = 5000
 #: How long an inline SQLite read may wait (it blocks the event loop meanwhile).
 SQLITE_READ_WAIT_MS = 100
 
@@ -144,8 +163,11 @@ class PostgresReader(Reader):
         assert isinstance(driver, asyncpg.Connection)
         try:
             row = await driver.fetchrow(plan.sql, *plan.arguments(params))
+        except asyncio.CancelledError as error:  # interrupted mid-exchange: state unknown
+            await asyncio.shield(self._connection.invalidate(error))
+            raise
         except _ASYNCPG_ERRORS as error:
-            broken = not isinstance(error, asyncpg.PostgresError)
+            broken = _interrupts(error)
             if broken:  # the connection's state is unknown: never hand it out again
                 await self._connection.invalidate(error)
             raise driver_error(plan.sql, error, invalidated=broken) from error
@@ -222,8 +244,16 @@ class InlineSQLiteReader(Reader):
         self._engine.dispose()
 
 
-#: What asyncpg raises: server errors, misuse of a connection, and the socket's own errors.
-_ASYNCPG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+#: What asyncpg raises: server errors, misuse of a connection or a protocol state it cannot
+#: handle ("cannot switch to state ...; another operation is in progress"), its timeouts and
+#: the socket's own errors.
+_ASYNCPG_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 #: PEP 249's exception classes by SQLSTATE class (PostgreSQL's documentation, appendix A), for
 #: errors whose driver names no PEP 249 class; any other class is a ``DatabaseError``.
 _PEP249_BY_SQLSTATE: Mapping[str, type[DBAPIError]] = {
@@ -244,8 +274,10 @@ def driver_error(sql: str, error: Exception, *, invalidated: bool) -> DBAPIError
 
     sqlite3's exceptions are PEP 249's own classes, so the names carry over. asyncpg's server
     errors are classed by their SQLSTATE, its ``InterfaceError`` (a connection misused or
-    lost mid-operation) is an ``InterfaceError``, and a socket error an ``OperationalError``.
-    Parameters are never kept, so no message or log line can show them.
+    lost mid-operation) and ``InternalClientError`` (its protocol in a state it cannot
+    handle) are ``InterfaceError``, except a value the driver cannot encode (its
+    ``DataError``, raised before anything is sent), and a timeout or a socket error is an
+    ``OperationalError``. Parameters are never kept, so no message or log line can show them.
     """
     options: dict[str, Any] = {"hide_parameters": True, "connection_invalidated": invalidated}
     if isinstance(error, sqlite3.Error):
@@ -255,11 +287,59 @@ def driver_error(sql: str, error: Exception, *, invalidated: bool) -> DBAPIError
     kind: type[DBAPIError]
     if isinstance(error, asyncpg.PostgresError):
         kind = _PEP249_BY_SQLSTATE.get(str(error.sqlstate)[:2], DatabaseError)
-    elif isinstance(error, asyncpg.InterfaceError):
+    elif _refused_input(error):
+        kind = DataError
+    elif isinstance(error, asyncpg.InterfaceError | asyncpg.InternalClientError):
         kind = InterfaceError
     else:
         kind = OperationalError
     return kind(sql, None, error, **options)
+
+
+def _interrupts(error: BaseException) -> bool:
+    """Whether ``error`` left its asyncpg connection in an unknown state.
+
+    A server error (``PostgresError``) is an answer: the exchange completed and the connection
+    is fine, unless it is a connection error; so is a value asyncpg refused to encode before
+    sending anything (its ``DataError``, SQLSTATE class 22, or a configuration error).
+    Anything else (a timeout, a socket error, an interface or protocol-state error, a
+    cancellation) may have cut an exchange in the middle.
+    """
+    if isinstance(error, asyncpg.PostgresConnectionError):
+        return True  # SQLSTATE class 08, raised by asyncpg itself: the connection is gone
+    return not (isinstance(error, asyncpg.PostgresError) or _refused_input(error))
+
+
+def _refused_input(error: BaseException) -> bool:
+    """asyncpg refused a value or an option before sending anything: its client-side
+    ``DataError`` and ``ClientConfigurationError``, the interface errors that are also a
+    ``ValueError`` (the name ``asyncpg.DataError`` is the server's SQLSTATE class 22)."""
+    return isinstance(error, asyncpg.InterfaceError) and isinstance(error, ValueError)
+
+
+def _discard_interrupted(context: ExceptionContext) -> BaseException | None:
+    """SQLAlchemy's ``handle_error`` hook of the PostgreSQL engine (see the module docstring).
+
+    Marks a connection whose operation was interrupted as disconnected, so SQLAlchemy
+    invalidates it (only it: the others are checked by their pre-ping), and returns the error
+    to raise instead of a bare driver exception, or None to keep SQLAlchemy's own.
+    """
+    original = context.original_exception
+    if isinstance(original, EmulatedDBAPIException):  # asyncpg's error, as SQLAlchemy wraps it
+        original = original.driver_exception
+    if not isinstance(original, (*_ASYNCPG_ERRORS, asyncio.CancelledError)):
+        return None
+    interrupted = _interrupts(original)
+    if interrupted and not context.is_disconnect:
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False
+    if isinstance(original, asyncio.CancelledError):
+        return None  # the request is gone; let the cancellation go on
+    wrapped = context.sqlalchemy_exception
+    if isinstance(wrapped, DBAPIError) and type(wrapped) is not DBAPIError:
+        return None  # SQLAlchemy named a PEP 249 class; it sets connection_invalidated itself
+    sql = context.statement or "(no statement)"
+    return driver_error(sql, original, invalidated=interrupted or context.is_disconnect)
 
 
 def _sqlite_file(url: URL) -> str:
@@ -277,14 +357,21 @@ def _create_write_engine(settings: Settings, url: URL) -> AsyncEngine:
             pool_size=settings.db_pool_size,
             max_overflow=0,
             pool_timeout=settings.db_pool_timeout,
+            hide_parameters=True,
         )
-        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        busy_ms = round(settings.db_statement_timeout * 1000)
+        event.listen(
+            engine.sync_engine,
+            "connect",
+            lambda connection, record: _sqlite_connect(connection, record, busy_ms=busy_ms),
+        )
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     # Autocommit unless a write asks for a transaction (``Database.write``): reads need none,
     # and the pre-ping of every checkout is then one round trip, where asyncpg's ping outside
     # autocommit wraps itself in BEGIN and ROLLBACK (three).
-    return create_async_engine(
+    statement_ms = round(settings.db_statement_timeout * 1000)
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=0,
@@ -292,8 +379,15 @@ def _create_write_engine(settings: Settings, url: URL) -> AsyncEngine:
         pool_pre_ping=True,
         pool_recycle=1800,
         isolation_level="AUTOCOMMIT",
-        connect_args={"timeout": settings.db_pool_timeout},
+        hide_parameters=True,
+        connect_args={
+            "timeout": settings.db_connect_timeout,
+            "command_timeout": settings.db_statement_timeout,
+            "server_settings": {"statement_timeout": str(statement_ms)},
+        },
     )
+    event.listen(engine.sync_engine, "handle_error", _discard_interrupted)
+    return engine
 
 
 def _create_inline_read_engine(settings: Settings, url: URL) -> Engine:
@@ -303,12 +397,13 @@ def _create_inline_read_engine(settings: Settings, url: URL) -> Engine:
         pool_size=1,
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout,
+        hide_parameters=True,
     )
     event.listen(engine, "connect", _sqlite_read_connect)
     return engine
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> None:
     """Per-connection settings of the SQLite write connections.
 
     The driver's own transaction handling is switched off (``isolation_level = None``) so
@@ -317,7 +412,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     WAL lets readers run beside the writer; ``synchronous=FULL`` makes every acknowledged
     commit survive power loss (an acknowledged write is never lost; NORMAL could lose the last
     commits in WAL mode); foreign keys are off by default in SQLite; ``busy_timeout``
-    waits for a competing writer instead of failing at once.
+    (``DB_STATEMENT_TIMEOUT``) waits for a competing writer instead of failing at once.
     """
     dbapi_connection.isolation_level = None
     _pragmas(
@@ -325,7 +420,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         "journal_mode=WAL",
         "synchronous=FULL",
         "foreign_keys=ON",
-        f"busy_timeout={SQLITE_WRITE_WAIT_MS}",
+        f"busy_timeout={busy_ms}",
     )
 
 
