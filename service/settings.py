@@ -171,6 +171,12 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(10, ge=1, le=100, description="Connections per worker (PostgreSQL).")
     db_pool_timeout: float = Field(5.0, gt=0, le=60, description="Wait for a free connection.")
+    idempotency_key_ttl: int = Field(
+        86_400,
+        ge=60,
+        le=30 * 86_400,
+        description="Seconds an `Idempotency-Key`'s answer is replayed to retries (24 h).",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
