@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from quart import Quart, Response
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, select, update
 from werkzeug.exceptions import HTTPException
 
+from harness.live_server import LiveServer
 from service.db import Writer
 from service.db.models import IdempotencyKey, Item, User
 from service.items import repository
@@ -358,3 +362,35 @@ def test_two_key_headers_are_refused() -> None:
 
 def test_no_header_is_no_key() -> None:
     assert parse_key([]) is None
+
+
+# --- over real HTTP -------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_concurrent_retries_across_workers_create_once(live_server: LiveServer) -> None:
+    """Two Hypercorn workers, one database: eight copies of one keyed create, one item."""
+    name = f"retry-{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(16)
+    with live_server.client() as http:
+        signup = http.post(
+            "/signup", json={"username": name, "password": password}, headers=keyed(None)
+        )
+        assert signup.status_code == 201, signup.text
+        tokens = http.post("/login", data={"username": name, "password": password}).json()
+    headers = {"Authorization": f"Bearer {tokens['access_token']}", "Idempotency-Key": KEY}
+
+    def post(_: int) -> httpx.Response:
+        with live_server.client() as http:
+            return http.post("/items", json=BOOK, headers=headers)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(post, range(8)))
+
+    assert {response.status_code for response in responses} <= {201, 409}
+    created = [response for response in responses if response.status_code == 201]
+    assert len({response.json()["id"] for response in created}) == 1
+    assert sum("Idempotent-Replayed" not in response.headers for response in created) == 1
+    with live_server.client() as http:
+        listed = http.get("/items", headers=headers).json()["items"]
+    assert [item["name"] for item in listed] == ["Book"]
