@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
-from pydantic.json_schema import JsonSchemaValue
+from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import core_schema
 
 
@@ -71,3 +71,20 @@ class Problem(BaseModel):
     detail: str
     error: str | None = Field(None, description="OAuth 2.0 error code, on auth failures.")
     errors: list[FieldError] | None = Field(None, description="Failing fields, on 422.")
+
+
+class IdempotencyHeader(BaseModel):
+    """The ``Idempotency-Key`` request header of the creating POSTs; documented only.
+
+    The pattern describes the bare form; the Structured Field string form (``"..."``, RFC 9651
+    section 3.3.3) of the same characters is accepted too (``service.web.idempotency``).
+    """
+
+    idempotency_key: str | SkipJsonSchema[None] = Field(
+        None,
+        description="A unique value (a UUID) per operation, reused by its retries: they get the "
+        "first answer again (`Idempotent-Replayed: true`) and nothing is done twice. 1 to 255 "
+        "printable ASCII characters; kept for `IDEMPOTENCY_KEY_TTL` seconds. The same key with "
+        "another request is `422`.",
+        json_schema_extra={"pattern": "^[!#-~]([ -~]{0,253}[!-~])?$"},
+    )

@@ -231,6 +231,12 @@ class Settings(BaseSettings):
         le=60,
         description="Seconds to open a PostgreSQL connection (TCP and start-up); then 503.",
     )
+    idempotency_key_ttl: int = Field(
+        86_400,
+        ge=60,
+        le=30 * 86_400,
+        description="Seconds an `Idempotency-Key`'s answer is replayed to retries (24 h).",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -114,3 +117,54 @@ def test_upgrade_creates_a_missing_sqlite_directory(tmp_path: Path) -> None:
     upgrade(make_settings(f"sqlite:///{database}"))
 
     assert database.is_file()
+
+
+def test_0002_adds_idempotency_keys_to_a_database_with_data_and_goes_back(
+    empty_database_url: str,
+) -> None:
+    """Upgrade from revision 0001 keeps every row; downgrading drops only the new table."""
+    settings = make_settings(empty_database_url)
+    upgrade(settings, "0001")
+    user_id = uuid.uuid4()
+    now = datetime.now(UTC)
+
+    def seed(connection: Connection) -> None:
+        users = Base.metadata.tables["users"]
+        items = Base.metadata.tables["items"]
+        connection.execute(
+            users.insert().values(
+                id=user_id, username="a", username_key="a", password_hash="x", created_at=now
+            )
+        )
+        connection.execute(
+            items.insert().values(
+                id=uuid.uuid4(),
+                owner_id=user_id,
+                name="Book",
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        connection.commit()
+
+    def counts(connection: Connection) -> tuple[int, int]:
+        users, items = (Base.metadata.tables[name] for name in ("users", "items"))
+        count = sa.func.count()
+        return (
+            connection.execute(sa.select(count).select_from(users)).scalar_one(),
+            connection.execute(sa.select(count).select_from(items)).scalar_one(),
+        )
+
+    run_on(empty_database_url, seed)
+    upgrade(settings)
+
+    assert "idempotency_keys" in run_on(empty_database_url, table_names)
+    assert run_on(empty_database_url, counts) == (1, 1)
+    assert run_on(empty_database_url, differences) == []
+
+    downgrade(settings, "0001")
+
+    assert "idempotency_keys" not in run_on(empty_database_url, table_names)
+    assert run_on(empty_database_url, counts) == (1, 1)
+    assert run_on(empty_database_url, current_revision) == "0001"

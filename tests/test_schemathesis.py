@@ -88,7 +88,8 @@ def run_schemathesis(base_url: str, workdir: Path) -> subprocess.CompletedProces
 def answered(server_output: str) -> set[tuple[str, str, int]]:
     """(method, path with ids as ``{id}``, status) of every access line (JSON in production)."""
     seen = set()
-    for line in server_output.splitlines():
+    # Not ``splitlines``: it also splits at U+0085 and U+2028, which a logged path may hold.
+    for line in server_output.split("\n"):
         if not line.startswith("{"):
             continue
         record = json.loads(line)

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from quart import Blueprint, request
 from quart_schema import (
     DataSource,
+    document_headers,
     document_request,
     security_scheme,
     tag_blueprint,
@@ -33,6 +34,7 @@ from service.auth.schemas import (
     TokenPair,
     UserOut,
 )
+from service.db import Writer
 from service.errors import (
     InvalidRequest,
     NotFound,
@@ -40,7 +42,9 @@ from service.errors import (
     ValidationFailed,
     validation_errors,
 )
+from service.schemas import IdempotencyHeader
 from service.services import services
+from service.web import idempotency
 from service.web.openapi import no_content, optional_body, problems, response_headers
 from service.web.request_limit import request_limited
 from service.web.requests import client_address, read_form_or_json
@@ -52,6 +56,7 @@ tag_blueprint(bp, ["auth"])
 
 @bp.post("/signup")
 @request_limited
+@document_headers(IdempotencyHeader)
 @validate_request(SignupRequest)
 @validate_response(UserOut, 201)
 @response_headers(201, "Location")
@@ -61,10 +66,18 @@ async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
 
     Usernames are unique ignoring letter case. The password is stored as a bcrypt-SHA256 hash.
     Too many requests from one address: `429` with `Retry-After` (seconds). Too many password
-    checks waiting: `503` with `Retry-After`.
+    checks waiting: `503` with `Retry-After`. With an `Idempotency-Key`, a retry with the same
+    key and username gets the first answer again.
     """
-    user = await users.register(services(), data.username, data.password)
-    return UserOut.model_validate(user), 201, headers(Location="/me")
+    password_hash = await services().passwords.hash(data.password)
+
+    async def create(db: Writer) -> tuple[UserOut, int, Headers]:
+        user = await users.insert_user(db, data.username, password_hash)
+        return UserOut.model_validate(user), 201, headers(Location="/me")
+
+    # The password stays out of the fingerprint: no fast hash of it is ever stored.
+    fields = data.model_dump(mode="json", exclude={"password"})
+    return await idempotency.once(idempotency.SIGNUP_SCOPE, fields, create)
 
 
 @bp.post("/login")

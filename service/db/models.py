@@ -1,4 +1,4 @@
-"""SQLAlchemy tables: users, login sessions (refresh-token families) and items.
+"""SQLAlchemy tables: users, login sessions (refresh-token families), items, idempotency keys.
 
 Alembic's migrations in ``service/migrations`` create these tables; this module is what the
 code queries against, and the migration tests check the two agree.
@@ -10,7 +10,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -105,3 +114,28 @@ class Item(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IdempotencyKey(Base):
+    """The answer to a creating POST sent with an ``Idempotency-Key``, replayed to its retries.
+
+    ``scope`` is whose key it is (``user:<id>``, or ``signup`` for the one unauthenticated
+    creating route), so two callers' keys never meet. ``fingerprint`` is the SHA-256 of the
+    request (method, path, canonical body) that the key was first used with. The row is written
+    in the transaction of the write it answers; ``status`` is NULL only inside that transaction.
+    ``owner_id`` makes the keys go with their account (``ON DELETE CASCADE``).
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True, default=None
+    )
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None] = mapped_column(Integer, default=None)
+    headers: Mapped[str | None] = mapped_column(Text, default=None)
+    body: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

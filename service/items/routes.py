@@ -16,6 +16,7 @@ from quart_schema import (
 from werkzeug.datastructures import Headers
 
 from service.auth.bearer import BEARER_SECURITY, current_principal, require_bearer
+from service.db import Writer
 from service.errors import NotFound, PreconditionFailed
 from service.items import repository
 from service.items.conditional import etag, if_match_versions, if_none_match
@@ -31,7 +32,9 @@ from service.items.schemas import (
     ReadConditions,
     WriteConditions,
 )
+from service.schemas import IdempotencyHeader
 from service.services import services
+from service.web import idempotency
 from service.web.openapi import no_content, not_modified, problems, response_headers
 from service.web.responses import headers
 
@@ -49,17 +52,27 @@ def _out(item: ItemRecord, status: int = 200, **extra: str) -> tuple[ItemOut, in
 
 @bp.post("/items")
 @bp.post("/items/")
+@document_headers(IdempotencyHeader)
 @validate_request(ItemCreate)
 @validate_response(ItemOut, 201)
 @response_headers(201, "ETag", "Location")
-@problems(401, 422)
+@problems(401, 409, 422)
 async def create_item(data: ItemCreate) -> tuple[ItemOut, int, Headers]:
-    """Create an item owned by the caller."""
-    async with services().db.write() as db:
-        item = await repository.insert_item(
-            db, current_principal().user_id, data.name, data.description
-        )
-    return _out(item, 201, Location=f"/items/{item.id}")
+    """Create an item owned by the caller.
+
+    Send an `Idempotency-Key` to retry safely: a retry with the same key and body gets the
+    first answer again (`Idempotent-Replayed: true`) and creates nothing; the same key with
+    another body is `422`.
+    """
+    owner_id = current_principal().user_id
+
+    async def create(db: Writer) -> tuple[ItemOut, int, Headers]:
+        item = await repository.insert_item(db, owner_id, data.name, data.description)
+        return _out(item, 201, Location=f"/items/{item.id}")
+
+    return await idempotency.once(
+        idempotency.user_scope(owner_id), data.model_dump(mode="json"), create, owner_id=owner_id
+    )
 
 
 @bp.get("/items")
