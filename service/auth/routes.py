@@ -209,7 +209,7 @@ async def list_sessions() -> SessionList:
     )
 
 
-@bp.delete("/sessions/<uuid:session_id>")
+@bp.delete("/sessions/<id:session_id>")
 @login_required
 @no_content
 @problems(401, 404)
