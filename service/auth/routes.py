@@ -35,8 +35,8 @@ from service.errors import (
     InvalidRequest,
     NotFound,
     UnsupportedGrantType,
-    ValidationFailed,
     validation_errors,
+    validation_failed,
 )
 from service.services import services
 from service.web.openapi import no_content, optional_body, problems, response_headers
@@ -231,9 +231,7 @@ async def _logout_request() -> LogoutRequest:
     try:
         return LogoutRequest.model_validate(data)
     except ValidationError as error:
-        raise ValidationFailed(
-            "The request does not match the schema.", errors=validation_errors(error)
-        ) from None
+        raise validation_failed(error) from None
 
 
 def _require_password_grant(body: object) -> None:
