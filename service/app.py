@@ -7,6 +7,7 @@ from quart import Quart
 from quart_schema import HttpSecurityScheme, Info, OAuth2SecurityScheme, QuartSchema
 
 from service import worker
+from service.auth.bearer import require_bearer_under_protected_prefixes
 from service.auth.routes import bp as auth_bp
 from service.errors import register_error_handlers
 from service.items.routes import bp as items_bp
@@ -14,6 +15,7 @@ from service.logs import configure_logging
 from service.services import Services
 from service.settings import Settings, exit_on_configuration_error, load_settings_or_exit
 from service.web import access_log, cors
+from service.web.converters import OpaqueIdConverter
 from service.web.docs import bp as docs_bp
 from service.web.health import bp as health_bp
 from service.web.http_edge import HttpEdge
@@ -74,7 +76,9 @@ def create_app(settings: Settings | None = None) -> Quart:
     access_log.init_app(app)
     cors.init_app(app, settings)
     register_error_handlers(app)
+    app.before_request(require_bearer_under_protected_prefixes)
     app.after_request(finish_response)
+    app.url_map.converters["id"] = OpaqueIdConverter
     for blueprint in (auth_bp, items_bp, health_bp, docs_bp):
         app.register_blueprint(blueprint)
     app.before_serving(worker.settle)

@@ -165,6 +165,32 @@ def validation_errors(error: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+def validation_failed(error: ValidationError) -> ValidationFailed:
+    """A schema violation as a 422 whose ``detail`` says what is wrong, not just "invalid".
+
+    A rule that carries a sentence of its own (``detail`` in a pydantic error's context, as the
+    password policy's do) is named by it when such rules are all that failed; otherwise one
+    failing field is named with its message, several are listed by name.
+    """
+    items = error.errors(include_url=False, include_input=False)
+    fields = validation_errors(error)
+    sentences = [(item.get("ctx") or {}).get("detail") for item in items]
+    if all(isinstance(sentence, str) for sentence in sentences):
+        detail = " ".join(dict.fromkeys(str(sentence) for sentence in sentences))
+    else:
+        detail = fields_detail(fields)
+    return ValidationFailed(detail, errors=fields)
+
+
+def fields_detail(fields: Sequence[Mapping[str, str]]) -> str:
+    """``Invalid password: <message>.`` for one failing field, else the failing fields' names."""
+    names = list(dict.fromkeys(field["field"] for field in fields))
+    if len(names) == 1:
+        messages = "; ".join(field["message"].rstrip(".") for field in fields)
+        return f"Invalid {names[0]}: {messages}."
+    return f"Invalid fields: {', '.join(names)}."
+
+
 async def _api_error(error: ApiError) -> Response:
     return problem(
         error.status,
@@ -179,9 +205,7 @@ async def _api_error(error: ApiError) -> Response:
 async def _schema_error(error: RequestSchemaValidationError) -> Response:
     cause = error.validation_error
     if isinstance(cause, ValidationError):
-        return problem(
-            422, "The request does not match the schema.", errors=validation_errors(cause)
-        )
+        return await _api_error(validation_failed(cause))
     return problem(
         422,
         "The request body must be a JSON object.",

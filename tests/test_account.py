@@ -111,9 +111,11 @@ async def test_password_change_applies_the_password_policy(
     response = await change_password(client, alice, alice.password, new_password)
 
     assert response.status_code == 422
-    errors = (await response.get_json())["errors"]
+    body = await response.get_json()
+    errors = body["errors"]
     assert [error["field"] for error in errors] == ["new_password"]
     assert reason in errors[0]["message"]
+    assert reason in body["detail"]  # the top line says what is wrong too
     assert await login_status(client, "alice", alice.password) == 200
 
 
@@ -124,8 +126,11 @@ async def test_password_change_refuses_the_username_in_any_case(client: Client) 
     response = await change_password(client, account, account.password, "ZephYrine77")
 
     assert response.status_code == 422
-    errors = (await response.get_json())["errors"]
-    assert errors == [{"field": "new_password", "message": "must not be the same as the username"}]
+    body = await response.get_json()
+    assert body["errors"] == [
+        {"field": "new_password", "message": "must not be the same as the username"}
+    ]
+    assert body["detail"] == "The password must not be the same as the username."
     await assert_session_alive(client, phone)
     assert await login_status(client, "zephyrine77", account.password) == 200
 

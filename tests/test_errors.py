@@ -64,9 +64,16 @@ async def count(app: Quart, table: Any) -> int:
 # --- routing --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/nope", "/items/x/y", "/.env", "/signup/extra"])
+@pytest.mark.parametrize("path", ["/nope", "/.env", "/signup/extra"])
 async def test_an_unknown_route_is_a_problem_404(client: Client, path: str) -> None:
     await assert_problem(await client.get(path), 404)
+
+
+async def test_an_unknown_route_under_a_protected_prefix_is_a_404_once_authenticated(
+    client: Client, alice: Account
+) -> None:
+    """Without a token it is a 401 (``tests/test_authentication_first.py``)."""
+    await assert_problem(await client.get("/items/x/y", headers=alice.headers), 404)
 
 
 @pytest.mark.parametrize(
@@ -82,9 +89,14 @@ async def test_a_wrong_method_is_a_problem_405_with_allow(
     assert response.headers["Allow"]
 
 
-async def test_a_wrong_method_on_items_is_405_not_401(client: Client) -> None:
-    response = await client.delete("/items")
+async def test_a_wrong_method_on_items_is_401_then_405_once_authenticated(
+    client: Client, alice: Account
+) -> None:
+    """Authentication comes before routing, so an anonymous caller learns no route's methods."""
+    await assert_problem(await client.delete("/items"), 401)
+    response = await client.delete("/items", headers=alice.headers)
     await assert_problem(response, 405)
+    assert response.headers["Allow"]
 
 
 # --- request bodies -------------------------------------------------------------------------

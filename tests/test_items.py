@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import json
 import uuid
 from datetime import UTC, datetime
@@ -605,6 +606,11 @@ async def test_if_match_accepts_a_list_of_etags(client: Client, alice: Account) 
     )
 
     assert response.status_code == 200
+    assert (await response.get_json())["name"] == "x"
+    assert response.headers["ETag"] != etag  # a new version
+    stored = await fetch(client, alice, item["id"])
+    assert (await stored.get_json())["name"] == "x"
+    assert stored.headers["ETag"] == response.headers["ETag"]
 
 
 async def test_if_match_star_matches_any_existing_item(client: Client, alice: Account) -> None:
@@ -725,10 +731,26 @@ async def test_a_token_in_a_form_body_is_not_accepted(client: Client, alice: Acc
     assert response.status_code == 401
 
 
-async def test_a_token_signed_with_another_key_is_refused(client: Client, alice: Account) -> None:
+async def test_a_token_with_a_garbage_signature_is_refused(client: Client, alice: Account) -> None:
     header, payload, _ = alice.access_token.split(".")
     forged = f"{header}.{payload}.{b64(b'x' * 32)}"
 
     response = await client.get("/items", headers={"Authorization": f"Bearer {forged}"})
 
     assert response.status_code == 401
+
+
+async def test_a_token_signed_with_another_key_is_refused(client: Client, alice: Account) -> None:
+    """The token's own header and claims, validly signed (HS256) with a secret that is not ours:
+    only the key can tell it apart."""
+    header, payload, _ = alice.access_token.split(".")
+    signing_input = f"{header}.{payload}".encode("ascii")
+    other_key = b"another-secret-key-that-is-long-enough-0123456789"
+    forged = f"{header}.{payload}.{b64(hmac.digest(other_key, signing_input, 'sha256'))}"
+    assert json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["alg"] == "HS256"
+    assert (await client.get("/items", headers=alice.headers)).status_code == 200
+
+    response = await client.get("/items", headers={"Authorization": f"Bearer {forged}"})
+
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]

@@ -275,6 +275,7 @@ async def test_logout_is_idempotent(client: Client, alice: Account, credential: 
     second = await client.post("/logout", **kwargs)
 
     assert (first.status_code, second.status_code) == (204, 204)
+    await assert_session_ended(client, alice)
 
 
 async def test_logout_local_with_a_spent_refresh_token_ends_its_session(

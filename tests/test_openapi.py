@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from quart_schema.validation import QUART_SCHEMA_RESPONSE_ATTRIBUTE
@@ -52,6 +53,33 @@ async def test_the_document_is_openapi_3_1(spec: dict[str, Any]) -> None:
     assert spec["info"]["title"]
     assert spec["info"]["version"]
     assert spec["paths"]
+
+
+async def test_the_document_passes_a_strict_openapi_validator(spec: dict[str, Any]) -> None:
+    """The whole document, as ``openapi-spec-validator`` (what code generators and gateways
+    use) reads it: every error, not only the first, so a failure lists them all."""
+    errors = [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in OpenAPIV31SpecValidator(spec).iter_errors()
+    ]
+    assert errors == []
+
+
+async def test_optional_header_parameters_have_valid_schemas(spec: dict[str, Any]) -> None:
+    headers = {
+        (method, path, parameter["name"]): parameter["schema"]
+        for method, path, operation in operations(spec)
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "header"
+    }
+    assert set(headers) == {
+        ("GET", "/items/{item_id}", "if-none-match"),
+        ("PUT", "/items/{item_id}", "if-match"),
+        ("PATCH", "/items/{item_id}", "if-match"),
+    }
+    for schema in headers.values():
+        assert schema["type"] == "string"
+        assert "default" not in schema
 
 
 async def test_every_operation_has_a_summary_and_response_schemas(spec: dict[str, Any]) -> None:

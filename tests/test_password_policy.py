@@ -13,6 +13,7 @@ from service.db.models import User
 from service.security import passwords
 from service.security.passwords import (
     COMMON_PASSWORDS_FILE,
+    RULE_SENTENCES,
     SAME_AS_USERNAME,
     TOO_COMMON,
     common_passwords,
@@ -72,10 +73,24 @@ async def test_signup_refuses_a_common_password(app: Quart, client: Client, pass
 
     assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
-    errors = (await response.get_json())["errors"]
-    assert errors == [{"field": "password", "message": TOO_COMMON}]
+    body = await response.get_json()
+    assert body["errors"] == [{"field": "password", "message": TOO_COMMON}]
+    assert body["detail"] == RULE_SENTENCES[TOO_COMMON]
     assert password not in await response.get_data(as_text=True)
     assert await user_count(app) == 0
+
+
+async def test_the_seeds_first_step_is_refused_with_the_rule_named(client: Client) -> None:
+    """The seed's walkthrough signs up john with secret123: refused (NIST SP 800-63B section
+    3.1.1.2), and the answer's top line says why, not "the schema"."""
+    response = await client.post("/signup", json={"username": "john", "password": "secret123"})
+
+    assert response.status_code == 422
+    detail = (await response.get_json())["detail"]
+    assert detail == (
+        "The password is too common: choose another one (it is on the list of the 20,000 "
+        "most common passwords)."
+    )
 
 
 @pytest.mark.parametrize("password", ["zephyrine77", "ZEPHYRINE77"])
@@ -85,9 +100,37 @@ async def test_signup_refuses_the_username_as_password(
     response = await client.post("/signup", json={"username": "Zephyrine77", "password": password})
 
     assert response.status_code == 422
-    errors = (await response.get_json())["errors"]
-    assert errors == [{"field": "password", "message": SAME_AS_USERNAME}]
+    body = await response.get_json()
+    assert body["errors"] == [{"field": "password", "message": SAME_AS_USERNAME}]
+    assert body["detail"] == "The password must not be the same as the username."
     assert await user_count(app) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (
+            {"username": "alice", "password": "short"},
+            "Invalid password: String should have at least 8 characters.",
+        ),
+        (
+            {"username": "al ice", "password": "tidal-copper-orchard-7"},
+            "Invalid username: may contain only the characters _ . @ + - besides ASCII letters "
+            "and digits.",
+        ),
+        ({"username": "al", "password": "short"}, "Invalid fields: username, password."),
+        ({"password": "tidal-copper-orchard-7"}, "Invalid username: Field required."),
+        # A policy failure beside another failure: the fields are listed, not one rule.
+        ({"username": "al", "password": "password123"}, "Invalid fields: username, password."),
+    ],
+)
+async def test_a_422_detail_names_what_is_wrong(
+    client: Client, body: dict[str, str], detail: str
+) -> None:
+    response = await client.post("/signup", json=body)
+
+    assert response.status_code == 422
+    assert (await response.get_json())["detail"] == detail
 
 
 @pytest.mark.parametrize(("password", "accepted"), [("k7#Qw9!", False), ("k7#Qw9!z", True)])

@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from harness.live_server import ROOT, start_live_server
+from service.auth.schemas import SignupRequest
 from tests.conftest import BACKENDS, empty_database
 
 POSTMAN_DIR = ROOT / "clients" / "postman"
@@ -121,6 +123,21 @@ def test_signup_picks_a_new_username_on_every_run() -> None:
 
     assert 'collectionVariables.set("username"' in scripts(signup, "prerequest")
     assert "Date.now()" in scripts(signup, "prerequest")
+
+
+def test_the_example_password_passes_the_signup_rules() -> None:
+    """The seed's ``secret123`` is on the common list; the walkthrough's password must not be,
+    wherever it is set (collection variables, the environment, a pre-request script)."""
+    collection, environment = load(COLLECTION), load(ENVIRONMENT)
+    variables = {
+        value["key"]: value["value"] for value in [*collection["variable"], *environment["values"]]
+    }
+    scripts_text = "".join(scripts(item, "prerequest") for item in requests_in_order(collection))
+    assert 'set("password"' not in scripts_text
+    password = variables["password"]
+    SignupRequest(username="postman_1", password=password)  # raises if refused
+    with pytest.raises(ValidationError, match="most commonly used"):
+        SignupRequest(username="postman_1", password="secret123")
 
 
 def test_environment_points_at_the_local_development_server() -> None:

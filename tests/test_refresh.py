@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sqlite3
 import time
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
 
 from service import create_app
 from service.db.models import LoginSession
@@ -79,6 +83,12 @@ async def test_refresh_accepts_a_form_body(client: Client, alice: Account) -> No
     response = await client.post("/refresh", form={"refresh_token": alice.refresh_token})
     assert response.status_code == 200
 
+    pair = await response.get_json()
+    assert pair["refresh_token"] != alice.refresh_token
+    assert claims(pair["refresh_token"])["sid"] == claims(alice.refresh_token)["sid"]
+    assert (await client.get("/me", headers=bearer(pair["access_token"]))).status_code == 200
+    await assert_invalid_grant(await refresh(client, alice.refresh_token))  # the old one is spent
+
 
 async def test_the_new_refresh_token_can_be_spent_in_turn(client: Client, alice: Account) -> None:
     token = alice.refresh_token
@@ -94,15 +104,38 @@ async def test_refresh_spends_the_presented_token(client: Client, alice: Account
     await assert_invalid_grant(await refresh(client, alice.refresh_token))
 
 
+async def test_a_spent_refresh_token_is_refused_as_a_bearer_token(
+    client: Client, alice: Account
+) -> None:
+    """Over HTTP, not only in the verified-token cache's unit test: a refresh token is never
+    an access token, also once the refresh verified (and cached) it."""
+    assert (await refresh(client, alice.refresh_token)).status_code == 200
+
+    response = await client.get("/me", headers=bearer(alice.refresh_token))
+
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
 async def test_refresh_reuse_revokes_the_session(
     app: Quart, client: Client, alice: Account
 ) -> None:
     rotated = await (await refresh(client, alice.refresh_token)).get_json()
 
-    await assert_invalid_grant(await refresh(client, alice.refresh_token))
+    reused = await refresh(client, alice.refresh_token)
+    await assert_invalid_grant(reused)
+    assert (await reused.get_json())["detail"] == (
+        "The refresh token was already used, so its session has been ended for safety (a spent "
+        "token presented again may have been stolen): log in again."
+    )
 
-    # The newest refresh token and every access token of the session are dead now.
-    await assert_invalid_grant(await refresh(client, rotated["refresh_token"]))
+    # The newest refresh token and every access token of the session are dead now; a token
+    # of the ended session (spent or not) gets the one answer of any dead token.
+    for dead in (rotated["refresh_token"], alice.refresh_token, "not-a-token"):
+        response = await refresh(client, dead)
+        await assert_invalid_grant(response)
+        detail = (await response.get_json())["detail"]
+        assert detail == "The refresh token is invalid, expired or revoked."
     for access in (rotated["access_token"], alice.access_token):
         response = await client.get("/me", headers=bearer(access))
         assert response.status_code == 401
@@ -299,6 +332,85 @@ async def test_concurrent_refreshes_from_independent_instances_let_exactly_one_s
         )
 
     await assert_exactly_one_success(list(responses))
+
+
+@asynccontextmanager
+async def sessions_write_locked(
+    database_url: str,
+) -> AsyncIterator[Callable[[int], Awaitable[None]]]:
+    """Hold the write lock of the sessions table from another connection until the block ends.
+
+    The block gets ``wait_for(n)``: on PostgreSQL it returns once ``n`` other connections wait
+    on that lock (so they have read the session and decided to rotate, and queue at the
+    swap's UPDATE); on SQLite, where the service takes the write lock before it reads
+    (``BEGIN IMMEDIATE``), they queue at BEGIN, which cannot be observed, so it waits a while.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None
+        connection = sqlite3.connect(url.database, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+
+        async def settle(_: int) -> None:
+            await asyncio.sleep(0.5)
+
+        try:
+            yield settle
+        finally:
+            connection.execute("COMMIT")
+            connection.close()
+        return
+    postgres = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+    locker = postgres.transaction()
+    await locker.start()
+    await postgres.execute("LOCK TABLE sessions IN EXCLUSIVE MODE")  # reads pass, writes wait
+
+    async def waiting(count: int) -> None:
+        for _ in range(200):
+            # Inside a transaction pg_stat_activity is a snapshot taken once; take a new one.
+            await postgres.execute("SELECT pg_stat_clear_snapshot()")
+            waiters = await postgres.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if waiters >= count:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"fewer than {count} refreshes reached the swap")
+
+    try:
+        yield waiting
+    finally:
+        await locker.commit()
+        await postgres.close()
+
+
+async def test_refreshes_that_both_decided_to_rotate_let_exactly_one_succeed(
+    settings: Settings, database_url: str, client: Client, alice: Account
+) -> None:
+    """The guard of each backend, forced: two refreshes of one token from two instances (two
+    pools) are held at the database until both are past the point where they race.
+
+    PostgreSQL: both have read the session and found the token current; only the check-and-swap
+    (``UPDATE ... WHERE refresh_jti = <spent>``) can stop the second. SQLite: both queue for
+    the write lock that the service takes before reading (``BEGIN IMMEDIATE``); with a deferred
+    transaction the loser would fail with "database is locked" (a 503), not ``invalid_grant``.
+    """
+    instances = [create_app(settings) for _ in range(2)]
+    async with AsyncExitStack() as stack:
+        for instance in instances:
+            await stack.enter_async_context(instance.test_app())  # type: ignore[arg-type]
+        async with sessions_write_locked(database_url) as wait_for:
+            racers = [
+                asyncio.ensure_future(refresh(instance.test_client(), alice.refresh_token))
+                for instance in instances
+            ]
+            await wait_for(2)
+        responses = await asyncio.gather(*racers)
+
+    await assert_exactly_one_success(list(responses))
+    losers = [response for response in responses if response.status_code == 400]
+    assert "already used" in (await losers[0].get_json())["detail"]
 
 
 async def test_a_lost_race_is_treated_as_reuse(client: Client, alice: Account) -> None:

@@ -184,16 +184,33 @@ def test_a_verify_only_key_verifies_but_never_signs(
         before.verify(new_token, ACCESS_TYP)
 
 
+@pytest.mark.parametrize(
+    "case", [(ISSUER, "https://other.test", "aud"), ("https://other.test", AUDIENCE, "iss")]
+)
 def test_another_issuer_or_audience_is_refused(
-    key_pool: dict[str, list[SigningKey]], algorithm: str, service: TokenService
+    key_pool: dict[str, list[SigningKey]],
+    algorithm: str,
+    service: TokenService,
+    clock: Clock,
+    case: tuple[str, str, str],
 ) -> None:
+    """The verifier has the same key and the same clock: only the named claim can refuse it."""
+    issuer, audience, claim = case
     value, _ = issue(service)
-    for issuer, audience in ((ISSUER, "https://other.test"), ("https://other.test", AUDIENCE)):
-        other = TokenService(
-            keys=key_set(algorithm, key_pool[algorithm][0]), issuer=issuer, audience=audience
-        )
-        with pytest.raises(TokenError):
-            other.verify(value, ACCESS_TYP)
+    other = TokenService(
+        keys=key_set(algorithm, key_pool[algorithm][0]),
+        issuer=issuer,
+        audience=audience,
+        clock=clock,
+    )
+    with pytest.raises(TokenError, match=f"Invalid claim: '{claim}'"):
+        other.verify(value, ACCESS_TYP)
+    assert TokenService(
+        keys=key_set(algorithm, key_pool[algorithm][0]),
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        clock=clock,
+    ).verify(value, ACCESS_TYP)  # the same verifier with the token's own iss and aud accepts
 
 
 # --- the pure header and shape rules -------------------------------------------------------

@@ -5,6 +5,14 @@ request makes revocation (logout, password change, refresh reuse) take effect at
 
 Tokens are read from the ``Authorization`` header only, never from the query string or a form
 body (RFC 6750 section 2.3 leaks them into logs and histories).
+
+Authentication comes before routing under the protected prefixes (``/items``, ``/me``,
+``/sessions`` and everything below them): an app-wide ``before_request`` hook, which Quart runs
+before it raises a routing error, answers a caller without a valid token 401 whatever follows
+the prefix (an unknown sub-path, a malformed id, another method). A 404 or 405 would tell an
+anonymous caller which paths exist, and a client would take it for "no such item" instead of
+"log in again". The route guards (``login_required``, a blueprint's ``require_bearer``) stay
+as a second line and reuse the principal the hook found, so a request is checked once.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ from service.auth.sessions import session_is_live
 from service.errors import Unauthorized
 from service.security.tokens import ACCESS_TYP, TokenError
 from service.services import services
+
+#: Paths that need a bearer token, each with everything below it (``/items/anything``).
+PROTECTED_PREFIXES = ("/items", "/me", "/sessions")
 
 #: The OpenAPI security requirement of a protected operation (either scheme works).
 BEARER_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"oauth2Password": []}]
@@ -48,8 +59,19 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() or None
 
 
+def is_protected(path: str) -> bool:
+    """Whether ``path`` is one of ``PROTECTED_PREFIXES`` or below one (``/meow`` is not)."""
+    return any(path == prefix or path.startswith(f"{prefix}/") for prefix in PROTECTED_PREFIXES)
+
+
 async def authenticate() -> Principal:
-    """Check the request's access token; ``Unauthorized`` with the RFC 6750 challenge if bad."""
+    """Check the request's access token; ``Unauthorized`` with the RFC 6750 challenge if bad.
+
+    Once per request: a principal found earlier in the request (the prefix hook) is reused.
+    """
+    found: Principal | None = g.get("principal")
+    if found is not None:
+        return found
     token = bearer_token(request.headers.get("Authorization"))
     if token is None:
         raise Unauthorized("A bearer access token is required.", token_presented=False)
@@ -75,6 +97,14 @@ async def require_bearer() -> None:
     one), and Quart answers it itself, without running a route handler.
     """
     if request.method != "OPTIONS":
+        await authenticate()
+
+
+async def require_bearer_under_protected_prefixes() -> None:
+    """App-wide ``before_request`` hook: authenticate every request under a protected prefix
+    before its route is looked up; ``OPTIONS`` (CORS preflights) passes as in ``require_bearer``.
+    """
+    if request.method != "OPTIONS" and is_protected(request.path):
         await authenticate()
 
 

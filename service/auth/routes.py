@@ -39,8 +39,8 @@ from service.errors import (
     InvalidRequest,
     NotFound,
     UnsupportedGrantType,
-    ValidationFailed,
     validation_errors,
+    validation_failed,
 )
 from service.schemas import IdempotencyHeader
 from service.services import services
@@ -245,7 +245,7 @@ async def list_sessions() -> SessionList:
     )
 
 
-@bp.delete("/sessions/<uuid:session_id>")
+@bp.delete("/sessions/<id:session_id>")
 @login_required
 @no_content
 @problems(401, 404)
@@ -267,9 +267,7 @@ async def _logout_request() -> LogoutRequest:
     try:
         return LogoutRequest.model_validate(data)
     except ValidationError as error:
-        raise ValidationFailed(
-            "The request does not match the schema.", errors=validation_errors(error)
-        ) from None
+        raise validation_failed(error) from None
 
 
 def _require_password_grant(body: object) -> None:

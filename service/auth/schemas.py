@@ -11,19 +11,43 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from service.auth.sessions import LogoutScope
 from service.schemas import STORABLE, SafeStr
-from service.security.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, password_problem
+from service.security.passwords import (
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    RULE_SENTENCES,
+    password_problem,
+)
 from service.security.tokens import MAX_TOKEN_LENGTH
+
+USERNAME_CHARACTERS = "may contain only the characters _ . @ + - besides ASCII letters and digits"
+
+
+def _username_rule_in_words(value: object, handler: ValidatorFunctionWrapHandler) -> str:
+    """The pattern's failure as the rule in words: people read it (the API, the command line),
+    a regular expression they would have to decode. The schema still documents the pattern."""
+    try:
+        username: str = handler(value)
+    except ValidationError as error:
+        if any(item["type"] == "string_pattern_mismatch" for item in error.errors()):
+            raise PydanticCustomError("username_characters", USERNAME_CHARACTERS) from None
+        raise
+    return username
+
 
 Username = Annotated[
     str,
     StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@+-]+$"),
+    WrapValidator(_username_rule_in_words),
     STORABLE,
 ]
 Password = Annotated[
@@ -40,7 +64,9 @@ PASSWORD_RULES = (
 def _acceptable_password(password: str, username: str | None = None) -> str:
     problem = password_problem(password, username)
     if problem is not None:
-        raise PydanticCustomError("password_policy", problem)
+        # ``detail`` is the rule's own sentence: the answer's ``detail`` when it is all that
+        # failed (``service/errors.py``, ``validation_failed``).
+        raise PydanticCustomError("password_policy", problem, {"detail": RULE_SENTENCES[problem]})
     return password
 
 

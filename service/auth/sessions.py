@@ -94,6 +94,16 @@ def is_live(session: SessionLike | None, user_id: uuid.UUID, now: datetime) -> b
     )
 
 
+#: The answer to a refresh token that cannot be spent. Only reuse is told apart: its owner
+#: must learn that the session ended (and log in again); a forged, expired or revoked token
+#: gets one answer, so a guesser learns nothing more.
+DEAD_DETAIL = "The refresh token is invalid, expired or revoked."
+REUSED_DETAIL = (
+    "The refresh token was already used, so its session has been ended for safety (a spent "
+    "token presented again may have been stolen): log in again."
+)
+
+
 class RefreshDecision(enum.Enum):
     ROTATE = "rotate"
     REUSED = "reused"
@@ -198,7 +208,7 @@ async def rotate(services: Services, refresh_token: str) -> IssuedPair:
         token = services.tokens.verify(refresh_token, REFRESH_TYP)
     except TokenError as error:
         security_event("refresh_refused", reason=str(error))
-        raise InvalidGrant("The refresh token is invalid, expired or revoked.") from None
+        raise InvalidGrant(DEAD_DETAIL) from None
     now = datetime.now(UTC)
     revoked: Sequence[uuid.UUID] = ()
     async with services.db.write() as db:
@@ -220,7 +230,8 @@ async def rotate(services: Services, refresh_token: str) -> IssuedPair:
             session_id=token.session_id,
         )
         log_revoked(token.user_id, revoked, how="reuse")
-    raise InvalidGrant("The refresh token is invalid, expired or revoked.")
+        raise InvalidGrant(REUSED_DETAIL)
+    raise InvalidGrant(DEAD_DETAIL)
 
 
 def logout_credential(

@@ -15,7 +15,7 @@ from service.db import Reader, Writer, record
 from service.db.models import User
 from service.errors import Conflict, InvalidGrant, NotFound, Unauthorized, ValidationFailed
 from service.security.events import security_event
-from service.security.passwords import SAME_AS_USERNAME, is_username
+from service.security.passwords import RULE_SENTENCES, SAME_AS_USERNAME, is_username
 from service.services import Services
 
 
@@ -159,7 +159,7 @@ async def change_password(
         raise NotFound("The account no longer exists.")
     if is_username(new_password, user.username):
         raise ValidationFailed(
-            "The new password is not acceptable.",
+            RULE_SENTENCES[SAME_AS_USERNAME],
             errors=[{"field": "new_password", "message": SAME_AS_USERNAME}],
         )
     async with services.limits.password_attempt(

@@ -97,7 +97,7 @@ async def list_items(query_args: ItemListQuery) -> ItemPage:
     )
 
 
-@bp.get("/items/<uuid:item_id>")
+@bp.get("/items/<id:item_id>")
 @document_headers(ReadConditions)
 @validate_response(ItemOut)
 @response_headers(200, "ETag")
@@ -114,7 +114,7 @@ async def read_item(item_id: uuid.UUID) -> tuple[ItemOut, int, Headers] | Respon
     return _out(item)
 
 
-@bp.put("/items/<uuid:item_id>")
+@bp.put("/items/<id:item_id>")
 @document_headers(WriteConditions)
 @validate_request(ItemReplace)
 @validate_response(ItemOut)
@@ -125,7 +125,7 @@ async def replace_item(item_id: uuid.UUID, data: ItemReplace) -> tuple[ItemOut, 
     return _out(await _update(item_id, data.model_dump()))
 
 
-@bp.patch("/items/<uuid:item_id>")
+@bp.patch("/items/<id:item_id>")
 @document_headers(WriteConditions)
 @validate_request(ItemPatch)
 @validate_response(ItemOut)
@@ -136,7 +136,7 @@ async def update_item(item_id: uuid.UUID, data: ItemPatch) -> tuple[ItemOut, int
     return _out(await _update(item_id, data.changes()))
 
 
-@bp.delete("/items/<uuid:item_id>")
+@bp.delete("/items/<id:item_id>")
 @no_content
 @problems(401, 404)
 async def delete_item(item_id: uuid.UUID) -> tuple[str, int]:

@@ -50,6 +50,13 @@ COMMON_PASSWORDS_FILE = "common-passwords.txt.gz"
 
 SAME_AS_USERNAME = "must not be the same as the username"
 TOO_COMMON = "is one of the most commonly used passwords; choose another"
+#: Each rule in a sentence of its own, for the top of an answer (a 422's ``detail``): the field
+#: messages above finish "password ...", these say what is wrong to someone who reads only them.
+RULE_SENTENCES = {
+    SAME_AS_USERNAME: "The password must not be the same as the username.",
+    TOO_COMMON: "The password is too common: choose another one (it is on the list of the "
+    "20,000 most common passwords).",
+}
 
 T = TypeVar("T")
 

@@ -157,7 +157,7 @@ class ServiceOpenAPIProvider(OpenAPIProvider):
         return paths, components
 
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
-        """``<uuid:...>`` path parameters are documented as ``format: uuid``."""
+        """UUID path parameters (``<id:...>``, ``<uuid:...>``) are documented as ``uuid``."""
         parameter = super().build_path_parameter(name, converter)
         if isinstance(converter, UUIDConverter):
             parameter["schema"]["format"] = "uuid"

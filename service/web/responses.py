@@ -24,8 +24,13 @@ NO_STORE = headers(Cache_Control="no-store", Pragma="no-cache")
 BUFFERED_BODY_BYTES = 64 * 1024
 
 
+#: Statuses that never carry a body (RFC 9110 sections 15.3.5 and 15.4.5).
+BODILESS_STATUSES = frozenset({204, 304})
+
+
 async def finish_response(response: Response) -> Response:
-    """``after_request`` hook of every response: ``nosniff``, and a send timeout when large.
+    """``after_request`` hook of every response: ``nosniff``, no ``Content-Type`` without a
+    body, and a send timeout when large.
 
     Quart sends a response under ``asyncio.wait_for`` when it has a timeout, which costs a task
     per response. Only a large body such as the docs page's JavaScript can wait on a slow
@@ -33,6 +38,10 @@ async def finish_response(response: Response) -> Response:
     is no timeout).
     """
     response.headers["X-Content-Type-Options"] = "nosniff"
+    if response.status_code in BODILESS_STATUSES:
+        # Quart gives every response a media type, text/html by default; one without a body
+        # has none to describe (RFC 9110 section 8.3).
+        del response.headers["Content-Type"]
     length = response.content_length
     small = length is not None and length <= BUFFERED_BODY_BYTES
     response.timeout = None if small else current_app.config["RESPONSE_TIMEOUT"]
