@@ -73,7 +73,7 @@ def serve_command(
     starts (service/serving.py); a problem ends the command with one line and status 1.
     """
     from service import serving
-    from service.db import migrate as migrations
+    from service.db.ready import DatabaseNotReady, check_ready
 
     settings = _checked_settings()
     address = f"http://{host}:{port or settings.port}"
@@ -83,10 +83,12 @@ def serve_command(
         )
         serving.check_can_listen(config)
         if migrate:
-            migrations.upgrade(settings)
+            from service.db.migrate import upgrade
+
+            upgrade(settings)
         else:
-            migrations.check_ready(settings)
-    except (serving.StartupError, migrations.DatabaseNotReady) as error:
+            check_ready(settings.database_url)
+    except (serving.StartupError, DatabaseNotReady) as error:
         raise _failure(error) from None
     click.echo(f"serving on {address} (docs at /docs)")
     status = serving.run_hypercorn(config)

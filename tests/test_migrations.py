@@ -16,6 +16,7 @@ from sqlalchemy.pool import NullPool
 from service.db.engine import async_url
 from service.db.migrate import alembic_config, downgrade, upgrade
 from service.db.models import Base
+from service.db.ready import SCHEMA_HEAD
 from tests.conftest import (
     make_settings,
 )
@@ -114,3 +115,9 @@ def test_upgrade_creates_a_missing_sqlite_directory(tmp_path: Path) -> None:
     upgrade(make_settings(f"sqlite:///{database}"))
 
     assert database.is_file()
+
+
+def test_the_start_up_check_knows_the_head_revision() -> None:
+    """``service.db.ready`` checks the schema without Alembic: its head must be Alembic's."""
+    scripts = ScriptDirectory.from_config(alembic_config(make_settings("sqlite:///unused.db")))
+    assert set(scripts.get_heads()) == {SCHEMA_HEAD}
