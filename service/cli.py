@@ -55,7 +55,8 @@ def migrate_command(revision: str) -> None:
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Hypercorn settings (default: hypercorn.toml in CONFIG_DIR, else config/).",
+    help="Hypercorn settings (default: hypercorn.toml in CONFIG_DIR, ./config or the checkout's "
+    "config/).",
 )
 @click.option(
     "--migrate/--no-migrate",
