@@ -1,33 +1,26 @@
-"""The ``service`` command: serve, migrate, create users, export the OpenAPI document, make keys."""
+"""The ``service`` command: serve, migrate, create users, export the OpenAPI document, make keys.
+
+Only ``click`` is imported up front: ``service --help`` and ``service keygen`` must not pay for
+Quart, SQLAlchemy and Alembic (most of the start-up time is imports, docs/startup.md). Each
+command imports what it uses when it runs.
+"""
+
+# ruff: noqa: PLC0415 (the imports inside the commands are this module's design)
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from hypercorn.config import Config
-from hypercorn.run import run
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
-from sqlalchemy.exc import DBAPIError
 
-from service.app import create_app
-from service.auth import users
-from service.auth.schemas import SignupRequest
-from service.db import migrate
-from service.errors import ApiError, validation_errors
-from service.keyring import load_key_set
-from service.security import keys
-from service.services import Services, services
-from service.settings import Settings, exit_on_configuration_error, load_settings_or_exit
-
-HYPERCORN_CONFIG = "config/hypercorn.toml"
-APPLICATION = "service:create_app()"
+if TYPE_CHECKING:
+    from service.auth import users
+    from service.auth.schemas import SignupRequest
+    from service.security import keys
+    from service.settings import Settings
 
 
 @click.group()
@@ -43,28 +36,68 @@ def migrate_command(revision: str) -> None:
     Checks every setting the web process will read first, token keys included, so that a
     deploy with a bad setting fails here rather than in every web worker.
     """
+    from service.db import migrate
+
     settings = _checked_settings()
     try:
         migrate.upgrade(settings, revision)
-    except (DBAPIError, OSError) as error:
-        raise _database_trouble(error) from None
+    except migrate.DatabaseNotReady as error:
+        raise _failure(error) from None
     click.echo(f"database at revision {revision}")
 
 
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=None, help="Defaults to PORT (8000).")
-@click.option("--workers", type=int, default=1, show_default=True)
-def serve_command(host: str, port: int | None, workers: int) -> None:
-    """Apply migrations, then serve with Hypercorn (config/hypercorn.toml)."""
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Hypercorn settings (default: hypercorn.toml in CONFIG_DIR, ./config or the checkout's "
+    "config/).",
+)
+@click.option(
+    "--migrate/--no-migrate",
+    default=True,
+    show_default=True,
+    help="Apply the migrations first, or (the Procfile's web: command, after the release "
+    "phase) only check that the database is at the head revision.",
+)
+def serve_command(
+    host: str, port: int | None, workers: int, config_path: Path | None, migrate: bool
+) -> None:
+    """Check everything, then serve with Hypercorn: the quick start and the Procfile's web:.
+
+    Settings, token keys, the database and the address are checked once, before any worker
+    starts (service/serving.py); a problem ends the command with one line and status 1.
+    """
+    from service import serving
+    from service.db.ready import DatabaseNotReady, check_ready
+
     settings = _checked_settings()
-    migrate.upgrade(settings)
-    config = Config.from_toml(HYPERCORN_CONFIG)
-    config.application_path = APPLICATION
-    config.bind = [f"{host}:{port or settings.port}"]
-    config.workers = workers
-    click.echo(f"serving on http://{host}:{port or settings.port} (docs at /docs)")
-    raise SystemExit(run(config))
+    address = f"http://{host}:{port or settings.port}"
+    try:
+        config = serving.hypercorn_config(
+            config_path, host=host, port=port or settings.port, workers=workers
+        )
+        serving.check_can_listen(config)
+        if migrate:
+            from service.db.migrate import upgrade
+
+            upgrade(settings)
+        else:
+            check_ready(settings.database_url)
+    except (serving.StartupError, DatabaseNotReady) as error:
+        raise _failure(error) from None
+    click.echo(f"serving on {address} (docs at /docs)")
+    status = serving.run_hypercorn(config)
+    if status != 0:
+        raise _failure(
+            "the server stopped: its workers exited without being asked to (their messages "
+            "are above)"
+        )
 
 
 #: ``--algorithm`` values of ``keygen``; EdDSA is the older name of Ed25519 (RFC 9864).
@@ -92,9 +125,11 @@ KEYGEN_ALGORITHMS: dict[str, keys.AsymmetricAlgorithm] = {
 def keygen_command(algorithm: str, out: Path | None) -> None:
     """Make a token signing key: PEM for JWT_PRIVATE_KEY(_FILE); its kid goes to stderr.
 
-    Also the first step of a key rotation (docs/keys.md). An existing file is
+    Also the first step of a key rotation (README, "Keys and rotation"). An existing file is
     never overwritten.
     """
+    from service.security import keys
+
     key = keys.generate_private_key(KEYGEN_ALGORITHMS[algorithm])
     pem = keys.private_key_pem(key)
     if out is None:
@@ -131,6 +166,11 @@ def create_user_command(username: str, password_stdin: bool) -> None:
     --password-stdin (for scripts: it never shows in the shell history or the process list).
     A taken username or a password the policy refuses ends with status 1 and the reason.
     """
+    from pydantic import ValidationError
+
+    from service.auth.schemas import SignupRequest
+    from service.errors import validation_errors
+
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -142,38 +182,48 @@ def create_user_command(username: str, password_stdin: bool) -> None:
             f"{problem['field']}: {problem['message']}" for problem in validation_errors(error)
         )
         raise click.ClickException(f"refused: {reasons}") from None
-    user = asyncio.run(_register(load_settings_or_exit(), signup))
+    import asyncio
+
+    user = asyncio.run(_register(_checked_settings(), signup))
     click.echo(f"created user {user.username} ({user.id})")
 
 
 def _checked_settings() -> Settings:
-    """The settings, with the token keys they name checked; a problem ends the command."""
+    """The settings, with the token keys they name loaded once; a problem ends the command."""
+    from service.keyring import load_key_set
+    from service.settings import ConfigurationError, load_settings_or_exit
+
     settings = load_settings_or_exit()
-    with exit_on_configuration_error():
+    try:
         load_key_set(settings)
+    except ConfigurationError as error:
+        raise _failure(error) from None
     return settings
 
 
+def _failure(error: Exception | str) -> SystemExit:
+    """End the command with ``service: <one line>`` on stderr and status 1, no traceback."""
+    return SystemExit(f"service: {error}")
+
+
 async def _register(settings: Settings, signup: SignupRequest) -> users.UserRecord:
-    with exit_on_configuration_error():
-        services = Services.from_settings(settings)
+    from sqlalchemy.exc import DBAPIError
+
+    from service.auth import users
+    from service.db.migrate import describe
+    from service.errors import ApiError
+    from service.services import Services
+
+    services = Services.from_settings(settings)
     try:
         return await users.register(services, signup.username, signup.password)
     except ApiError as error:  # the username is taken
         raise click.ClickException(error.detail) from None
     except (DBAPIError, OSError) as error:
-        raise _database_trouble(error, " and migrated (`service migrate`)") from None
+        message = describe(error)
+        raise click.ClickException(f"{message}, and migrated (`service migrate`)") from None
     finally:
         await services.close()
-
-
-def _database_trouble(error: DBAPIError | OSError, hint: str = "") -> click.ClickException:
-    """The driver's own message, without SQLAlchemy's (which would show the statement)."""
-    cause = error.orig if isinstance(error, DBAPIError) else error
-    return click.ClickException(
-        f"database error ({type(cause).__name__}: {cause}); check DATABASE_URL and that the "
-        f"database is up{hint}"
-    )
 
 
 @main.command("openapi")
@@ -188,27 +238,14 @@ def openapi_command(out: Path | None) -> None:
 
     Needs no configuration, no database and no secret: the document depends on no setting.
     """
+    import json
+
     text = json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
     if out is None:
         click.echo(text, nl=False)
     else:
         out.write_text(text, encoding="utf-8")
         click.echo(f"wrote {out}", err=True)
-
-
-class _DefaultSettings(Settings):
-    """Settings from keyword arguments and defaults only: no environment, no ``.env`` file."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
 
 
 #: A database URL that is never connected to: engines connect on first use only.
@@ -218,10 +255,16 @@ _NO_DATABASE = "postgresql://openapi.invalid/unused"
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document as ``/openapi.json`` serves it, from an app on default settings.
 
-    The environment is ignored (``_DefaultSettings``), so a half-configured shell still exports
+    The environment is ignored (``default_settings``), so a half-configured shell still exports
     the same document.
     """
-    settings = _DefaultSettings(
+    import asyncio
+
+    from service.app import create_app
+    from service.services import services
+    from service.settings import default_settings
+
+    settings = default_settings(
         app_env="testing", database_url=_NO_DATABASE, bcrypt_rounds=4, log_level="WARNING"
     )
     app = create_app(settings)

@@ -11,14 +11,11 @@ from __future__ import annotations
 import logging
 import logging.config
 import tomllib
-from pathlib import Path
 from typing import Any
 
-from service.settings import Settings, config_dir
+from service.settings import CHECKOUT_CONFIG, Settings, config_dir
 
 LOGGING_FILE = "logging.toml"
-#: ``config/`` of the checkout the package runs from, for a ``CONFIG_DIR`` without the file.
-CHECKOUT_CONFIG = Path(__file__).resolve().parent.parent / "config"
 
 
 def logging_config(settings: Settings) -> dict[str, Any]:

@@ -12,10 +12,16 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from service.security import keys
 
@@ -41,9 +47,24 @@ PLACEHOLDER_WORDS = (
 )
 
 
+#: ``config/`` of the checkout the package runs from (an installed wheel has none).
+CHECKOUT_CONFIG = Path(__file__).resolve().parent.parent / "config"
+
+
 def config_dir() -> Path:
-    """Where the per-environment ``.env`` files live (``config/`` under the working directory)."""
-    return Path(os.environ.get("CONFIG_DIR", "config"))
+    """Where the per-environment ``.env`` files and ``hypercorn.toml`` live.
+
+    ``CONFIG_DIR`` if set, else ``config/`` under the working directory, else the checkout's
+    ``config/``: ``uv run --project path/to/checkout service serve`` from another directory
+    reads the checkout's files (``instance/`` and a relative SQLite path stay relative to the
+    working directory).
+    """
+    if "CONFIG_DIR" in os.environ:
+        return Path(os.environ["CONFIG_DIR"])
+    local = Path("config")
+    if local.is_dir() or not CHECKOUT_CONFIG.is_dir():
+        return local
+    return CHECKOUT_CONFIG
 
 
 def instance_dir() -> Path:
@@ -366,20 +387,39 @@ def load_settings() -> Settings:
     try:
         return Settings(_env_file=env_file if env_file.is_file() else None)
     except ValidationError as error:
-        problems = "\n".join(f"  {line}" for line in _describe(error))
-        raise ConfigurationError(
-            f"invalid configuration (APP_ENV={app_env}):\n{problems}"
-        ) from None
+        problems = "; ".join(_describe(error))
+        raise ConfigurationError(f"invalid configuration (APP_ENV={app_env}): {problems}") from None
     except SettingsError as error:
-        raise ConfigurationError(f"invalid configuration (APP_ENV={app_env}): {error}") from None
+        message = " ".join(str(error).split())
+        raise ConfigurationError(f"invalid configuration (APP_ENV={app_env}): {message}") from None
+
+
+class _DefaultSettings(Settings):
+    """Settings from keyword arguments and defaults only: no environment, no ``.env`` file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def default_settings(**values: Any) -> Settings:
+    """Settings from ``values`` and the defaults alone, whatever the environment says."""
+    return _DefaultSettings(**values)
 
 
 @contextmanager
 def exit_on_configuration_error() -> Iterator[None]:
     """For process entry points: a ``ConfigurationError`` ends the process with its message.
 
-    A ``SystemExit`` carrying text prints that text alone, without a traceback, also from a
-    Hypercorn worker (multiprocessing writes it to stderr), and the exit status is 1.
+    A ``SystemExit`` carrying text prints that text alone, on one line, without a traceback,
+    also from a Hypercorn worker (multiprocessing writes it to stderr), and the exit status is 1.
     """
     try:
         yield

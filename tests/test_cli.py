@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,7 +103,8 @@ def test_migrate_without_a_database_says_so_without_a_traceback(service_command:
     )
 
     assert result.exit_code == 1
-    assert "database error" in result.output
+    assert "cannot use the database (ConnectionRefusedError" in result.output
+    assert "check DATABASE_URL" in result.output
     assert "Traceback" not in result.output
     assert "hunter2-secret" not in result.output
 
@@ -278,3 +281,24 @@ def test_openapi_writes_a_file_and_needs_no_database_or_secret(
     assert document["openapi"].startswith("3.1")
     assert "/items/{item_id}" in document["paths"]
     assert result.stdout == ""
+
+
+# --- start-up cost --------------------------------------------------------------------------
+
+#: Imported only by the commands that serve or touch the database (docs/startup.md).
+HEAVY_MODULES = ("quart", "quart_schema", "hypercorn", "sqlalchemy", "alembic", "pydantic")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["serve", "--help"], ["keygen", "--help"]])
+def test_help_imports_no_framework_and_no_database_layer(argv: list[str]) -> None:
+    """``service --help`` stays fast: the heavy modules load in the commands that use them."""
+    probe = (
+        "import sys\n"
+        "from service.cli import main\n"
+        f"main({argv!r}, standalone_mode=False)\n"
+        f"print(sorted(name for name in {HEAVY_MODULES!r} if name in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.splitlines()[-1] == "[]"

@@ -19,6 +19,7 @@ from sqlalchemy.pool import NullPool
 from service.db.engine import async_url
 from service.db.migrate import alembic_config, downgrade, upgrade
 from service.db.models import Base
+from service.db.ready import SCHEMA_HEAD
 from tests.conftest import (
     make_settings,
 )
@@ -168,3 +169,9 @@ def test_0002_adds_idempotency_keys_to_a_database_with_data_and_goes_back(
     assert "idempotency_keys" not in run_on(empty_database_url, table_names)
     assert run_on(empty_database_url, counts) == (1, 1)
     assert run_on(empty_database_url, current_revision) == "0001"
+
+
+def test_the_start_up_check_knows_the_head_revision() -> None:
+    """``service.db.ready`` checks the schema without Alembic: its head must be Alembic's."""
+    scripts = ScriptDirectory.from_config(alembic_config(make_settings("sqlite:///unused.db")))
+    assert set(scripts.get_heads()) == {SCHEMA_HEAD}

@@ -20,14 +20,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Any
 
 from service.errors import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 #: Seconds to wait for Redis before a credential request answers 503.
 REDIS_TIMEOUT = 1.0
@@ -191,12 +189,21 @@ class RedisLimitStore(LimitStore):
 
     Every key expires once it no longer matters, and a Redis that does not answer is a 503
     within about a second instead of a hung request.
+
+    The ``redis`` package is imported here, not at the top: it is a large import (every client
+    kind) that a worker without ``REDIS_URL`` would pay at each start for nothing.
     """
 
     def __init__(self, url: str, prefix: str) -> None:
+        from redis.asyncio import Redis  # noqa: PLC0415 (see the class doc)
+        from redis.asyncio.retry import Retry  # noqa: PLC0415
+        from redis.backoff import NoBackoff  # noqa: PLC0415
+        from redis.exceptions import RedisError  # noqa: PLC0415
+
+        self._errors = RedisError
         self._prefix = prefix
         # Options in the URL (``?socket_timeout=...``, ``?ssl_cert_reqs=none``) win.
-        self._redis = Redis.from_url(
+        self._redis: Redis = Redis.from_url(
             url,
             socket_connect_timeout=REDIS_TIMEOUT,
             socket_timeout=REDIS_TIMEOUT,
@@ -238,13 +245,13 @@ class RedisLimitStore(LimitStore):
         # an attempt could not be given back.
         try:
             await self._release(keys=[self._prefix + quota.key for quota in quotas])
-        except RedisError as error:
+        except self._errors as error:
             logger.warning("rate-limit store unavailable: %s", type(error).__name__)
 
     async def _answer(self, command: Awaitable[Any]) -> Any:
         try:
             return await command
-        except RedisError as error:
+        except self._errors as error:
             logger.warning("rate-limit store unavailable: %s", type(error).__name__)
             raise ServiceUnavailable(
                 "The rate-limit store is unavailable; retry shortly."

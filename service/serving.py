@@ -1,0 +1,129 @@
+"""Starting the web server: every start-up check in the master process, then Hypercorn.
+
+``service serve`` (the quick start) and the Procfile's ``web:`` command (``service serve
+--no-migrate ...``) come here. Before Hypercorn starts a single worker, the master checks what
+would otherwise fail in every worker, or only on the first request:
+
+1. the settings and the token keys they name (``service.keyring``);
+2. the Hypercorn configuration file, and that the address can be bound (port in use, a
+   privileged port);
+3. the database: migrated first by ``serve``, or (``--no-migrate``, the release phase has
+   migrated) reachable, existing and at this release's schema head.
+
+Each failure is a ``StartupError`` whose message is ONE line naming the cause and the setting
+to change; the command prints it and exits with status 1.
+
+Why not the plain ``hypercorn ... 'service:create_app()'`` command: its workers are the first to
+build the app, so a bad setting is printed once per worker, and Hypercorn 0.18's ``run`` then
+returns 0 (its last ``_join_exited`` overwrites the failed worker's status), so a supervisor
+saw a clean stop. ``run_hypercorn`` therefore also notes whether a stop signal arrived
+(``signal.set_wakeup_fd``): workers gone without one is a failure, status 1, whatever
+Hypercorn returns. Everything here is Hypercorn's public API (``Config``, ``run``).
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hypercorn.config import Config
+from hypercorn.run import run
+
+from service.settings import Settings, config_dir
+
+HYPERCORN_FILE = "hypercorn.toml"
+#: What Hypercorn imports in each worker; ``service.create_app`` builds the app from settings.
+APPLICATION = "service:create_app()"
+#: The signals on which Hypercorn's master stops its workers on purpose.
+_STOP_SIGNALS = {
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, name)
+}
+
+
+class StartupError(Exception):
+    """The server cannot start; the message is one line, safe to print."""
+
+
+def hypercorn_config(path: Path | None, *, host: str, port: int, workers: int) -> Config:
+    """Hypercorn's settings from ``path`` (default ``hypercorn.toml`` in ``config_dir()``)."""
+    path = path or config_dir() / HYPERCORN_FILE
+    if not path.is_file():
+        raise StartupError(
+            f"{path} not found: run from the checkout, or pass --config (or set CONFIG_DIR) "
+            f"to a directory holding {HYPERCORN_FILE}"
+        )
+    try:
+        config = Config.from_toml(path)
+    except (ValueError, OSError) as error:
+        raise StartupError(f"cannot read {path}: {' '.join(str(error).split())}") from None
+    config.application_path = APPLICATION
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.workers = workers
+    return config
+
+
+def check_can_listen(config: Config) -> None:
+    """Bind the configured addresses once and let them go: a port in use fails here, in one line.
+
+    Hypercorn binds again in ``run``; another process taking the port in between is a race
+    this check does not close (the error then comes from Hypercorn).
+    """
+    try:
+        sockets = config.create_sockets()
+    except OSError as error:
+        address = ", ".join(config.bind)
+        if error.errno == errno.EADDRINUSE:
+            cause = "the address is already in use: stop the other server or choose another port"
+        elif error.errno == errno.EACCES:
+            cause = "permission denied: choose a port above 1023"
+        else:
+            cause = f"{error.strerror or error}: check the host"
+        raise StartupError(f"cannot listen on {address} ({cause}; set PORT or --port)") from None
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
+        sock.close()
+
+
+def check_settings(settings: Settings) -> None:
+    """Load the token keys the settings name, once, in the master (``ConfigurationError``)."""
+    from service.keyring import load_key_set  # noqa: PLC0415 (imports joserfc and cryptography)
+
+    load_key_set(settings)
+
+
+def run_hypercorn(config: Config) -> int:
+    """Hypercorn's ``run``; 1 if its workers stopped without being asked to (see the doc)."""
+    with _signals_noted() as received:
+        status = run(config)
+        asked_to_stop = bool(received() & _STOP_SIGNALS)
+    if status == 0 and config.workers > 0 and not asked_to_stop:
+        return 1
+    return status
+
+
+@contextmanager
+def _signals_noted() -> Iterator[Callable[[], set[int]]]:
+    """Note the signals the process receives meanwhile (each is a byte on the wakeup fd)."""
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+    def received() -> set[int]:
+        numbers: set[int] = set()
+        try:
+            while chunk := reader.recv(4096):
+                numbers.update(chunk)
+        except BlockingIOError:
+            pass
+        return numbers
+
+    try:
+        yield received
+    finally:
+        signal.set_wakeup_fd(previous)
+        reader.close()
+        writer.close()
