@@ -74,7 +74,7 @@ def serve_command(
     starts (service/serving.py); a problem ends the command with one line and status 1.
     """
     from service import serving
-    from service.db.ready import DatabaseNotReady, check_ready
+    from service.db.ready import DatabaseNotReady, check_ready, database_location
 
     settings = _checked_settings()
     address = f"http://{host}:{port or settings.port}"
@@ -91,6 +91,7 @@ def serve_command(
             check_ready(settings.database_url)
     except (serving.StartupError, DatabaseNotReady) as error:
         raise _failure(error) from None
+    click.echo(f"database: {database_location(settings.database_url)}")
     click.echo(f"serving on {address} (docs at /docs)")
     status = serving.run_hypercorn(config)
     if status != 0:

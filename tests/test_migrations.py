@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -19,7 +20,7 @@ from sqlalchemy.pool import NullPool
 from service.db.engine import async_url
 from service.db.migrate import alembic_config, downgrade, upgrade
 from service.db.models import Base
-from service.db.ready import SCHEMA_HEAD
+from service.db.ready import SCHEMA_HEAD, database_location
 from tests.conftest import (
     make_settings,
 )
@@ -175,3 +176,21 @@ def test_the_start_up_check_knows_the_head_revision() -> None:
     """``service.db.ready`` checks the schema without Alembic: its head must be Alembic's."""
     scripts = ScriptDirectory.from_config(alembic_config(make_settings("sqlite:///unused.db")))
     assert set(scripts.get_heads()) == {SCHEMA_HEAD}
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///instance/x.db", f"SQLite file {Path('instance/x.db').resolve()}"),
+        ("sqlite+aiosqlite:////tmp/y.db", "SQLite file /tmp/y.db"),
+        (
+            "postgresql://u:secret@db.example:5432/app?sslmode=require",
+            "PostgreSQL at db.example:5432/app",
+        ),
+        ("postgres://u:secret@h/d", "PostgreSQL at h/d"),
+    ],
+)
+def test_start_up_says_where_the_database_is_without_its_password(url: str, expected: str) -> None:
+    """``service serve`` prints this line: a relative SQLite path becomes the absolute one."""
+    assert database_location(url) == expected
+    assert "secret" not in database_location(url)

@@ -26,6 +26,16 @@ _POSTGRES = re.compile(r"^postgres(?:ql)?(?:\+asyncpg)?://")
 _SQLITE = re.compile(r"^sqlite(?:\+\w+)?:///")
 
 
+def database_location(database_url: str) -> str:
+    """Where the data lives, for the start-up line: a SQLite file as an absolute path (a
+    relative ``sqlite:///`` path is relative to the working directory), else the host and
+    database name of the URL, never its password."""
+    if _SQLITE.match(database_url):
+        return f"SQLite file {Path(_SQLITE.sub('', database_url)).resolve()}"
+    rest = _POSTGRES.sub("", database_url).rpartition("@")[2]
+    return f"PostgreSQL at {rest.split('?')[0]}"
+
+
 class DatabaseNotReady(Exception):
     """The database cannot be served; the message is one line, safe to print (no password)."""
 
