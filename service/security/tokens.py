@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
@@ -122,21 +122,33 @@ class TokenService:
         return verified
 
     def _verify(self, value: str, typ: str) -> VerifiedToken:
-        check_shape(value)
-        try:
-            header = jws.extract_compact(value.encode("ascii")).protected
-        except (JoseError, ValueError, UnicodeError) as error:
-            raise TokenError(f"unreadable header: {error}") from error
-        kid = check_header(header, algorithm=self.keys.algorithm, typ=typ)
-        key = self.keys.verifying_key(kid)
-        if key is None:
-            raise TokenError("unknown key id (a retired or foreign key)")
-        try:
-            token = jwt.decode(value, key, algorithms=[self.keys.algorithm])
-            self._claims.validate(token.claims)
-        except (JoseError, ValueError) as error:
-            raise TokenError(f"rejected: {error}") from error
-        return _verified(typ, token.claims)
+        return _verified(typ, verified_claims(value, self.keys, typ, self._claims))
+
+
+def verified_claims(
+    value: str, keys: KeySet, typ: str, registry: JWTClaimsRegistry
+) -> dict[str, Any]:
+    """The claims of ``value`` once its shape, header (``alg``, ``typ``, ``kid``), signature and
+    the ``registry``'s claim rules have all checked out; ``TokenError`` saying why otherwise.
+
+    Every kind of token of the service (access, refresh, device) is verified by this one path.
+    """
+    check_shape(value)
+    try:
+        header = jws.extract_compact(value.encode("ascii")).protected
+    except (JoseError, ValueError, UnicodeError) as error:
+        raise TokenError(f"unreadable header: {error}") from error
+    kid = check_header(header, algorithm=keys.algorithm, typ=typ)
+    key = keys.verifying_key(kid)
+    if key is None:
+        raise TokenError("unknown key id (a retired or foreign key)")
+    try:
+        token = jwt.decode(value, key, algorithms=[keys.algorithm])
+        registry.validate(token.claims)
+    except (JoseError, ValueError) as error:
+        raise TokenError(f"rejected: {error}") from error
+    claims: dict[str, Any] = token.claims
+    return claims
 
 
 def check_shape(value: str) -> None:
