@@ -73,6 +73,18 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = Field(None, description="Failing fields, on 422.")
 
 
+def no_null_default(schema: dict[str, Any]) -> None:
+    """Leave ``default: null`` out of an optional header's schema: ``null`` is not a string, so
+    ``{"type": "string", "default": null}`` is an invalid schema (OpenAPI 3.1, JSON Schema
+    2020-12); an absent header is said by ``required: false``."""
+    schema.pop("default", None)
+
+
+def _idempotency_key_schema(schema: dict[str, Any]) -> None:
+    no_null_default(schema)
+    schema["pattern"] = "^[!#-~]([ -~]{0,253}[!-~])?$"
+
+
 class IdempotencyHeader(BaseModel):
     """The ``Idempotency-Key`` request header of the creating POSTs; documented only.
 
@@ -86,5 +98,5 @@ class IdempotencyHeader(BaseModel):
         "first answer again (`Idempotent-Replayed: true`) and nothing is done twice. 1 to 255 "
         "printable ASCII characters; kept for `IDEMPOTENCY_KEY_TTL` seconds. The same key with "
         "another request is `422`.",
-        json_schema_extra={"pattern": "^[!#-~]([ -~]{0,253}[!-~])?$"},
+        json_schema_extra=_idempotency_key_schema,
     )

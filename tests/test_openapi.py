@@ -76,6 +76,8 @@ async def test_optional_header_parameters_have_valid_schemas(spec: dict[str, Any
         ("GET", "/items/{item_id}", "if-none-match"),
         ("PUT", "/items/{item_id}", "if-match"),
         ("PATCH", "/items/{item_id}", "if-match"),
+        ("POST", "/items", "idempotency-key"),
+        ("POST", "/signup", "idempotency-key"),
     }
     for schema in headers.values():
         assert schema["type"] == "string"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from service.schemas import STORABLE
+from service.schemas import STORABLE, no_null_default
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), STORABLE]
 Description = Annotated[str, StringConstraints(max_length=10_000), STORABLE]
@@ -79,20 +79,13 @@ class ItemListQuery(BaseModel):
     )
 
 
-def _no_null_default(schema: dict[str, Any]) -> None:
-    """Leave ``default: null`` out of an optional header's schema: ``null`` is not a string, so
-    ``{"type": "string", "default": null}`` is an invalid schema (OpenAPI 3.1, JSON Schema
-    2020-12); an absent header is said by ``required: false``."""
-    schema.pop("default", None)
-
-
 class ReadConditions(BaseModel):
     """The conditional request header of a read (RFC 9110 section 13.1.2); documented only."""
 
     if_none_match: str | SkipJsonSchema[None] = Field(
         None,
         description="An `ETag` of the item (or `*`): `304 Not Modified` if it is current.",
-        json_schema_extra=_no_null_default,
+        json_schema_extra=no_null_default,
     )
 
 
@@ -103,5 +96,5 @@ class WriteConditions(BaseModel):
         None,
         description="`ETag`s of the item (or `*`): `412` unless one names the current version, "
         "so an update never overwrites a change it has not seen.",
-        json_schema_extra=_no_null_default,
+        json_schema_extra=no_null_default,
     )
