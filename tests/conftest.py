@@ -17,10 +17,11 @@ where that is a failure.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,42 @@ def live_server(
         start_live_server(url, directory) as server,
     ):
         yield server
+
+
+#: Builds a served app on the test database with settings overrides (``make_app`` fixtures).
+AppFactory = Callable[..., Awaitable[Quart]]
+
+
+@asynccontextmanager
+async def app_factory(database_url: str, defaults: dict[str, Any]) -> AsyncIterator[AppFactory]:
+    """Build served apps on the test database: ``defaults``, then each call's overrides.
+
+    The rows are deleted once, before the first app; every app is stopped when the block ends.
+    """
+    async with AsyncExitStack() as stack:
+        emptied = False
+
+        async def build(**overrides: Any) -> Quart:
+            nonlocal emptied
+            application = create_app(make_settings(database_url, **{**defaults, **overrides}))
+            await stack.enter_async_context(application.test_app())  # type: ignore[arg-type]
+            if not emptied:
+                await delete_all_rows(services(application))
+                emptied = True
+            return application
+
+        yield build
+
+
+@pytest.fixture
+def security_events() -> Iterator[list[logging.LogRecord]]:
+    """The records logged on ``service.security`` during the test."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[assignment]
+    logger = logging.getLogger("service.security")
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)

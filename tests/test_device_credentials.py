@@ -12,19 +12,16 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from service import create_app
 from service.security.devices import DeviceCredentials
 from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError
 from service.services import services
-from tests.conftest import delete_all_rows, make_settings
+from tests.conftest import AppFactory, app_factory
 
 PASSWORD = "s3cret-passw0rd"
 WRONG = "wrong-passw0rd"
@@ -34,37 +31,11 @@ ATTACKER = "203.0.113.66"
 #: request limit.
 LIMITS: dict[str, Any] = {"auth_requests_per_minute": 0, "login_failure_window": 60}
 
-AppFactory = Callable[..., Awaitable[Quart]]
-
 
 @pytest.fixture
 async def make_app(database_url: str) -> AsyncIterator[AppFactory]:
-    async with AsyncExitStack() as stack:
-        emptied = False
-
-        async def build(**overrides: Any) -> Quart:
-            nonlocal emptied
-            application = create_app(make_settings(database_url, **{**LIMITS, **overrides}))
-            await stack.enter_async_context(application.test_app())  # type: ignore[arg-type]
-            if not emptied:
-                await delete_all_rows(services(application))
-                emptied = True
-            return application
-
+    async with app_factory(database_url, LIMITS) as build:
         yield build
-
-
-@pytest.fixture
-def security_events() -> Iterator[list[logging.LogRecord]]:
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[assignment]
-    logger = logging.getLogger("service.security")
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
 
 
 async def login(

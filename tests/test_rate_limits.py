@@ -17,8 +17,7 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -27,11 +26,9 @@ from quart.typing import TestClientProtocol as Client
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from service import create_app
 from service.limits import account_digest, address_key
-from service.services import services
 from service.web.request_limit import LIMITED_ATTRIBUTE
-from tests.conftest import delete_all_rows, make_settings
+from tests.conftest import AppFactory, app_factory
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 PASSWORD = "s3cret-passw0rd"
@@ -46,39 +43,12 @@ SMALL_LIMITS: dict[str, Any] = {
     "auth_requests_per_minute": 0,
 }
 
-AppFactory = Callable[..., Awaitable[Quart]]
-
 
 @pytest.fixture
 async def make_app(database_url: str) -> AsyncIterator[AppFactory]:
     """Build served apps on the test database; ``SMALL_LIMITS`` unless overridden."""
-    async with AsyncExitStack() as stack:
-        emptied = False
-
-        async def build(**overrides: Any) -> Quart:
-            nonlocal emptied
-            application = create_app(make_settings(database_url, **{**SMALL_LIMITS, **overrides}))
-            await stack.enter_async_context(application.test_app())  # type: ignore[arg-type]
-            if not emptied:
-                await delete_all_rows(services(application))
-                emptied = True
-            return application
-
+    async with app_factory(database_url, SMALL_LIMITS) as build:
         yield build
-
-
-@pytest.fixture
-def security_events() -> Iterator[list[logging.LogRecord]]:
-    """The records logged on ``service.security`` during the test."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[assignment]
-    logger = logging.getLogger("service.security")
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
 
 
 async def sign_up(client: Client, username: str) -> None:
