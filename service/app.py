@@ -14,7 +14,7 @@ from service.items.routes import bp as items_bp
 from service.logs import configure_logging
 from service.services import Services
 from service.settings import Settings, exit_on_configuration_error, load_settings_or_exit
-from service.web import access_log, cors
+from service.web import access_log, cors, h2c_upgrade
 from service.web.converters import OpaqueIdConverter
 from service.web.docs import bp as docs_bp
 from service.web.health import bp as health_bp
@@ -82,6 +82,10 @@ def create_app(settings: Settings | None = None) -> Quart:
     for blueprint in (auth_bp, items_bp, health_bp, docs_bp):
         app.register_blueprint(blueprint)
     app.before_serving(worker.settle)
+
+    @app.before_serving
+    async def choose_http2_cleartext() -> None:
+        h2c_upgrade.install(http2_cleartext=settings.http2_cleartext)
 
     if settings.trusted_proxy_hops:
         # The client address from X-Forwarded-For, as far as trusted proxies wrote it, so

@@ -228,8 +228,9 @@ class Settings(BaseSettings):
     )
     http2_cleartext: bool = Field(
         False,
-        description="Serve HTTP/2 without TLS (prior knowledge or Upgrade: h2c); off, such "
-        "requests get 505: behind the router only HTTP/1.1 is spoken.",
+        description="Serve HTTP/2 without TLS (prior knowledge or Upgrade: h2c); off, prior "
+        "knowledge gets 505 and an h2c upgrade is served as HTTP/1.1: behind the router only "
+        "HTTP/1.1 is spoken.",
     )
     db_pool_size: int = Field(10, ge=1, le=100, description="Connections per worker (PostgreSQL).")
     db_pool_timeout: float = Field(

@@ -240,23 +240,40 @@ def test_cleartext_http2_with_prior_knowledge_is_refused(live_server: LiveServer
         assert _h2_status(conn, h2conn) == 505
 
 
-def test_cleartext_http2_by_upgrade_is_refused(live_server: LiveServer) -> None:
-    h2conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+def _upgrade_request(h2conn: h2.connection.H2Connection) -> bytes:
     upgrade_settings = h2conn.initiate_upgrade_connection()
     assert upgrade_settings is not None
-    settings = upgrade_settings.decode()
+    return request(
+        "GET",
+        "/healthz",
+        "Connection: Upgrade, HTTP2-Settings",
+        "Upgrade: h2c",
+        f"HTTP2-Settings: {upgrade_settings.decode()}",
+    )
+
+
+def test_cleartext_http2_by_upgrade_is_not_switched_to(live_server: LiveServer) -> None:
+    h2conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     with connection(live_server) as conn:
-        conn.send(
-            request(
-                "GET",
-                "/healthz",
-                "Connection: Upgrade, HTTP2-Settings",
-                "Upgrade: h2c",
-                f"HTTP2-Settings: {settings}",
-            )
-        )
-        first = conn.answer()
-        if first.status == 101:  # Hypercorn 0.18 always switches; the app then refuses
+        conn.send(_upgrade_request(h2conn))
+        answer = conn.answer()
+        # No 101: the upgrade is ignored (RFC 9110 section 7.8) and the request is served as
+        # HTTP/1.1, on a connection that stays HTTP/1.1 for the next request.
+        assert answer.status == 200
+        assert "upgrade" not in answer.headers
+        conn.send(HEALTH)
+        assert conn.answer().status == 200
+
+
+def test_cleartext_http2_by_upgrade_is_served_when_configured(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path}/service.db"
+    with start_live_server(database_url, tmp_path, HTTP2_CLEARTEXT="true") as server:
+        h2conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        with connection(server) as conn:
+            conn.send(_upgrade_request(h2conn))
+            switched = conn.answer()
+            assert switched.status == 101
+            assert switched.headers["upgrade"] == "h2c"
             conn.send(h2conn.data_to_send())
             conn.buffer, leftover = b"", conn.buffer
             events = h2conn.receive_data(leftover) if leftover else []
@@ -265,10 +282,7 @@ def test_cleartext_http2_by_upgrade_is_refused(live_server: LiveServer) -> None:
                 for event in events
                 if isinstance(event, h2.events.ResponseReceived)
             ]
-            status = statuses[0] if statuses else _h2_status(conn, h2conn)
-            assert status == 505
-        else:
-            assert first.status == 200  # an upgrade ignored, as RFC 9113 section 3.1 wants
+            assert (statuses[0] if statuses else _h2_status(conn, h2conn)) == 200
 
 
 def test_redirects_never_take_their_host_from_the_request(live_server: LiveServer) -> None:

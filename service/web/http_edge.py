@@ -13,8 +13,9 @@ sees the request, with a problem+json body (RFC 9457) and ``Connection: close``:
   that arrives in pieces; one that arrives in a single read (up to 64 KiB) is parsed whole.
 - **HTTP/2 without TLS** (prior knowledge, or ``Upgrade: h2c``, which Hypercorn always accepts)
   is 505 unless ``HTTP2_CLEARTEXT`` is on: only HTTP/1.1 is documented and served behind the
-  router, and RFC 9113 section 3.1 deprecates the upgrade. Hypercorn still answers an upgrade
-  with ``101`` before any app code runs; the refusal then comes over HTTP/2.
+  router, and RFC 9113 section 3.1 deprecates the upgrade. An ``Upgrade: h2c`` request never
+  gets this far: Hypercorn would switch before any app code runs, so ``h2c_upgrade.py`` makes it
+  serve such a request as HTTP/1.1 instead.
 
 And on every response:
 
