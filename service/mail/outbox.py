@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, and_, delete, insert, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
 
-from service.db import Writer, records
+from service.db import Reader, Writer, records
 from service.db.models import OutboxMessage
 from service.mail.addresses import single_mailbox
 from service.mail.templates import render
@@ -99,6 +99,7 @@ class ClaimedMail:
 
     id: uuid.UUID
     recipient: str
+    template: str
     subject: str
     text_body: str
     html_body: str
@@ -129,6 +130,7 @@ async def claim_due(
         .returning(
             OutboxMessage.id,
             OutboxMessage.recipient,
+            OutboxMessage.template,
             OutboxMessage.subject,
             OutboxMessage.text_body,
             OutboxMessage.html_body,
@@ -137,6 +139,15 @@ async def claim_due(
         )
     )
     return records(ClaimedMail, rows)
+
+
+_NEXT_DUE = select(func.min(OutboxMessage.available_at)).where(OutboxMessage.status == PENDING)
+
+
+async def select_next_due(db: Reader) -> datetime | None:
+    """When the earliest pending message becomes due (or its lease ends); None if none is."""
+    found: datetime | None = await db.scalar(_NEXT_DUE)
+    return found
 
 
 async def update_sent(db: Writer, mail: ClaimedMail, now: datetime) -> int:
@@ -162,6 +173,15 @@ async def update_retry(db: Writer, mail: ClaimedMail, *, at: datetime, error: st
         update(OutboxMessage)
         .where(_held(mail))
         .values(available_at=at, claim=None, last_error=error[:_ERROR_LENGTH])
+    )
+
+
+async def update_released(db: Writer, mail: ClaimedMail, now: datetime) -> int:
+    """Hand ``mail`` back untried (its sender is stopping): due at once, the attempt uncounted."""
+    return await db.run(
+        update(OutboxMessage)
+        .where(_held(mail))
+        .values(available_at=now, claim=None, attempts=OutboxMessage.attempts - 1)
     )
 
 
