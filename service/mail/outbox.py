@@ -7,12 +7,13 @@ transaction is open. Once it commits, the sender of this process is woken at onc
 (``Writer.notify_after_commit``); senders elsewhere find the row when they next poll.
 
 The other functions are the sender's queue (``service.mail.sender``): ``claim_due`` takes a
-batch of due rows under a lease, in one statement: ``UPDATE ... WHERE id IN (SELECT ... FOR
-UPDATE SKIP LOCKED) RETURNING`` on PostgreSQL, so concurrent senders skip each other's rows
-instead of waiting; SQLite has no row locks and renders no ``FOR UPDATE``, but its write
-transactions are serialised (``BEGIN IMMEDIATE``), so the same ``UPDATE ... RETURNING`` is an
-atomic claim there. A claim moves ``available_at`` forward by the lease: if the sender dies,
-the row becomes due again and another sender retries it.
+batch of due rows under a lease, in one statement: ``WITH due AS MATERIALIZED (SELECT ...
+LIMIT n FOR UPDATE SKIP LOCKED) UPDATE ... WHERE id IN (SELECT id FROM due) RETURNING`` on
+PostgreSQL, so concurrent senders skip each other's rows instead of waiting. SQLite has no
+row locks and renders no ``FOR UPDATE``, but its write transactions are serialised (``BEGIN
+IMMEDIATE``), so the same ``UPDATE ... RETURNING`` is an atomic claim there. A claim moves
+``available_at`` forward by the lease: if the sender dies, the row becomes due again and
+another sender retries it.
 """
 
 from __future__ import annotations
@@ -117,11 +118,15 @@ async def claim_due(
         .order_by(OutboxMessage.available_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
+        .cte("due")
+        # Evaluated once: as a subquery PostgreSQL may run it again per row, each run
+        # locking further rows, and the UPDATE would claim more than ``limit``.
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     rows = await db.all(
         update(OutboxMessage)
-        .where(OutboxMessage.id.in_(due), OutboxMessage.status == PENDING)
+        .add_cte(due)
+        .where(OutboxMessage.id.in_(select(due.c.id)), OutboxMessage.status == PENDING)
         .values(
             available_at=now + lease,
             claim=secrets.token_hex(16),
