@@ -152,6 +152,8 @@ class SmtpServer:
             kwargs.update(tls_context=self._tls.server_context(), require_starttls=True)
         if self._login is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=True)
+            # aiosmtpd cannot tell that an implicit TLS connection is encrypted.
+            kwargs["auth_require_tls"] = not self._implicit_tls
         self._controller = Controller(
             _Handler(self),
             hostname="127.0.0.1",
