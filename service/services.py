@@ -1,5 +1,5 @@
 """The per-app services (settings, database, limits, password hasher, token service, device
-credentials) and their accessor.
+credentials, introspection clients) and their accessor.
 
 ``create_app`` builds one ``Services`` and binds it to the app; handlers reach it through
 ``services()``, so there is no global engine, store or key, and tests can build as many apps
@@ -16,6 +16,7 @@ from quart import Quart, current_app
 from service.db import Database
 from service.keyring import load_key_set
 from service.limits import Limits
+from service.security.clients import ClientRegistry
 from service.security.devices import DeviceCredentials
 from service.security.passwords import PasswordHasher
 from service.security.tokens import TokenService
@@ -32,6 +33,7 @@ class Services:
     passwords: PasswordHasher
     tokens: TokenService
     devices: DeviceCredentials
+    introspection_clients: ClientRegistry
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -58,6 +60,12 @@ class Services:
             ),
             tokens=tokens,
             devices=devices,
+            introspection_clients=ClientRegistry(
+                {
+                    client_id: secret.get_secret_value()
+                    for client_id, secret in settings.introspection_clients.items()
+                }
+            ),
         )
 
     def init_app(self, app: Quart) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -24,6 +25,7 @@ from pydantic_settings import (
 )
 
 from service.security import keys
+from service.security.discovery import is_absolute_base_url
 
 AppEnv = Literal["development", "testing", "production"]
 JwtAlgorithm = keys.Algorithm
@@ -36,6 +38,10 @@ PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "your-secret-key", "re
 _ORIGIN = re.compile(
     r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
 )
+#: A client id of INTROSPECTION_CLIENTS (it travels form-encoded in HTTP Basic, RFC 6749 2.3.1).
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: Hosts that never leave the machine: plain http to them is no exposure.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 #: Words of example values ("change-me-to-something-random..."); a secret containing one is refused.
 PLACEHOLDER_WORDS = (
     "changeme",
@@ -204,7 +210,8 @@ class Settings(BaseSettings):
         ge=0,
         le=1_000_000,
         description="Requests per client address per minute to each of /signup, /login, "
-        "/refresh and /logout (bursts of this many allowed); then 429. 0 turns this limit off.",
+        "/refresh, /logout and /revoke (bursts of this many allowed); then 429. 0 turns this "
+        "limit off.",
     )
     trusted_proxy_hops: int = Field(
         0,
@@ -251,6 +258,20 @@ class Settings(BaseSettings):
         gt=0,
         le=60,
         description="Seconds to open a PostgreSQL connection (TCP and start-up); then 503.",
+    )
+    public_base_url: str | None = Field(
+        None,
+        description="The absolute URL clients reach the service at (`https://api.example.com`, "
+        "no query or fragment): the base of the endpoint URLs that "
+        "/.well-known/oauth-authorization-server publishes. Unset: JWT_ISSUER when that is an "
+        "http(s) URL, else discovery answers 404. https in production, except on loopback.",
+    )
+    introspection_clients: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict,
+        description="Resource servers allowed to call /introspect (RFC 7662), comma-separated "
+        "`client_id:secret` pairs; they authenticate with HTTP Basic. Secrets: at least "
+        f"{MIN_SECRET_LENGTH} random characters, no commas. None by default: /introspect "
+        "refuses every caller with 401.",
     )
     idempotency_key_ttl: int = Field(
         86_400,
@@ -317,6 +338,63 @@ class Settings(BaseSettings):
                 )
         return [origin.lower() for origin in origins]
 
+    @field_validator("public_base_url", mode="before")
+    @classmethod
+    def _blank_base_url_is_unset(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().rstrip("/")
+            return value or None
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_base_url(cls, value: str | None) -> str | None:
+        if value is not None and not is_absolute_base_url(value):
+            raise ValueError(
+                "write an absolute http(s) URL such as https://api.example.com, without "
+                "user name, query or fragment"
+            )
+        return value
+
+    @field_validator("introspection_clients", mode="before")
+    @classmethod
+    def _split_clients(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        clients: dict[str, str] = {}
+        for pair in (part.strip() for part in value.split(",")):
+            if not pair:
+                continue
+            client_id, separator, secret = pair.partition(":")
+            if not separator or not client_id.strip() or not secret:
+                raise ValueError("write comma-separated client_id:secret pairs")
+            if client_id.strip() in clients:
+                raise ValueError(f"client id {client_id.strip()!r} is listed twice")
+            clients[client_id.strip()] = secret
+        return clients
+
+    @field_validator("introspection_clients")
+    @classmethod
+    def _strong_client_secrets(cls, clients: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        """Client secrets guard every session's state; they are machine secrets, never typed,
+        so they are held to the production rule of SECRET_KEY in every environment."""
+        for client_id, secret in clients.items():
+            if not _CLIENT_ID.fullmatch(client_id):
+                raise ValueError(
+                    f"client id {client_id!r}: use ASCII letters, digits and . _ - only"
+                )
+            _refuse_weak_secret(f"the secret of {client_id!r}", secret.get_secret_value())
+        return clients
+
+    @model_validator(mode="after")
+    def _require_https_base_url_in_production(self) -> Settings:
+        """RFC 8414 section 2 and RFC 6749 section 3.2: endpoints are reached over TLS; a
+        loopback address (a local test of the production set-up) is the one exception."""
+        base = self.public_base_url
+        if self.app_env == "production" and base is not None and not _secure_url(base):
+            raise ValueError("PUBLIC_BASE_URL must be an https URL in production")
+        return self
+
     @model_validator(mode="after")
     def _require_a_strong_secret(self) -> Settings:
         """In production an HS256 secret must be strong; RS256/ES256/Ed25519 need no secret."""
@@ -363,6 +441,11 @@ class Settings(BaseSettings):
                 f"(`service keygen --algorithm {algorithm}` makes one)"
             )
         return self
+
+
+def _secure_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme == "https" or parts.hostname in LOOPBACK_HOSTS
 
 
 def _refuse_weak_secret(name: str, secret: str) -> None:
