@@ -68,6 +68,8 @@ def create_app(settings: Settings | None = None) -> Quart:
             "oauth2Password": OAuth2SecurityScheme(
                 flows={"password": {"tokenUrl": "/login", "scopes": {}}}
             ),
+            # Resource servers at /introspect (RFC 7662 section 2.1, INTROSPECTION_CLIENTS).
+            "introspectionClient": HttpSecurityScheme(scheme="basic"),
         },
         openapi_provider_class=ServiceOpenAPIProvider,
     )

@@ -8,7 +8,13 @@ from dataclasses import asdict
 
 from pydantic import ValidationError
 from quart import Blueprint, request
-from quart_schema import DataSource, document_request, tag_blueprint, validate_response
+from quart_schema import (
+    DataSource,
+    document_request,
+    security_scheme,
+    tag_blueprint,
+    validate_response,
+)
 from werkzeug.datastructures import Headers
 
 from service.errors import InvalidClient, InvalidRequest, NotFound, validation_errors
@@ -94,6 +100,7 @@ async def revoke() -> tuple[Revoked, int, Headers]:
 
 
 @bp.post("/introspect")
+@security_scheme([{"introspectionClient": []}])
 @document_request(TokenRequest, source=DataSource.FORM)
 @validate_response(Introspection)
 @response_headers(200, "Cache-Control")
