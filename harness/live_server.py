@@ -175,9 +175,10 @@ def start_live_server(
 
     On leaving, the server is stopped with SIGTERM; unless ``check_output`` is false, a server
     that did not exit 0 or that printed a traceback fails the test (or fixture) using it.
-    ``env_overrides`` set or replace environment variables (``WEB_CONCURRENCY="1"``...).
+    ``env_overrides`` set or replace environment variables (``WEB_CONCURRENCY="1"``...); a
+    ``PORT`` among them serves on that port instead of a free one (a restart at one address).
     """
-    port = free_port()
+    port = int(env_overrides.get("PORT") or free_port())
     env = server_environment(database_url, port, **env_overrides)
     run_release(env, log_dir)
     log_path = log_dir / "web.log"

@@ -25,7 +25,7 @@ END = "<!-- settings-table:end -->"
 
 def _default(info: FieldInfo) -> str:
     value: Any = info.get_default(call_default_factory=True)
-    if value is None or value == [] or isinstance(value, SecretStr):
+    if value is None or value in ([], {}) or isinstance(value, SecretStr):
         return "(none)"
     return f"`{value}`"
 

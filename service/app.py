@@ -12,6 +12,7 @@ from service.auth.routes import bp as auth_bp
 from service.errors import register_error_handlers
 from service.items.routes import bp as items_bp
 from service.logs import configure_logging
+from service.oauth.routes import bp as oauth_bp
 from service.services import Services
 from service.settings import Settings, exit_on_configuration_error, load_settings_or_exit
 from service.web import access_log, cors, h2c_upgrade
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None) -> Quart:
             "oauth2Password": OAuth2SecurityScheme(
                 flows={"password": {"tokenUrl": "/login", "scopes": {}}}
             ),
+            # Resource servers at /introspect (RFC 7662 section 2.1, INTROSPECTION_CLIENTS).
+            "introspectionClient": HttpSecurityScheme(scheme="basic"),
         },
         openapi_provider_class=ServiceOpenAPIProvider,
     )
@@ -79,7 +82,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.before_request(require_bearer_under_protected_prefixes)
     app.after_request(finish_response)
     app.url_map.converters["id"] = OpaqueIdConverter
-    for blueprint in (auth_bp, items_bp, health_bp, docs_bp):
+    for blueprint in (auth_bp, oauth_bp, items_bp, health_bp, docs_bp):
         app.register_blueprint(blueprint)
     app.before_serving(worker.settle)
 

@@ -95,6 +95,17 @@ class Unauthorized(ApiError):
         super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
+class InvalidClient(ApiError):
+    """Client authentication failed (RFC 6749 section 5.2): 401 with the ``Basic`` challenge
+    of the scheme the client should use (RFC 7617 section 2)."""
+
+    status, oauth_error = 401, "invalid_client"
+
+    def __init__(self, detail: str) -> None:
+        challenge = f'Basic realm="{REALM}", charset="UTF-8"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
 class NotFound(ApiError):
     status = 404
 

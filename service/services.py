@@ -1,5 +1,5 @@
 """The per-app services (settings, database, limits, password hasher, token service, device
-credentials, mail sender) and their accessor.
+credentials, mail sender, introspection clients) and their accessor.
 
 ``create_app`` builds one ``Services`` and binds it to the app; handlers reach it through
 ``services()``, so there is no global engine, store or key, and tests can build as many apps
@@ -17,6 +17,7 @@ from service.db import Database
 from service.keyring import load_key_set
 from service.limits import Limits
 from service.mail.sender import MailSender
+from service.security.clients import ClientRegistry
 from service.security.devices import DeviceCredentials
 from service.security.passwords import PasswordHasher
 from service.security.tokens import TokenService
@@ -35,6 +36,7 @@ class Services:
     devices: DeviceCredentials
     #: Delivers the outbox; None when email is off (``EMAIL_ENABLED``).
     mail: MailSender | None
+    introspection_clients: ClientRegistry
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -63,6 +65,12 @@ class Services:
             tokens=tokens,
             devices=devices,
             mail=MailSender.from_settings(settings, db) if settings.email_enabled else None,
+            introspection_clients=ClientRegistry(
+                {
+                    client_id: secret.get_secret_value()
+                    for client_id, secret in settings.introspection_clients.items()
+                }
+            ),
         )
 
     def init_app(self, app: Quart) -> None:

@@ -34,6 +34,7 @@ from pydantic_settings import (
 from service.mail.addresses import single_mailbox
 from service.mail.smtp_url import parse_smtp_url
 from service.security import keys
+from service.security.discovery import is_absolute_base_url
 
 AppEnv = Literal["development", "testing", "production"]
 JwtAlgorithm = keys.Algorithm
@@ -46,6 +47,10 @@ PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "your-secret-key", "re
 _ORIGIN = re.compile(
     r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
 )
+#: A client id of INTROSPECTION_CLIENTS (it travels form-encoded in HTTP Basic, RFC 6749 2.3.1).
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: Hosts that never leave the machine: plain http to them is no exposure.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 #: Words of example values ("change-me-to-something-random..."); a secret containing one is refused.
 PLACEHOLDER_WORDS = (
     "changeme",
@@ -214,7 +219,8 @@ class Settings(BaseSettings):
         ge=0,
         le=1_000_000,
         description="Requests per client address per minute to each of /signup, /login, "
-        "/refresh and /logout (bursts of this many allowed); then 429. 0 turns this limit off.",
+        "/refresh, /logout and /revoke (bursts of this many allowed); then 429. 0 turns this "
+        "limit off.",
     )
     trusted_proxy_hops: int = Field(
         0,
@@ -263,6 +269,22 @@ class Settings(BaseSettings):
         le=60,
         description="Seconds to open a PostgreSQL connection (TCP and start-up); then 503.",
     )
+    public_base_url: str | None = Field(
+        None,
+        description="The absolute URL clients reach the service at (`https://api.example.com`, "
+        "no query or fragment): the start of links in emails and of the endpoint URLs that "
+        "/.well-known/oauth-authorization-server publishes. Unset: emails link to "
+        "http://localhost:PORT outside production, and discovery uses JWT_ISSUER when that is "
+        "an http(s) URL, else answers 404. https in production (required there when email is "
+        "on), except on loopback.",
+    )
+    introspection_clients: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict,
+        description="Resource servers allowed to call /introspect (RFC 7662), comma-separated "
+        "`client_id:secret` pairs; they authenticate with HTTP Basic. Secrets: at least "
+        f"{MIN_SECRET_LENGTH} random characters, no commas. None by default: /introspect "
+        "refuses every caller with 401.",
+    )
     idempotency_key_ttl: int = Field(
         86_400,
         ge=60,
@@ -270,11 +292,6 @@ class Settings(BaseSettings):
         description="Seconds an `Idempotency-Key`'s answer is replayed to retries (24 h).",
     )
 
-    public_base_url: str = Field(
-        "http://localhost:8000",
-        description="The address people reach the service at, `https://host[/prefix]`; links "
-        "in emails start with it. Must be https:// in production when email is on.",
-    )
     smtp_url: SecretStr | None = Field(
         None,
         description="The SMTP server that delivers email: `smtp://user:password@host:587` "
@@ -390,16 +407,6 @@ class Settings(BaseSettings):
                 )
         return [origin.lower() for origin in origins]
 
-    @field_validator("public_base_url")
-    @classmethod
-    def _absolute_base_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("write an absolute http:// or https:// URL, e.g. https://api.example")
-        if parts.query or parts.fragment:
-            raise ValueError("may not have a query or a fragment")
-        return value.rstrip("/")
-
     @field_validator("smtp_url", mode="before")
     @classmethod
     def _empty_smtp_url_is_unset(cls, value: object) -> object:
@@ -448,13 +455,76 @@ class Settings(BaseSettings):
                 "EMAIL_ENABLED is on in production but SMTP_URL is not set: set SMTP_URL "
                 "(smtp://user:password@host:587) or EMAIL_ENABLED=false"
             )
-        if not self.public_base_url.startswith("https://"):
+        if self.public_base_url is None or not self.public_base_url.startswith("https://"):
             raise ValueError(
                 "PUBLIC_BASE_URL must be the service's https:// address in production: "
                 "emailed links carry one-time tokens"
             )
         if single_mailbox(self.mail_from).domain.lower() == "localhost":
             raise ValueError("MAIL_FROM must be an address at your domain in production")
+        return self
+
+    @property
+    def link_base(self) -> str:
+        """Where links in emails start: ``PUBLIC_BASE_URL``, else (never in production with
+        email on, see ``_email_ready_for_production``) this machine's development address."""
+        return self.public_base_url or f"http://localhost:{self.port}"
+
+    @field_validator("public_base_url", mode="before")
+    @classmethod
+    def _blank_base_url_is_unset(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().rstrip("/")
+            return value or None
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_base_url(cls, value: str | None) -> str | None:
+        if value is not None and not is_absolute_base_url(value):
+            raise ValueError(
+                "write an absolute http(s) URL such as https://api.example.com, without "
+                "user name, query or fragment"
+            )
+        return value
+
+    @field_validator("introspection_clients", mode="before")
+    @classmethod
+    def _split_clients(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        clients: dict[str, str] = {}
+        for pair in (part.strip() for part in value.split(",")):
+            if not pair:
+                continue
+            client_id, separator, secret = pair.partition(":")
+            if not separator or not client_id.strip() or not secret:
+                raise ValueError("write comma-separated client_id:secret pairs")
+            if client_id.strip() in clients:
+                raise ValueError(f"client id {client_id.strip()!r} is listed twice")
+            clients[client_id.strip()] = secret
+        return clients
+
+    @field_validator("introspection_clients")
+    @classmethod
+    def _strong_client_secrets(cls, clients: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        """Client secrets guard every session's state; they are machine secrets, never typed,
+        so they are held to the production rule of SECRET_KEY in every environment."""
+        for client_id, secret in clients.items():
+            if not _CLIENT_ID.fullmatch(client_id):
+                raise ValueError(
+                    f"client id {client_id!r}: use ASCII letters, digits and . _ - only"
+                )
+            _refuse_weak_secret(f"the secret of {client_id!r}", secret.get_secret_value())
+        return clients
+
+    @model_validator(mode="after")
+    def _require_https_base_url_in_production(self) -> Settings:
+        """RFC 8414 section 2 and RFC 6749 section 3.2: endpoints are reached over TLS; a
+        loopback address (a local test of the production set-up) is the one exception."""
+        base = self.public_base_url
+        if self.app_env == "production" and base is not None and not _secure_url(base):
+            raise ValueError("PUBLIC_BASE_URL must be an https URL in production")
         return self
 
     @model_validator(mode="after")
@@ -503,6 +573,11 @@ class Settings(BaseSettings):
                 f"(`service keygen --algorithm {algorithm}` makes one)"
             )
         return self
+
+
+def _secure_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme == "https" or parts.hostname in LOOPBACK_HOSTS
 
 
 def _refuse_weak_secret(name: str, secret: str) -> None:

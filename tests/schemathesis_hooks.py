@@ -11,6 +11,8 @@ Two auth providers, chosen by operation:
   that). The token is fetched again after ``REFRESH_INTERVAL`` (less than the default access
   token lifetime) and whenever an authenticated request answers 401 (schemathesis's
   ``retry_on``): a re-login, or a new user if the old one cannot log in any more.
+- ``IntrospectionClient`` serves ``POST /introspect``: HTTP Basic as the introspection
+  client the server is configured with, and a live access token to ask about.
 - ``FreshUser`` serves the operations that end sessions or spend tokens (``OWN_USER``): each
   generated request gets a user of its own, so logging out, deleting the account, changing
   the password, ending a session or refreshing never pulls the shared token from under the
@@ -42,9 +44,17 @@ OWN_USER = (
     "POST /me/password",
     "DELETE /sessions/{session_id}",
     "POST /refresh",
+    "POST /revoke",
 )
 #: Seconds a shared token is reused: below the default ACCESS_TOKEN_TTL (900).
 REFRESH_INTERVAL = 600
+#: The introspection client the server under test must know: ``INTROSPECTION_CLIENTS`` set to
+#: ``INTROSPECTION_CLIENT`` (``tests/test_schemathesis.py`` does; set it for a run by hand).
+INTROSPECTION_CLIENT_ID = "schemathesis"
+INTROSPECTION_CLIENT_SECRET = "schemathesis-introspection-secret-0123456789"
+INTROSPECTION_CLIENT = f"{INTROSPECTION_CLIENT_ID}:{INTROSPECTION_CLIENT_SECRET}"
+#: Operations authenticated as that client instead of a user.
+CLIENT_OPERATIONS = ("POST /introspect",)
 
 
 @dataclass(frozen=True)
@@ -100,7 +110,7 @@ def _bearer(case: schemathesis.Case[Any], login: Login) -> None:
     case.headers["Authorization"] = f"Bearer {login.access_token}"
 
 
-@schemathesis.auth(refresh_interval=REFRESH_INTERVAL).skip_for(name=list(OWN_USER))
+@schemathesis.auth(refresh_interval=REFRESH_INTERVAL).skip_for(name=[*OWN_USER, *CLIENT_OPERATIONS])
 class SharedUser:
     """One user for every operation that does not end its session."""
 
@@ -140,5 +150,28 @@ class FreshUser:
             body["current_password"] = data.password
         if "refresh_token" in body:  # POST /refresh, POST /logout
             body["refresh_token"] = data.refresh_token
+        if case.operation.label == "POST /revoke" and "token" in body:
+            body["token"] = data.refresh_token
         if case.operation.label == "DELETE /sessions/{session_id}":
             case.path_parameters["session_id"] = data.session_id
+
+
+@schemathesis.auth(refresh_interval=REFRESH_INTERVAL).apply_to(name=list(CLIENT_OPERATIONS))
+class IntrospectionClient:
+    """HTTP Basic as the configured introspection client; valid requests ask about a live
+    access token (of a user of its own), so the ``active: true`` answer is reached too."""
+
+    def get(self, case: schemathesis.Case[Any], context: schemathesis.AuthContext) -> Login:
+        return sign_up(_base_url(context))
+
+    def set(
+        self, case: schemathesis.Case[Any], data: Login, context: schemathesis.AuthContext
+    ) -> None:
+        if not case.headers:
+            case.headers = CaseInsensitiveDict()
+        pair = f"{INTROSPECTION_CLIENT_ID}:{INTROSPECTION_CLIENT_SECRET}".encode()
+        case.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        if case.meta is None or not case.meta.generation.mode.is_positive:
+            return
+        if isinstance(case.body, dict) and "token" in case.body:
+            case.body["token"] = data.access_token

@@ -45,6 +45,7 @@ def a_token(session: NewSession, typ: str, jti: str = "live-jti") -> VerifiedTok
         token_id=jti,
         not_before=0,
         expires_at=2**40,
+        issued_at=0,
     )
 
 

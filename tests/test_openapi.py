@@ -162,8 +162,9 @@ async def test_security_schemes_are_bearer_and_the_oauth2_password_flow(
 ) -> None:
     schemes = spec["components"]["securitySchemes"].values()
 
-    bearer = [scheme for scheme in schemes if scheme["type"] == "http"]
-    assert [scheme["scheme"].lower() for scheme in bearer] == ["bearer"]
+    http = [scheme for scheme in schemes if scheme["type"] == "http"]
+    # Bearer for users' access tokens; Basic for the introspection clients (RFC 7662 2.1).
+    assert [scheme["scheme"].lower() for scheme in http] == ["bearer", "basic"]
     oauth2 = [scheme for scheme in schemes if scheme["type"] == "oauth2"]
     assert len(oauth2) == 1
     assert oauth2[0]["flows"]["password"]["tokenUrl"] == "/login"

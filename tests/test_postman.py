@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from harness.live_server import ROOT, start_live_server
+from harness.live_server import ROOT, free_port, start_live_server
 from service.auth.schemas import SignupRequest
 from tests.conftest import BACKENDS, empty_database
 
@@ -56,6 +56,13 @@ WALK = [
     ("GET", "/me", 200),
     ("POST", "/logout", 204),
     ("GET", "/me", 401),
+    ("POST", "/signup", 201),
+    ("POST", "/login", 200),
+    ("GET", "/.well-known/oauth-authorization-server", 200),
+    ("POST", "/introspect", 401),
+    ("POST", "/revoke", 200),
+    ("GET", "/me", 401),
+    ("POST", "/revoke", 200),
 ]
 
 
@@ -156,9 +163,15 @@ def test_newman_runs_the_collection_against_the_procfile_server(
 ) -> None:
     newman = newman_executable()
     report_path = tmp_path / "newman-report.json"
+    port = free_port()  # known before the start: the metadata's endpoints are on it
     with (
         empty_database(backend, tmp_path) as database_url,
-        start_live_server(database_url, tmp_path) as server,
+        start_live_server(
+            database_url,
+            tmp_path,
+            PORT=str(port),
+            PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        ) as server,
     ):
         result = subprocess.run(
             [

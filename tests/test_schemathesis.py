@@ -24,7 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.live_server import ROOT, LiveServer, start_live_server
+from harness.live_server import ROOT, LiveServer, free_port, start_live_server
+from tests.schemathesis_hooks import INTROSPECTION_CLIENT
 
 pytestmark = pytest.mark.e2e
 
@@ -35,6 +36,7 @@ MAX_EXAMPLES = 25
 SEED = 20261125
 RUN_TIMEOUT = 900
 SERVER_SETTINGS: dict[str, str] = {
+    "INTROSPECTION_CLIENTS": INTROSPECTION_CLIENT,
     "AUTH_REQUESTS_PER_MINUTE": "0",
     "LOGIN_FAILURES_PER_USERNAME": "100000",
     "LOGIN_FAILURES_PER_ADDRESS": "100000",
@@ -50,6 +52,9 @@ HAPPY_PATHS = {
     ("PUT", "/items/{id}", 200),
     ("PATCH", "/items/{id}", 200),
     ("DELETE", "/items/{id}", 204),
+    ("POST", "/revoke", 200),
+    ("POST", "/introspect", 200),
+    ("GET", "/.well-known/oauth-authorization-server", 200),
 }
 UUID = re.compile(r"/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -102,8 +107,10 @@ def answered(server_output: str) -> set[tuple[str, str, int]]:
 def test_schemathesis_finds_nothing_on_a_live_server(
     empty_database_url: str, tmp_path: Path
 ) -> None:
+    port = free_port()  # known before the start: the metadata's endpoints are on it
+    settings = {**SERVER_SETTINGS, "PORT": str(port), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
     # The keys are environment variables, never ``check_output``.
-    with start_live_server(empty_database_url, tmp_path, **SERVER_SETTINGS) as server:  # type: ignore[arg-type]
+    with start_live_server(empty_database_url, tmp_path, **settings) as server:  # type: ignore[arg-type]
         operations = operation_count(server)
         result = run_schemathesis(server.base_url, tmp_path)
         server_output = server.output()

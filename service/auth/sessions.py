@@ -312,8 +312,8 @@ def log_revoked(
 ) -> None:
     """One ``session_revoked`` event per session ended.
 
-    ``how``: ``logout`` (with its ``scope``), ``delete``, ``password_change``, ``reuse`` or
-    ``account_deleted``.
+    ``how``: ``logout`` (with its ``scope``), ``delete``, ``password_change``, ``reuse``,
+    ``account_deleted`` or ``revoke`` (``POST /revoke``).
     """
     for session_id in session_ids:
         security_event(

@@ -44,7 +44,7 @@ _ADDRESS_LENGTH = 320
 def public_link(base_url: str, path: str, /, **query: str) -> str:
     """An absolute link for an email: ``PUBLIC_BASE_URL`` + ``path`` + the encoded ``query``.
 
-    ``public_link(settings.public_base_url, "/verify", token=t)`` is
+    ``public_link(settings.link_base, "/verify", token=t)`` is
     ``https://api.example/verify?token=...``.
     """
     if not path.startswith("/"):

@@ -51,6 +51,7 @@ class VerifiedToken:
     token_id: str
     not_before: int
     expires_at: int
+    issued_at: int
 
     def in_lifetime(self, now: float) -> bool:
         """Whether ``now`` lies between ``nbf`` and ``exp``, give or take the leeway."""
@@ -222,6 +223,7 @@ def _verified(typ: str, claims: dict[str, object]) -> VerifiedToken:
             token_id=str(claims["jti"]),
             not_before=int(str(claims["nbf"])),
             expires_at=int(str(claims["exp"])),
+            issued_at=int(str(claims["iat"])),
         )
     except (KeyError, ValueError, TypeError) as error:
         raise TokenError(f"malformed claims: {error}") from error

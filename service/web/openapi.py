@@ -50,8 +50,9 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
     },
     "WWW-Authenticate": {
         "description": 'The bearer challenge (RFC 6750 section 3), with `error="invalid_token"` '
-        "when a token was sent and refused.",
-        "schema": {"type": "string", "pattern": "^Bearer "},
+        "when a token was sent and refused; at `/introspect`, the `Basic` challenge of client "
+        "authentication (RFC 7617).",
+        "schema": {"type": "string", "pattern": "^(Bearer|Basic) "},
     },
 }
 #: Headers every problem response of a status carries.

@@ -1,0 +1,1 @@
+"""Example applications that work with the service."""
