@@ -259,6 +259,31 @@ class Settings(BaseSettings):
         description="Seconds an `Idempotency-Key`'s answer is replayed to retries (24 h).",
     )
 
+    email_token_ttl: int = Field(
+        86_400,
+        ge=300,
+        le=30 * 86_400,
+        description="Seconds an email verification link stays valid (24 h).",
+    )
+    reset_token_ttl: int = Field(
+        1_800,
+        ge=60,
+        le=86_400,
+        description="Seconds a password reset link stays valid (30 minutes).",
+    )
+    require_verified_email: bool = Field(
+        False,
+        description="Refuse /login (403 after the password checked out) to accounts whose "
+        "email address is not verified yet; accounts without an address are not affected.",
+    )
+    email_requests_per_hour: int = Field(
+        5,
+        ge=1,
+        le=10_000,
+        description="Messages /me/email/resend and /password/forgot send per account, per "
+        "email address and per client address per hour (bursts of this many); then 429.",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
