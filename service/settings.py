@@ -13,8 +13,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -23,6 +31,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from service.mail.addresses import single_mailbox
+from service.mail.smtp_url import parse_smtp_url
 from service.security import keys
 
 AppEnv = Literal["development", "testing", "production"]
@@ -258,6 +268,67 @@ class Settings(BaseSettings):
         le=30 * 86_400,
         description="Seconds an `Idempotency-Key`'s answer is replayed to retries (24 h).",
     )
+    public_base_url: str = Field(
+        "http://localhost:8000",
+        description="The address people reach the service at, `https://host[/prefix]`; links "
+        "in emails start with it. Must be https:// in production when email is on.",
+    )
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="The SMTP server that delivers email: `smtp://user:password@host:587` "
+        "(STARTTLS), `smtps://...:465` (implicit TLS) or `smtp+plain://host:25` (no TLS); "
+        "without it, outside production, emails are written to the log instead.",
+    )
+    email_enabled: bool = Field(
+        "auto",  # type: ignore[assignment]  # resolved to a bool by _resolve_email_enabled
+        description="`auto` (on when SMTP_URL is set or APP_ENV is not production), `true` or "
+        "`false`: whether features that send email are offered. On in production needs "
+        "SMTP_URL.",
+    )
+    mail_from: str = Field(
+        "service <noreply@localhost>",
+        description="The `From` of every email, `address` or `Name <address>`; in production "
+        "an address at a real domain (receivers refuse localhost).",
+    )
+    mail_send_in_web: bool = Field(
+        True,
+        description="Each web worker runs a mail sender. Set false when the Procfile's "
+        "`worker: service send-mail` process sends instead.",
+    )
+    mail_max_attempts: int = Field(
+        10,
+        ge=1,
+        le=100,
+        description="Delivery attempts of one email before it is given up (a permanent 5xx "
+        "refusal gives up at once).",
+    )
+    mail_retry_delay: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds before the first retry of a temporary failure; each next wait "
+        "doubles, up to an hour.",
+    )
+    mail_lease: float = Field(
+        300.0,
+        ge=1,
+        le=86_400,
+        description="Seconds a sender holds an email it is delivering; if the sender dies, "
+        "another one takes the email after this.",
+    )
+    mail_poll_interval: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Seconds between a sender's looks for work committed by other processes "
+        "(an email queued in the same process wakes its sender at once).",
+    )
+    smtp_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="Seconds to connect to the SMTP server, and for each of its answers.",
+    )
 
     email_token_ttl: int = Field(
         86_400,
@@ -341,6 +412,73 @@ class Settings(BaseSettings):
                     "without a path or a trailing slash"
                 )
         return [origin.lower() for origin in origins]
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("write an absolute http:// or https:// URL, e.g. https://api.example")
+        if parts.query or parts.fragment:
+            raise ValueError("may not have a query or a fragment")
+        return value.rstrip("/")
+
+    @field_validator("smtp_url", mode="before")
+    @classmethod
+    def _empty_smtp_url_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _parseable_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_smtp_url(value.get_secret_value())
+        return value
+
+    @field_validator("email_enabled", mode="before")
+    @classmethod
+    def _resolve_email_enabled(cls, value: object, info: ValidationInfo) -> object:
+        """``auto``: on when there is an SMTP server to send through, or outside production
+        (where emails go to the log)."""
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return info.data.get("smtp_url") is not None or info.data.get("app_env") != (
+                "production"
+            )
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _one_mailbox(cls, value: str) -> str:
+        """One RFC 5322 mailbox, nothing that could add a header or a recipient."""
+        return str(single_mailbox(value.strip()))
+
+    @model_validator(mode="after")
+    def _email_ready_for_production(self) -> Settings:
+        """In production, email on needs a server, https links and a real sender domain."""
+        if self.app_env != "production":
+            return self
+        if self.smtp_url is not None:
+            server = parse_smtp_url(self.smtp_url.get_secret_value())
+            if server.security == "none" and server.username is not None:
+                raise ValueError(
+                    "SMTP_URL: smtp+plain:// would send the SMTP password in clear text; use "
+                    "smtp:// (STARTTLS) or smtps:// (TLS)"
+                )
+        if not self.email_enabled:
+            return self
+        if self.smtp_url is None:
+            raise ValueError(
+                "EMAIL_ENABLED is on in production but SMTP_URL is not set: set SMTP_URL "
+                "(smtp://user:password@host:587) or EMAIL_ENABLED=false"
+            )
+        if not self.public_base_url.startswith("https://"):
+            raise ValueError(
+                "PUBLIC_BASE_URL must be the service's https:// address in production: "
+                "emailed links carry one-time tokens"
+            )
+        if single_mailbox(self.mail_from).domain.lower() == "localhost":
+            raise ValueError("MAIL_FROM must be an address at your domain in production")
+        return self
 
     @model_validator(mode="after")
     def _require_a_strong_secret(self) -> Settings:

@@ -296,3 +296,66 @@ def test_start_up_says_where_the_database_is_without_its_password(url: str, expe
     """``service serve`` prints this line: a relative SQLite path becomes the absolute one."""
     assert database_location(url) == expected
     assert "secret" not in database_location(url)
+
+
+def test_0003_adds_the_outbox_to_a_database_with_data_and_goes_back(
+    empty_database_url: str,
+) -> None:
+    """Upgrade from 0002 keeps users, sessions and items; downgrading drops only the outbox."""
+    settings = make_settings(empty_database_url)
+    upgrade(settings, "0002")
+    user_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    tables = Base.metadata.tables
+
+    def seed(connection: Connection) -> None:
+        connection.execute(
+            tables["users"]
+            .insert()
+            .values(id=user_id, username="a", username_key="a", password_hash="x", created_at=now)
+        )
+        connection.execute(
+            tables["sessions"]
+            .insert()
+            .values(
+                id=uuid.uuid4(),
+                user_id=user_id,
+                refresh_jti="j",
+                created_at=now,
+                last_used_at=now,
+                expires_at=now,
+            )
+        )
+        connection.execute(
+            tables["items"]
+            .insert()
+            .values(
+                id=uuid.uuid4(),
+                owner_id=user_id,
+                name="Book",
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        connection.commit()
+
+    def counts(connection: Connection) -> tuple[int, ...]:
+        count = sa.func.count()
+        return tuple(
+            connection.execute(sa.select(count).select_from(tables[name])).scalar_one()
+            for name in ("users", "sessions", "items")
+        )
+
+    run_on(empty_database_url, seed)
+    upgrade(settings, "0003")
+
+    assert "outbox" in run_on(empty_database_url, table_names)
+    assert run_on(empty_database_url, counts) == (1, 1, 1)
+    assert run_on(empty_database_url, differences) == []
+
+    downgrade(settings, "0002")
+
+    assert "outbox" not in run_on(empty_database_url, table_names)
+    assert run_on(empty_database_url, counts) == (1, 1, 1)
+    assert run_on(empty_database_url, current_revision) == "0002"

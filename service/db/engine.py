@@ -177,11 +177,54 @@ class PostgresReader(Reader):
 class Writer(Reader):
     """Runs statements inside one write transaction (reads see its own changes)."""
 
+    def __init__(self, connection: AsyncConnection) -> None:
+        super().__init__(connection)
+        #: Channels to ring once this transaction has committed (``notify_after_commit``).
+        self.notices: set[str] = set()
+
     async def run(self, statement: Executable, params: Params = None) -> int:
         """Execute an INSERT, UPDATE or DELETE; the number of rows it touched."""
         result = await self._connection.execute(statement, params)
         assert isinstance(result, CursorResult)
         return result.rowcount
+
+    def notify_after_commit(self, channel: str) -> None:
+        """Wake this process's waiters on ``channel`` if, and only once, the transaction
+        commits; a rolled-back transaction wakes nobody (``Notices``)."""
+        self.notices.add(channel)
+
+
+class Notices:
+    """In-process wake-ups rung after a write transaction commits (``Database.notices``).
+
+    A background task (the mail sender) waits on a channel instead of polling the database
+    often; a writer that gave it work calls ``Writer.notify_after_commit``. Only waiters of
+    this process and this ``Database`` are woken, so waiters must still poll, less often,
+    for work committed elsewhere.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def ring(self, channel: str) -> None:
+        event = self._events.get(channel)
+        if event is not None:
+            event.set()
+
+    async def wait(self, channel: str, within: float) -> bool:
+        """Wait until ``channel`` rings or ``within`` seconds pass; True if it rang.
+
+        A ring that came while nobody waited is kept for the next wait, so work committed
+        between two waits is never slept through.
+        """
+        event = self._events.setdefault(channel, asyncio.Event())
+        try:
+            async with asyncio.timeout(within):
+                await event.wait()
+        except TimeoutError:
+            return False
+        event.clear()
+        return True
 
 
 class InlineSQLiteReader(Reader):
@@ -465,6 +508,7 @@ class Database:
         self._writes = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._inline: InlineSQLiteReader | None = None
         self._plans: Plans | None = None
+        self.notices = Notices()
         if is_sqlite(url):
             self._inline = InlineSQLiteReader(_create_inline_read_engine(settings, url))
         else:
@@ -484,9 +528,15 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Writer]:
-        """One write transaction: committed when the block ends, rolled back on error."""
+        """One write transaction: committed when the block ends, rolled back on error.
+
+        The channels the writer asked for (``Writer.notify_after_commit``) ring after COMMIT.
+        """
         async with self._writes.begin() as connection:
-            yield Writer(connection)
+            writer = Writer(connection)
+            yield writer
+        for channel in writer.notices:
+            self.notices.ring(channel)
 
     async def ping(self) -> None:
         """Raise unless the database answers ``SELECT 1`` on the write path."""

@@ -1,5 +1,5 @@
 """SQLAlchemy tables: users, login sessions (refresh-token families), items, idempotency keys,
-account tokens (email verification and password reset).
+the mail outbox, account tokens (email verification and password reset).
 
 Alembic's migrations in ``service/migrations`` create these tables; this module is what the
 code queries against, and the migration tests check the two agree.
@@ -171,3 +171,34 @@ class AccountToken(Base):
     binding: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class OutboxMessage(Base):
+    """An email waiting to be sent, or what is left of one that was (the transactional outbox).
+
+    The row is inserted in the transaction of the change that causes the mail, so the mail is
+    sent if and only if that change committed. ``available_at`` is when a sender may next
+    claim the row: a claim moves it forward by the lease, a temporary failure by the backoff,
+    so a sender that dies mid-delivery leaves a row that becomes claimable again. ``claim`` is
+    the token of the sender that holds the current lease. ``status`` is ``pending``, ``sent``
+    or ``failed`` (given up); the bodies are erased once it is no longer ``pending``, because
+    they may carry one-time links. The row's ``id`` makes the RFC 5322 ``Message-ID``, the same
+    on every attempt, so a receiver can recognise a duplicate.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_available_at", "status", "available_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    recipient: Mapped[str] = mapped_column(String(320))
+    template: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(998))
+    text_body: Mapped[str | None] = mapped_column(Text, default=None)
+    html_body: Mapped[str | None] = mapped_column(Text, default=None)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claim: Mapped[str | None] = mapped_column(String(64), default=None)
+    last_error: Mapped[str | None] = mapped_column(String(1000), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
