@@ -39,6 +39,7 @@ from service.db.migrate import upgrade
 from service.db.models import Base
 from service.services import Services, services
 from service.settings import Settings
+from tests.mailbox import Mailbox
 from tests.signing import ALGORITHMS, SigningKey, new_key
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -276,3 +277,15 @@ def security_events() -> Iterator[list[logging.LogRecord]]:
         yield records
     finally:
         logger.removeHandler(handler)
+
+
+@pytest.fixture
+def mailbox(app: Quart) -> Mailbox:
+    """The messages the test's ``app`` sends (``tests/mailbox.py``)."""
+    return Mailbox(app)
+
+
+@pytest.fixture
+def mailbox_for() -> Callable[[Quart], Mailbox]:
+    """A ``Mailbox`` for an app the test built itself."""
+    return Mailbox

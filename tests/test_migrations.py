@@ -348,7 +348,7 @@ def test_0003_adds_the_outbox_to_a_database_with_data_and_goes_back(
         )
 
     run_on(empty_database_url, seed)
-    upgrade(settings, "0003")
+    upgrade(settings)  # to the head: the models describe the head's tables
 
     assert "outbox" in run_on(empty_database_url, table_names)
     assert run_on(empty_database_url, counts) == (1, 1, 1)
