@@ -85,8 +85,9 @@ async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
             )
         return UserOut.model_validate(user), 201, headers(Location="/me")
 
-    # The password stays out of the fingerprint: no fast hash of it is ever stored.
-    fields = data.model_dump(mode="json", exclude={"password"})
+    # The password stays out of the fingerprint: no fast hash of it is ever stored. Without
+    # an email the fingerprint is what it was before accounts had one.
+    fields = data.model_dump(mode="json", exclude={"password"}, exclude_none=True)
     return await idempotency.once(idempotency.SIGNUP_SCOPE, fields, create)
 
 
