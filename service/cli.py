@@ -1,4 +1,5 @@
-"""The ``service`` command: serve, migrate, create users, export the OpenAPI document, make keys.
+"""The ``service`` command: serve, migrate, send mail, create users, export the OpenAPI document,
+make keys.
 
 Only ``click`` is imported up front: ``service --help`` and ``service keygen`` must not pay for
 Quart, SQLAlchemy and Alembic (most of the start-up time is imports, docs/startup.md). Each
@@ -99,6 +100,41 @@ def serve_command(
             "the server stopped: its workers exited without being asked to (their messages "
             "are above)"
         )
+
+
+@main.command("send-mail")
+def send_mail_command() -> None:
+    """Deliver queued email until SIGTERM or Ctrl-C: the Procfile's worker: process.
+
+    Checks the settings and that the database is at the head revision first. Run it with
+    MAIL_SEND_IN_WEB=false on the web process, or beside web senders: any number of senders
+    share one outbox and never send a message twice on purpose (docs/mail.md).
+    """
+    import asyncio
+
+    from service.db.ready import DatabaseNotReady, check_ready, database_location
+    from service.logs import configure_logging
+    from service.mail.process import send_until_stopped
+    from service.mail.smtp_url import parse_smtp_url
+
+    settings = _checked_settings()
+    if not settings.email_enabled:
+        raise _failure(
+            "EMAIL_ENABLED is off, so there is no mail to send: set SMTP_URL (or "
+            "EMAIL_ENABLED=true outside production), or do not run this process"
+        )
+    try:
+        check_ready(settings.database_url)
+    except DatabaseNotReady as error:
+        raise _failure(error) from None
+    configure_logging(settings)
+    if settings.smtp_url is None:
+        via = "the log (SMTP_URL is not set)"
+    else:
+        server = parse_smtp_url(settings.smtp_url.get_secret_value())
+        via = f"{server.host}:{server.port} ({server.security})"
+    click.echo(f"sending mail from {database_location(settings.database_url)} via {via}")
+    asyncio.run(send_until_stopped(settings))
 
 
 #: ``--algorithm`` values of ``keygen``; EdDSA is the older name of Ed25519 (RFC 9864).

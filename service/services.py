@@ -1,5 +1,5 @@
 """The per-app services (settings, database, limits, password hasher, token service, device
-credentials) and their accessor.
+credentials, mail sender) and their accessor.
 
 ``create_app`` builds one ``Services`` and binds it to the app; handlers reach it through
 ``services()``, so there is no global engine, store or key, and tests can build as many apps
@@ -16,6 +16,7 @@ from quart import Quart, current_app
 from service.db import Database
 from service.keyring import load_key_set
 from service.limits import Limits
+from service.mail.sender import MailSender
 from service.security.devices import DeviceCredentials
 from service.security.passwords import PasswordHasher
 from service.security.tokens import TokenService
@@ -32,6 +33,8 @@ class Services:
     passwords: PasswordHasher
     tokens: TokenService
     devices: DeviceCredentials
+    #: Delivers the outbox; None when email is off (``EMAIL_ENABLED``).
+    mail: MailSender | None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -46,9 +49,10 @@ class Services:
             audience=settings.jwt_audience,
             ttl=settings.device_token_ttl,
         )
+        db = Database(settings)
         return cls(
             settings=settings,
-            db=Database(settings),
+            db=db,
             limits=Limits.from_settings(settings),
             passwords=PasswordHasher(
                 rounds=settings.bcrypt_rounds,
@@ -58,14 +62,22 @@ class Services:
             ),
             tokens=tokens,
             devices=devices,
+            mail=MailSender.from_settings(settings, db) if settings.email_enabled else None,
         )
 
     def init_app(self, app: Quart) -> None:
+        """Bind to ``app``; the mail sender runs while it serves unless ``MAIL_SEND_IN_WEB``
+        is off (a ``service send-mail`` process sends instead)."""
         app.extensions[_EXTENSION_KEY] = self
+        if self.mail is not None and self.settings.mail_send_in_web:
+            app.before_serving(self.mail.start)
         app.after_serving(self.close)
 
     async def close(self) -> None:
-        """Close the database pools, the limit store's connections and the hashing threads."""
+        """Stop the mail sender, then close the database pools, the limit store's connections
+        and the hashing threads."""
+        if self.mail is not None:
+            await self.mail.stop()
         self.passwords.close()
         await self.db.dispose()
         await self.limits.close()

@@ -96,6 +96,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "bcrypt_rounds": 4,
         "password_hash_priority": "normal",  # as config/testing.env says why
         "log_level": "WARNING",
+        # No mail sender in the apps of the tests: a queued message stays pending for the
+        # test to read; the mail tests start senders of their own (tests/test_mail_*.py).
+        "mail_send_in_web": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -20,6 +20,7 @@ from service.errors import Conflict
 from service.mail import outbox
 from service.mail.outbox import OUTBOX_CHANNEL, delete_delivered, enqueue, public_link
 from service.services import services
+from service.settings import Settings
 
 CONTEXT = {"name": "Ada <b>&</b>", "link": "https://api.example/check?token=a&b=c"}
 
@@ -270,3 +271,37 @@ async def test_every_row_is_counted_once(app: Quart) -> None:
     assert count == 5
     assert len({row.id for row in await outbox_rows(db)}) == 5
     assert all(isinstance(row.id, uuid.UUID) for row in await outbox_rows(db))
+
+
+async def test_two_claimers_at_once_never_share_a_row(app: Quart, settings: Settings) -> None:
+    """Two senders with their own connections claim together while the first one's claim is
+    still uncommitted. PostgreSQL: the second skips the locked rows (SKIP LOCKED) and gets the
+    others at once; SQLite: it waits for the first one's write to commit, then gets the
+    others. Either way no row is handed out twice."""
+    db = database(app)
+    other = Database(settings)
+    async with db.write() as writer:
+        for _ in range(6):
+            await enqueue(writer, to="ada@example.com", template="test_message", context=CONTEXT)
+    now, lease = datetime.now(UTC), timedelta(minutes=5)
+
+    async def claim(on: Database) -> list[outbox.ClaimedMail]:
+        async with on.write() as writer:
+            return await outbox.claim_due(writer, now=now, lease=lease, limit=3)
+
+    try:
+        async with db.write() as writer:
+            first = await outbox.claim_due(writer, now=now, lease=lease, limit=3)
+            second_claim = asyncio.ensure_future(claim(other))
+            await asyncio.sleep(0.3)
+            finished_while_first_open = second_claim.done()
+        second = await second_claim
+        third = await claim(other)
+    finally:
+        await other.dispose()
+
+    assert len(first) == len(second) == 3
+    assert not {mail.id for mail in first} & {mail.id for mail in second}
+    assert third == []
+    if settings.database_url.startswith("postgresql"):
+        assert finished_while_first_open, "the second claim waited for the first's row locks"

@@ -7,12 +7,13 @@ transaction is open. Once it commits, the sender of this process is woken at onc
 (``Writer.notify_after_commit``); senders elsewhere find the row when they next poll.
 
 The other functions are the sender's queue (``service.mail.sender``): ``claim_due`` takes a
-batch of due rows under a lease, in one statement: ``UPDATE ... WHERE id IN (SELECT ... FOR
-UPDATE SKIP LOCKED) RETURNING`` on PostgreSQL, so concurrent senders skip each other's rows
-instead of waiting; SQLite has no row locks and renders no ``FOR UPDATE``, but its write
-transactions are serialised (``BEGIN IMMEDIATE``), so the same ``UPDATE ... RETURNING`` is an
-atomic claim there. A claim moves ``available_at`` forward by the lease: if the sender dies,
-the row becomes due again and another sender retries it.
+batch of due rows under a lease, in one statement: ``WITH due AS MATERIALIZED (SELECT ...
+LIMIT n FOR UPDATE SKIP LOCKED) UPDATE ... WHERE id IN (SELECT id FROM due) RETURNING`` on
+PostgreSQL, so concurrent senders skip each other's rows instead of waiting. SQLite has no
+row locks and renders no ``FOR UPDATE``, but its write transactions are serialised (``BEGIN
+IMMEDIATE``), so the same ``UPDATE ... RETURNING`` is an atomic claim there. A claim moves
+``available_at`` forward by the lease: if the sender dies, the row becomes due again and
+another sender retries it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, and_, delete, insert, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
 
-from service.db import Writer, records
+from service.db import Reader, Writer, records
 from service.db.models import OutboxMessage
 from service.mail.addresses import single_mailbox
 from service.mail.templates import render
@@ -99,6 +100,7 @@ class ClaimedMail:
 
     id: uuid.UUID
     recipient: str
+    template: str
     subject: str
     text_body: str
     html_body: str
@@ -116,11 +118,15 @@ async def claim_due(
         .order_by(OutboxMessage.available_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
+        .cte("due")
+        # Evaluated once: as a subquery PostgreSQL may run it again per row, each run
+        # locking further rows, and the UPDATE would claim more than ``limit``.
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     rows = await db.all(
         update(OutboxMessage)
-        .where(OutboxMessage.id.in_(due), OutboxMessage.status == PENDING)
+        .add_cte(due)
+        .where(OutboxMessage.id.in_(select(due.c.id)), OutboxMessage.status == PENDING)
         .values(
             available_at=now + lease,
             claim=secrets.token_hex(16),
@@ -129,6 +135,7 @@ async def claim_due(
         .returning(
             OutboxMessage.id,
             OutboxMessage.recipient,
+            OutboxMessage.template,
             OutboxMessage.subject,
             OutboxMessage.text_body,
             OutboxMessage.html_body,
@@ -137,6 +144,15 @@ async def claim_due(
         )
     )
     return records(ClaimedMail, rows)
+
+
+_NEXT_DUE = select(func.min(OutboxMessage.available_at)).where(OutboxMessage.status == PENDING)
+
+
+async def select_next_due(db: Reader) -> datetime | None:
+    """When the earliest pending message becomes due (or its lease ends); None if none is."""
+    found: datetime | None = await db.scalar(_NEXT_DUE)
+    return found
 
 
 async def update_sent(db: Writer, mail: ClaimedMail, now: datetime) -> int:
@@ -162,6 +178,15 @@ async def update_retry(db: Writer, mail: ClaimedMail, *, at: datetime, error: st
         update(OutboxMessage)
         .where(_held(mail))
         .values(available_at=at, claim=None, last_error=error[:_ERROR_LENGTH])
+    )
+
+
+async def update_released(db: Writer, mail: ClaimedMail, now: datetime) -> int:
+    """Hand ``mail`` back untried (its sender is stopping): due at once, the attempt uncounted."""
+    return await db.run(
+        update(OutboxMessage)
+        .where(_held(mail))
+        .values(available_at=now, claim=None, attempts=OutboxMessage.attempts - 1)
     )
 
 
