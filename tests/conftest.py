@@ -41,6 +41,7 @@ from service.services import Services, services
 from service.settings import Settings
 from tests.mailbox import Mailbox
 from tests.signing import ALGORITHMS, SigningKey, new_key
+from tests.smtp_server import SmtpServer
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -283,12 +284,22 @@ def security_events() -> Iterator[list[logging.LogRecord]]:
 
 
 @pytest.fixture
-def mailbox(app: Quart) -> Mailbox:
-    """The messages the test's ``app`` sends (``tests/mailbox.py``)."""
-    return Mailbox(app)
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on a free port (``tests/smtp_server.py``)."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
-def mailbox_for() -> Callable[[Quart], Mailbox]:
-    """A ``Mailbox`` for an app the test built itself."""
-    return Mailbox
+def mailbox(app: Quart, smtp_server: SmtpServer) -> Mailbox:
+    """What the test's ``app`` mails, as ``smtp_server`` received it; the app must send to it
+    (``settings`` made with ``tests.mailbox.mail_settings``)."""
+    return Mailbox(app, smtp_server)
+
+
+@pytest.fixture
+def mailbox_for(smtp_server: SmtpServer) -> Callable[[Quart], Mailbox]:
+    """A ``Mailbox`` for an app the test built itself with ``mail_settings``."""
+    return lambda app: Mailbox(app, smtp_server)

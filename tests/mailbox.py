@@ -1,30 +1,47 @@
-"""The messages a test's app sent: ``Mailbox.next(to)`` waits for the next one to an address.
+"""The messages a test's app sent, as a real SMTP server received them.
 
-Until the outbox's sender delivers to a real SMTP server in these tests, messages are read
-from the outbox rows the app queued.
+The app's own mail sender (``MAIL_SEND_IN_WEB``) delivers the outbox to an ``aiosmtpd``
+server of the test (``tests/smtp_server.py``); ``Mailbox.next(to)`` waits for the next message
+to an address, so tests follow links from what a user would really receive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from email.message import EmailMessage
+from typing import Any
 
 from quart import Quart
 from sqlalchemy import func, select
 
 from service.db.models import OutboxMessage
 from service.services import services
+from tests.smtp_server import SmtpServer
 
 WAIT = 10.0
 
 
-class Mailbox:
-    """The messages ``app`` queued, each handed out once by ``next``."""
+def mail_settings(server: SmtpServer) -> dict[str, Any]:
+    """Settings of an app whose sender delivers to ``server`` at once."""
+    return {
+        "mail_send_in_web": True,
+        "smtp_url": f"smtp+plain://127.0.0.1:{server.port}",
+        "mail_from": "Service <noreply@service.example>",
+        "mail_poll_interval": 0.2,
+        "mail_retry_delay": 0.05,
+    }
 
-    def __init__(self, app: Quart) -> None:
+
+class Mailbox:
+    """The messages ``server`` received from ``app``, each handed out once by ``next``."""
+
+    def __init__(self, app: Quart, server: SmtpServer) -> None:
         self._app = app
-        self._seen: set[object] = set()
+        self._server = server
+        self._seen = 0
+        self._passed: set[int] = set()
 
     async def settle(self) -> None:
         """Wait for the work the app does after answering (``add_background_task``)."""
@@ -32,31 +49,31 @@ class Mailbox:
             await asyncio.gather(*self._app.background_tasks)
 
     async def next(self, to: str, containing: str | None = None) -> EmailMessage:
-        """The oldest message to ``to`` not handed out yet (whose text has ``containing``;
-        others are passed over); fails after ``WAIT`` seconds."""
+        """The oldest received message to ``to`` not handed out yet (whose text has
+        ``containing``; others to ``to`` are passed over); fails after ``WAIT`` seconds."""
         deadline = time.monotonic() + WAIT
         while True:
             await self.settle()
-            async with services(self._app).db.read() as db:
-                rows = await db.all(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.recipient == to)
-                    .order_by(OutboxMessage.created_at)
-                )
-            for row in rows:
-                if row["id"] not in self._seen:
-                    self._seen.add(row["id"])
-                    if containing is not None and containing not in row["text_body"]:
-                        continue
-                    message = EmailMessage()
-                    message["To"] = row["recipient"]
-                    message["Subject"] = row["subject"]
-                    message.set_content(row["text_body"])
-                    message.add_alternative(row["html_body"], subtype="html")
+            for index, message in enumerate(list(self._server.received)):
+                if index in self._passed or message["To"] != to:
+                    continue
+                if not await self._queued_by_this_test(message):
+                    continue
+                self._passed.add(index)
+                text = message.get_body(preferencelist=("plain",))
+                if containing is None or (text is not None and containing in text.get_content()):
                     return message
             if time.monotonic() > deadline:
                 raise AssertionError(f"no message to {to} within {WAIT} s")
             await asyncio.sleep(0.02)
+
+    async def _queued_by_this_test(self, message: EmailMessage) -> bool:
+        """Whether the message's outbox row (its ``Message-ID`` names it) is in the database:
+        a message left over from an earlier test, whose rows were deleted, is not."""
+        row_id = uuid.UUID(str(message["Message-ID"]).strip("<>").partition("@")[0])
+        async with services(self._app).db.read() as db:
+            found = await db.scalar(select(OutboxMessage.id).where(OutboxMessage.id == row_id))
+        return found is not None
 
     async def queued(self, to: str | None = None) -> int:
         """How many messages the app queued (to ``to``), once its pending work is done."""

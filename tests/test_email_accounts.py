@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from quart.typing import TestClientProtocol as Client
 
-from tests.conftest import Account, sign_up
+from service.settings import Settings
+from tests.conftest import Account, make_settings, sign_up
 from tests.email_helpers import (
     NEW_PASSWORD,
     PASSWORD,
@@ -17,7 +18,14 @@ from tests.email_helpers import (
     sign_up_with_email,
     text_of,
 )
-from tests.mailbox import Mailbox
+from tests.mailbox import Mailbox, mail_settings
+from tests.smtp_server import SmtpServer
+
+
+@pytest.fixture
+def settings(database_url: str, smtp_server: SmtpServer) -> Settings:
+    """The app mails through its own sender to the test's SMTP server."""
+    return make_settings(database_url, **mail_settings(smtp_server))
 
 
 async def test_signup_with_an_email_stores_it_normalised_and_unverified(

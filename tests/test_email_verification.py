@@ -15,9 +15,17 @@ from sqlalchemy import update
 
 from service.db.models import AccountToken
 from service.services import services
-from tests.conftest import AppFactory, app_factory, sign_up
+from service.settings import Settings
+from tests.conftest import AppFactory, app_factory, make_settings, sign_up
 from tests.email_helpers import PASSWORD, assert_problem, link_token, me, sign_up_with_email
-from tests.mailbox import Mailbox
+from tests.mailbox import Mailbox, mail_settings
+from tests.smtp_server import SmtpServer
+
+
+@pytest.fixture
+def settings(database_url: str, smtp_server: SmtpServer) -> Settings:
+    """The app mails through its own sender to the test's SMTP server."""
+    return make_settings(database_url, **mail_settings(smtp_server))
 
 
 async def verify(client: Client, token: object) -> Any:
@@ -135,8 +143,8 @@ async def test_resend_needs_a_login(client: Client) -> None:
 
 
 @pytest.fixture
-async def make_app(database_url: str) -> AsyncIterator[AppFactory]:
-    async with app_factory(database_url, {}) as build:
+async def make_app(database_url: str, smtp_server: SmtpServer) -> AsyncIterator[AppFactory]:
+    async with app_factory(database_url, mail_settings(smtp_server)) as build:
         yield build
 
 

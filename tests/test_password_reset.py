@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, insert, select, update
@@ -15,8 +16,9 @@ from sqlalchemy import func, insert, select, update
 from service.accounts.tokens import delete_spent_tokens
 from service.db.models import AccountToken
 from service.services import services
+from service.settings import Settings
 from tests.auth_helpers import another_login, assert_session_ended
-from tests.conftest import log_in
+from tests.conftest import log_in, make_settings
 from tests.email_helpers import (
     NEW_PASSWORD,
     assert_problem,
@@ -25,7 +27,15 @@ from tests.email_helpers import (
     sign_up_with_email,
     text_of,
 )
-from tests.mailbox import Mailbox
+from tests.mailbox import Mailbox, mail_settings
+from tests.smtp_server import SmtpServer
+
+
+@pytest.fixture
+def settings(database_url: str, smtp_server: SmtpServer) -> Settings:
+    """The app mails through its own sender to the test's SMTP server."""
+    return make_settings(database_url, **mail_settings(smtp_server))
+
 
 RESET = "/password/reset"
 

@@ -16,7 +16,8 @@ from quart.typing import TestClientProtocol as Client
 from service.settings import Settings
 from tests.conftest import make_settings
 from tests.email_helpers import sign_up_with_email
-from tests.mailbox import Mailbox
+from tests.mailbox import Mailbox, mail_settings
+from tests.smtp_server import SmtpServer
 
 
 async def forgot(client: Client, email: str) -> int:
@@ -25,9 +26,14 @@ async def forgot(client: Client, email: str) -> int:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, smtp_server: SmtpServer) -> Settings:
     # The timing test asks many times for one address: no limit may answer instead.
-    return make_settings(database_url, email_requests_per_hour=10_000, auth_requests_per_minute=0)
+    return make_settings(
+        database_url,
+        **mail_settings(smtp_server),
+        email_requests_per_hour=10_000,
+        auth_requests_per_minute=0,
+    )
 
 
 async def timed_forgot(client: Client, email: str, mailbox: Mailbox) -> float:
