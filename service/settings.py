@@ -481,6 +481,16 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _verification_needs_email(self) -> Settings:
+        """Nobody could ever verify an address, so every account with one would be locked out."""
+        if self.require_verified_email and not self.email_enabled:
+            raise ValueError(
+                "REQUIRE_VERIFIED_EMAIL is on but the service sends no email (EMAIL_ENABLED): "
+                "nobody could verify an address; turn one on or the other off"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _require_a_strong_secret(self) -> Settings:
         """In production an HS256 secret must be strong; RS256/ES256/Ed25519 need no secret."""
         secret = self.secret_key.get_secret_value() if self.secret_key else ""

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import ValidationError
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from tests.conftest import app_factory, sign_up
+from tests.conftest import app_factory, make_settings, sign_up
 from tests.email_helpers import PASSWORD, assert_problem
 
 
@@ -70,3 +71,8 @@ async def test_resend_does_not_exist_either(client: Client) -> None:
     response = await client.post("/me/email/resend", headers=alice.headers)
 
     await assert_problem(response, 404)
+
+
+def test_required_verification_without_email_is_a_configuration_error() -> None:
+    with pytest.raises(ValidationError, match="REQUIRE_VERIFIED_EMAIL is on but the service"):
+        make_settings("sqlite:///unused.db", email_enabled=False, require_verified_email=True)
