@@ -351,8 +351,9 @@ class Settings(BaseSettings):
         5,
         ge=1,
         le=10_000,
-        description="Messages /me/email/resend and /password/forgot send per account, per "
-        "email address and per client address per hour (bursts of this many); then 429.",
+        description="Links mailed per hour (bursts of this many), then 429: verification links "
+        "(signup, /me/email, /me/email/resend) per address and per account; reset links "
+        "(/password/forgot) per address and per client address.",
     )
 
     @field_validator("log_level", mode="before")

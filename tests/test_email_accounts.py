@@ -221,3 +221,34 @@ async def test_the_address_can_be_reused_after_the_account_is_deleted(
     assert (await client.delete("/me", headers=alice.headers)).status_code == 204
 
     await sign_up_with_email(client, "alice2", "alice@example.com", NEW_PASSWORD)
+
+
+async def test_links_mailed_for_one_account_are_limited(client: Client, mailbox: Mailbox) -> None:
+    alice = await sign_up_with_email(client, "alice", "alice@example.com")
+
+    statuses = [
+        (await change_email(client, alice, f"a{n}@example.com", alice.password)).status_code
+        for n in range(6)
+    ]
+
+    assert statuses == [204] * 5 + [429]
+    assert (await me(client, alice))["email"] == "a4@example.com"  # the refused one changed nothing
+    assert await mailbox.queued("a5@example.com") == 0
+
+
+async def test_links_mailed_to_one_address_are_limited(client: Client, mailbox: Mailbox) -> None:
+    statuses = []
+    for n in range(6):
+        response = await client.post(
+            "/signup",
+            json={"username": f"user{n}", "password": PASSWORD, "email": f"victim+{n}@example.com"},
+        )
+        statuses.append(response.status_code)
+    for n in range(6):  # the same address again and again: taken, but counted first
+        response = await client.post(
+            "/signup",
+            json={"username": f"other{n}", "password": PASSWORD, "email": "target@example.com"},
+        )
+        statuses.append(response.status_code)
+
+    assert statuses == [201] * 6 + [201] + [409] * 4 + [429]

@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from harness.live_server import ROOT, LiveServer, start_live_server
+from tests.smtp_server import SmtpServer
 
 pytestmark = pytest.mark.e2e
 
@@ -38,6 +39,10 @@ SERVER_SETTINGS: dict[str, str] = {
     "AUTH_REQUESTS_PER_MINUTE": "0",
     "LOGIN_FAILURES_PER_USERNAME": "100000",
     "LOGIN_FAILURES_PER_ADDRESS": "100000",
+    "EMAIL_REQUESTS_PER_HOUR": "10000",
+    # A service that sends email (to the test's SMTP server), so the email routes exist.
+    "PUBLIC_BASE_URL": "https://service.example",
+    "MAIL_FROM": "Service <noreply@service.example>",
 }
 #: The success of each operation whose happy path needs what the hooks fill in.
 HAPPY_PATHS = {
@@ -50,6 +55,8 @@ HAPPY_PATHS = {
     ("PUT", "/items/{id}", 200),
     ("PATCH", "/items/{id}", 200),
     ("DELETE", "/items/{id}", 204),
+    ("POST", "/me/email", 204),
+    ("POST", "/password/forgot", 202),
 }
 UUID = re.compile(r"/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -103,10 +110,16 @@ def test_schemathesis_finds_nothing_on_a_live_server(
     empty_database_url: str, tmp_path: Path
 ) -> None:
     # The keys are environment variables, never ``check_output``.
-    with start_live_server(empty_database_url, tmp_path, **SERVER_SETTINGS) as server:  # type: ignore[arg-type]
-        operations = operation_count(server)
-        result = run_schemathesis(server.base_url, tmp_path)
-        server_output = server.output()
+    smtp = SmtpServer()
+    smtp.start()
+    settings = {**SERVER_SETTINGS, "SMTP_URL": f"smtp+plain://127.0.0.1:{smtp.port}"}
+    try:
+        with start_live_server(empty_database_url, tmp_path, **settings) as server:  # type: ignore[arg-type]
+            operations = operation_count(server)
+            result = run_schemathesis(server.base_url, tmp_path)
+            server_output = server.output()
+    finally:
+        smtp.stop()
     report = result.stdout + result.stderr
 
     assert result.returncode == 0, report

@@ -74,8 +74,9 @@ async def change_email(data: EmailChange) -> tuple[str, int]:
     The new address is unverified until the link mailed to it is followed; links sent to the
     old address stop working, and the old address gets a notice. The same address in other
     letter case only changes how it is written. A wrong `current_password` is `422` on that
-    field and is limited like failed logins (`429` with `Retry-After`). An address of another
-    account: `409`. `422` too when the service sends no email.
+    field and is limited like failed logins (`429` with `Retry-After`); so are the links
+    mailed, as at `/me/email/resend`. An address of another account: `409`. `422` too when
+    the service sends no email.
     """
     refuse_email_field()
     principal = current_principal()
@@ -99,10 +100,10 @@ async def resend_verification() -> tuple[Accepted, int]:
     """Mail a new verification link to the caller's unverified address.
 
     Older links stop working. `409` if the account has no address or it is verified already.
-    Limited per account, per address and per client address (`EMAIL_REQUESTS_PER_HOUR`):
-    `429` with `Retry-After`.
+    Limited per account and per address (`EMAIL_REQUESTS_PER_HOUR`): `429` with
+    `Retry-After`.
     """
-    await verification.resend(services(), current_principal().user_id, address=client_address())
+    await verification.resend(services(), current_principal().user_id)
     return RESEND_ACCEPTED, 202
 
 

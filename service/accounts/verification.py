@@ -15,7 +15,6 @@ from service.accounts import addresses, messages, tokens
 from service.auth import sessions, users
 from service.db import Writer
 from service.errors import Conflict, InvalidAccountToken, NotFound, Unauthorized, ValidationFailed
-from service.limits.limiter import address_key
 from service.security.account_tokens import Purpose, email_key
 from service.security.events import security_event
 from service.services import Services
@@ -39,6 +38,16 @@ async def send_verification(
     await messages.verify_email(db, settings, username=username, email=email, token=token)
 
 
+async def admit_verification(services: Services, user_id: uuid.UUID | None, email: str) -> None:
+    """Count a verification message per email address and per account (once there is one);
+    ``TooManyRequests`` past ``EMAIL_REQUESTS_PER_HOUR``. Client addresses are limited by the
+    request limit of ``/signup`` and by the password checks of ``/me/email``."""
+    subjects = [f"email:{email_key(email)}"]
+    if user_id is not None:
+        subjects.append(f"account:{user_id}")
+    await services.limits.admit_mail("verify", *subjects)
+
+
 async def confirm(services: Services, token: str) -> uuid.UUID:
     """Spend a verification token: its address is verified; the account's id.
 
@@ -56,10 +65,10 @@ async def confirm(services: Services, token: str) -> uuid.UUID:
     return spent.user_id
 
 
-async def resend(services: Services, user_id: uuid.UUID, *, address: str | None) -> None:
+async def resend(services: Services, user_id: uuid.UUID) -> None:
     """Send a new verification link to the account's unverified address.
 
-    Limited per account, per email address and per client address (``admit_mail``).
+    Limited per account and per email address (``admit_verification``).
     ``Conflict`` if the account has no address or it is verified already.
     """
     async with services.db.read() as db:
@@ -70,12 +79,7 @@ async def resend(services: Services, user_id: uuid.UUID, *, address: str | None)
         raise Conflict("The account has no email address: set one with POST /me/email.")
     if user.email_verified_at is not None:
         raise Conflict("The account's email address is verified already.")
-    await services.limits.admit_mail(
-        "verify",
-        f"account:{user.id}",
-        f"email:{user.email_key}",
-        f"address:{address_key(address)}",
-    )
+    await admit_verification(services, user.id, user.email)
     async with services.db.write() as db:
         await send_verification(db, services.settings, user.id, user.username, user.email)
     security_event("email_verification_sent", user_id=user.id)
@@ -120,6 +124,8 @@ async def change_email(
                 errors=[{"field": "current_password", "message": "is not the current password"}],
             )
     same_address = user.email_key == email_key(new_email)
+    if not same_address:  # a link goes out: limited like resending one
+        await admit_verification(services, user.id, new_email)
     async with services.db.write() as db:
         if not await sessions.touch_live_session(db, user_id, session_id, datetime.now(UTC)):
             raise Unauthorized("The session of this access token has ended.", token_presented=True)

@@ -69,12 +69,15 @@ async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
     Usernames are unique ignoring letter case. The password is stored as a bcrypt-SHA256 hash.
     With an `email`, a verification link is mailed to it; an address another account has
     (in any letter case) is `409`, and any address is `422` when the service sends no email.
+    Links mailed to one address are limited per hour
+    (`EMAIL_REQUESTS_PER_HOUR`): `429` with `Retry-After`.
     Too many requests from one address: `429` with `Retry-After` (seconds). Too many password
     checks waiting: `503` with `Retry-After`. With an `Idempotency-Key`, a retry with the same
     key and username gets the first answer again.
     """
     if data.email is not None:
         refuse_email_field()
+        await verification.admit_verification(services(), None, data.email)
     password_hash = await services().passwords.hash(data.password)
 
     async def create(db: Writer) -> tuple[UserOut, int, Headers]:

@@ -22,9 +22,10 @@ here reads a request: callers hand in the account and the client address.
 - **Request limits.** ``admit_request`` lets one client address send bursts of
   ``AUTH_REQUESTS_PER_MINUTE`` requests to each credential endpoint, then that many a minute.
 - **Mail limits.** ``admit_mail`` lets each subject (an account, an email address, a client
-  address) cause ``EMAIL_REQUESTS_PER_HOUR`` messages of one kind an hour, so nobody can
-  flood a mailbox or make the service a spam cannon. An address is counted whether or not an
-  account has it: a 429 tells nothing about which addresses are known.
+  address) cause ``EMAIL_REQUESTS_PER_HOUR`` messages of one kind an hour (bursts of that
+  many), so nobody can flood a mailbox or make the service a spam cannon. An address is
+  counted whether or not an account has it: a 429 tells nothing about which addresses are
+  known.
 
 When ``REDIS_URL`` is set but Redis does not answer, these checks answer 503 with
 ``Retry-After`` (fail closed): whoever can make Redis unreachable must not gain unlimited
