@@ -100,6 +100,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self._server.data_delay:
+            await asyncio.sleep(self._server.data_delay)
         with self._server.lock:
             self._server.attempts += 1
             if self._server.data_refusals:
@@ -128,6 +130,8 @@ class SmtpServer:
         self.data_refusals: list[str] = []
         self.rcpt_refusals: list[str] = []
         self.attempts = 0
+        #: Seconds the server takes before answering DATA (a slow server).
+        self.data_delay = 0.0
         self.logins: list[str] = []
         self._tls = tls
         self._implicit_tls = implicit_tls

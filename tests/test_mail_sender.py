@@ -290,3 +290,53 @@ async def test_with_mail_send_in_web_off_the_web_app_sends_nothing(
 async def test_with_email_off_there_is_no_sender(make_app: AppFactory) -> None:
     app = await make_app(email_enabled=False)
     assert services(app).mail is None
+
+
+async def test_stopping_waits_for_the_message_in_flight_and_hands_back_the_rest(
+    make_app: AppFactory, smtp: SmtpServer
+) -> None:
+    app = await make_app(mail_send_in_web=False)
+    db = services(app).db
+    sender = services(app).mail
+    assert sender is not None
+    smtp.data_delay = 0.5
+    await queue(app, "first", "second", "third")
+    await sender.start()
+    await asyncio.sleep(0.2)  # the first message is in the server's hands
+
+    await sender.stop()
+
+    assert [str(message["Subject"]) for message in smtp.received] == ["Test message for first"]
+    by_status = sorted((row.status, row.attempts, row.claim) for row in await rows(db))
+    assert by_status == [("pending", 0, None), ("pending", 0, None), ("sent", 1, None)]
+    pending = [row for row in await rows(db) if row.status == "pending"]
+    assert all(row.available_at <= datetime.now(UTC) for row in pending), "due again at once"
+
+
+async def test_a_database_failure_ends_the_pass_not_the_sender(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database the sender cannot use (here: no outbox table) is a warning per pass; the
+    sender keeps trying and still stops cleanly."""
+    from service.mail.sender import MailSender  # noqa: PLC0415
+    from tests.conftest import make_settings  # noqa: PLC0415
+
+    settings = make_settings(f"sqlite:///{tmp_path}/unmigrated.db", mail_poll_interval=0.05)
+    db = Database(settings)
+    sender = MailSender.from_settings(settings, db)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[assignment]
+    logging.getLogger("service.mail").addHandler(handler)
+    try:
+        await sender.start()
+        await until(lambda: len(records) >= 3, 5, "three failed passes")
+        assert sender.running
+        await sender.stop()
+    finally:
+        logging.getLogger("service.mail").removeHandler(handler)
+        await db.dispose()
+
+    assert not sender.running
+    assert all(record.levelno == logging.WARNING for record in records)
+    assert "no such table: outbox" in records[0].getMessage()
