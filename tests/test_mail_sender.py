@@ -65,11 +65,11 @@ async def rows(db: Database) -> list[Any]:
         return list(await writer.all(select(OutboxMessage).order_by(OutboxMessage.created_at)))
 
 
-async def until_rows(db: Database, status: str, count: int = 1) -> list[Any]:
+async def until_rows(db: Database, status: str, count: int = 1, within: float = 10.0) -> list[Any]:
     async def done() -> bool:
         return len([row for row in await rows(db) if row.status == status]) >= count
 
-    await until(done, 10, f"{count} rows {status}")
+    await until(done, within, f"{count} rows {status}")
     return await rows(db)
 
 

@@ -11,7 +11,9 @@ import asyncio
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,9 @@ from tests.conftest import TEST_SECRET
 from tests.smtp_server import SmtpServer
 from tests.test_mail_sender import queue, rows, until_rows
 from tests.test_startup_errors import SERVICE_COMMAND, clean_environment
+
+#: Seconds a worker may take to start and send (imports and checks; a busy machine is slow).
+STARTUP = 60.0
 
 
 @pytest.fixture
@@ -48,6 +53,35 @@ def worker_environment(tmp_path: Path, database_url: str, **values: str) -> dict
     return env
 
 
+@dataclass
+class Worker:
+    """A running ``service send-mail``; its output once it ended."""
+
+    process: subprocess.Popen[str]
+    out: str = ""
+    err: str = ""
+
+
+@asynccontextmanager
+async def send_mail_process(env: dict[str, str]) -> AsyncIterator[Worker]:
+    """Run ``service send-mail`` for the block, then stop it with SIGTERM; a failure in the
+    block shows the worker's output."""
+    process = subprocess.Popen(  # noqa: ASYNC220 (waited for in a thread below)
+        [SERVICE_COMMAND, "send-mail"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker = Worker(process)
+    try:
+        yield worker
+    finally:
+        process.send_signal(signal.SIGTERM)
+        worker.out, worker.err = await asyncio.to_thread(process.communicate, timeout=30)
+        print(f"--- service send-mail output:\n{worker.out}{worker.err}")  # shown on failure
+
+
 def test_the_procfile_runs_send_mail_as_its_worker() -> None:
     assert procfile_commands()["worker"] == "service send-mail"
 
@@ -59,26 +93,16 @@ async def test_the_worker_delivers_what_the_web_queued_and_stops_on_sigterm(
     env = worker_environment(
         tmp_path, settings.database_url, SMTP_URL=f"smtp+plain://127.0.0.1:{smtp.port}"
     )
-    worker = subprocess.Popen(  # noqa: ASYNC220 (the test waits on it without blocking)
-        [SERVICE_COMMAND, "send-mail"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        await smtp.wait_for(1, within=20)
+    async with send_mail_process(env) as worker:
+        await smtp.wait_for(1, within=STARTUP)
         await queue(app, "after")  # found by the worker's poll
         await smtp.wait_for(2, within=10)
         await until_rows(services(app).db, "sent", 2)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        out, err = await asyncio.to_thread(worker.communicate, timeout=20)
 
-    assert worker.returncode == 0, err
-    assert "Traceback" not in err
-    assert f"via 127.0.0.1:{smtp.port} (none)" in out
-    assert "mail sender stopped" in err
+    assert worker.process.returncode == 0
+    assert "Traceback" not in worker.err
+    assert f"via 127.0.0.1:{smtp.port} (none)" in worker.out
+    assert "mail sender stopped" in worker.err
     assert sorted(str(m["Subject"]) for m in smtp.received) == [
         "Test message for after",
         "Test message for before",
@@ -126,20 +150,10 @@ async def test_the_worker_logs_to_the_console_without_smtp_url(
     app: Quart, settings: Settings, tmp_path: Path
 ) -> None:
     await queue(app, "Ada")
-    worker = subprocess.Popen(  # noqa: ASYNC220
-        [SERVICE_COMMAND, "send-mail"],
-        env=worker_environment(tmp_path, settings.database_url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        await until_rows(services(app).db, "sent", 1)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        out, err = await asyncio.to_thread(worker.communicate, timeout=20)
+    async with send_mail_process(worker_environment(tmp_path, settings.database_url)) as worker:
+        await until_rows(services(app).db, "sent", 1, within=STARTUP)
 
-    assert worker.returncode == 0, err
-    assert "via the log (SMTP_URL is not set)" in out
-    [line] = [line for line in err.splitlines() if "NOT SENT" in line]
+    assert worker.process.returncode == 0
+    assert "via the log (SMTP_URL is not set)" in worker.out
+    [line] = [line for line in worker.err.splitlines() if "NOT SENT" in line]
     assert "https://service.example/hello?name=Ada" in line
