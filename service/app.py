@@ -7,6 +7,7 @@ from quart import Quart
 from quart_schema import HttpSecurityScheme, Info, OAuth2SecurityScheme, QuartSchema
 
 from service import worker
+from service.accounts.routes import bp as accounts_bp
 from service.auth.bearer import require_bearer_under_protected_prefixes
 from service.auth.routes import bp as auth_bp
 from service.errors import register_error_handlers
@@ -82,7 +83,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.before_request(require_bearer_under_protected_prefixes)
     app.after_request(finish_response)
     app.url_map.converters["id"] = OpaqueIdConverter
-    for blueprint in (auth_bp, oauth_bp, items_bp, health_bp, docs_bp):
+    for blueprint in (auth_bp, accounts_bp, oauth_bp, items_bp, health_bp, docs_bp):
         app.register_blueprint(blueprint)
     app.before_serving(worker.settle)
 

@@ -106,6 +106,22 @@ class InvalidClient(ApiError):
         super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
+class Forbidden(ApiError):
+    status = 403
+
+
+class EmailNotVerified(Forbidden):
+    """The password is right, but the account's address must be confirmed before logging in."""
+
+    type = "urn:service:problem:email-not-verified"
+
+
+class InvalidAccountToken(ApiError):
+    """An email verification or password reset token that is unknown, spent, expired or dead."""
+
+    status, type = 400, "urn:service:problem:invalid-account-token"
+
+
 class NotFound(ApiError):
     status = 404
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import (
+    BaseModel,
+    EmailStr,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+)
 from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import core_schema
 
@@ -55,6 +61,17 @@ class _Storable:
 STORABLE = _Storable()
 
 SafeStr = Annotated[str, STORABLE]
+
+#: An email address as ``email-validator`` accepts it (syntax only, no DNS lookup), normalised:
+#: the domain in lower case, Unicode in NFC. Uniqueness ignores letter case.
+EmailAddress = Annotated[
+    EmailStr,
+    Field(
+        description="An email address (RFC 5321/6531 syntax), stored normalised; unique "
+        "ignoring letter case.",
+        examples=["john@example.com"],
+    ),
+]
 
 
 class FieldError(BaseModel):

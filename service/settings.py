@@ -349,6 +349,32 @@ class Settings(BaseSettings):
         description="Seconds to connect to the SMTP server, and for each of its answers.",
     )
 
+    email_token_ttl: int = Field(
+        86_400,
+        ge=300,
+        le=30 * 86_400,
+        description="Seconds an email verification link stays valid (24 h).",
+    )
+    reset_token_ttl: int = Field(
+        1_800,
+        ge=60,
+        le=86_400,
+        description="Seconds a password reset link stays valid (30 minutes).",
+    )
+    require_verified_email: bool = Field(
+        False,
+        description="Refuse /login (403 after the password checked out) to accounts whose "
+        "email address is not verified yet; accounts without an address are not affected.",
+    )
+    email_requests_per_hour: int = Field(
+        5,
+        ge=1,
+        le=10_000,
+        description="Links mailed per hour (bursts of this many), then 429: verification links "
+        "(signup, /me/email, /me/email/resend) per address and per account; reset links "
+        "(/password/forgot) per address and per client address.",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
@@ -455,7 +481,7 @@ class Settings(BaseSettings):
                 "EMAIL_ENABLED is on in production but SMTP_URL is not set: set SMTP_URL "
                 "(smtp://user:password@host:587) or EMAIL_ENABLED=false"
             )
-        if self.public_base_url is None or not self.public_base_url.startswith("https://"):
+        if self.public_base_url is None or not _secure_url(self.public_base_url):
             raise ValueError(
                 "PUBLIC_BASE_URL must be the service's https:// address in production: "
                 "emailed links carry one-time tokens"
@@ -525,6 +551,16 @@ class Settings(BaseSettings):
         base = self.public_base_url
         if self.app_env == "production" and base is not None and not _secure_url(base):
             raise ValueError("PUBLIC_BASE_URL must be an https URL in production")
+        return self
+
+    @model_validator(mode="after")
+    def _verification_needs_email(self) -> Settings:
+        """Nobody could ever verify an address, so every account with one would be locked out."""
+        if self.require_verified_email and not self.email_enabled:
+            raise ValueError(
+                "REQUIRE_VERIFIED_EMAIL is on but the service sends no email (EMAIL_ENABLED): "
+                "nobody could verify an address; turn one on or the other off"
+            )
         return self
 
     @model_validator(mode="after")

@@ -39,7 +39,9 @@ from service.db.migrate import upgrade
 from service.db.models import Base
 from service.services import Services, services
 from service.settings import Settings
+from tests.mailbox import Mailbox
 from tests.signing import ALGORITHMS, SigningKey, new_key
+from tests.smtp_server import SmtpServer
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -279,3 +281,25 @@ def security_events() -> Iterator[list[logging.LogRecord]]:
         yield records
     finally:
         logger.removeHandler(handler)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on a free port (``tests/smtp_server.py``)."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox(app: Quart, smtp_server: SmtpServer) -> Mailbox:
+    """What the test's ``app`` mails, as ``smtp_server`` received it; the app must send to it
+    (``settings`` made with ``tests.mailbox.mail_settings``)."""
+    return Mailbox(app, smtp_server)
+
+
+@pytest.fixture
+def mailbox_for(smtp_server: SmtpServer) -> Callable[[Quart], Mailbox]:
+    """A ``Mailbox`` for an app the test built itself with ``mail_settings``."""
+    return lambda app: Mailbox(app, smtp_server)

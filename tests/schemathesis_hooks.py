@@ -18,7 +18,7 @@ Two auth providers, chosen by operation:
   the password, ending a session or refreshing never pulls the shared token from under the
   other requests. For valid (positive) requests it fills in what the schema cannot know,
   the user's real current password, its refresh token and the id of its own session, so the
-  success paths run too.
+  success paths run too. ``POST /me/email`` is here because it needs the real password too.
 
 Each user gets a random name and password, printed nowhere; the base URL is the one
 schemathesis tests (its ``--url`` or the schema's location).
@@ -42,6 +42,7 @@ OWN_USER = (
     "POST /logout",
     "DELETE /me",
     "POST /me/password",
+    "POST /me/email",
     "DELETE /sessions/{session_id}",
     "POST /refresh",
     "POST /revoke",
@@ -146,7 +147,9 @@ class FreshUser:
         if case.meta is None or not case.meta.generation.mode.is_positive:
             return
         body = case.body if isinstance(case.body, dict) else {}
-        if case.operation.label == "POST /me/password" and "current_password" in body:
+        if case.operation.label in ("POST /me/password", "POST /me/email") and (
+            "current_password" in body
+        ):
             body["current_password"] = data.password
         if "refresh_token" in body:  # POST /refresh, POST /logout
             body["refresh_token"] = data.refresh_token

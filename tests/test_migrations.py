@@ -25,6 +25,8 @@ from tests.conftest import (
     make_settings,
 )
 
+TIMESTAMP = sa.DateTime(timezone=True)
+
 
 def run_on(database_url: str, inspect_with: Any) -> Any:
     """Run ``inspect_with(sync_connection)`` on the database; its result."""
@@ -172,6 +174,106 @@ def test_0002_adds_idempotency_keys_to_a_database_with_data_and_goes_back(
     assert run_on(empty_database_url, current_revision) == "0001"
 
 
+def test_0004_adds_email_columns_and_account_tokens_without_loss_and_goes_back(
+    empty_database_url: str,
+) -> None:
+    """A database at 0002 with users, sessions and items upgrades with every row intact; the
+    new columns are empty, unique and usable; downgrading drops them and keeps the rows."""
+    settings = make_settings(empty_database_url)
+    upgrade(settings, "0002")
+    user_id, other_id = uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+
+    def seed(connection: Connection) -> None:
+        connection.execute(
+            sa.text(
+                "INSERT INTO users (id, username, username_key, password_hash, created_at) "
+                "VALUES (:id, :name, :name, 'x', :now)"
+            ).bindparams(sa.bindparam("id", type_=sa.Uuid()), sa.bindparam("now", type_=TIMESTAMP)),
+            [{"id": user_id, "name": "a", "now": now}, {"id": other_id, "name": "b", "now": now}],
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO sessions (id, user_id, refresh_jti, created_at, last_used_at, "
+                "expires_at) VALUES (:id, :user_id, 'j', :now, :now, :now)"
+            ).bindparams(
+                sa.bindparam("id", type_=sa.Uuid()),
+                sa.bindparam("user_id", type_=sa.Uuid()),
+                sa.bindparam("now", type_=TIMESTAMP),
+            ),
+            {"id": uuid.uuid4(), "user_id": user_id, "now": now},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO items (id, owner_id, name, version, created_at, updated_at) "
+                "VALUES (:id, :owner_id, 'Book', 1, :now, :now)"
+            ).bindparams(
+                sa.bindparam("id", type_=sa.Uuid()),
+                sa.bindparam("owner_id", type_=sa.Uuid()),
+                sa.bindparam("now", type_=TIMESTAMP),
+            ),
+            {"id": uuid.uuid4(), "owner_id": user_id, "now": now},
+        )
+        connection.commit()
+
+    def counts(connection: Connection) -> tuple[int, ...]:
+        return tuple(
+            connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()  # noqa: S608
+            for table in ("users", "sessions", "items")
+        )
+
+    def use_the_new_columns(connection: Connection) -> list[str]:
+        users = Base.metadata.tables["users"]
+        tokens = Base.metadata.tables["account_tokens"]
+        assert connection.execute(
+            sa.select(users.c.email, users.c.email_verified_at).where(users.c.id == user_id)
+        ).one() == (None, None)
+        connection.execute(
+            users.update()
+            .where(users.c.id == user_id)
+            .values(email="a@example.com", email_key="a@example.com")
+        )
+        connection.execute(
+            tokens.insert().values(
+                token_hash="0" * 64,
+                user_id=user_id,
+                purpose="verify_email",
+                binding="a@example.com",
+                created_at=now,
+                expires_at=now,
+            )
+        )
+        connection.commit()
+        errors = []
+        try:  # the address is unique
+            connection.execute(
+                users.update().where(users.c.id == other_id).values(email_key="a@example.com")
+            )
+        except sa.exc.IntegrityError:
+            errors.append("duplicate email refused")
+        connection.rollback()
+        return errors
+
+    run_on(empty_database_url, seed)
+    upgrade(settings, "0004")
+
+    assert run_on(empty_database_url, counts) == (2, 1, 1)
+    assert run_on(empty_database_url, use_the_new_columns) == ["duplicate email refused"]
+    assert run_on(empty_database_url, differences) == []
+
+    downgrade(settings, "0002")
+
+    assert "account_tokens" not in run_on(empty_database_url, table_names)
+    assert run_on(empty_database_url, counts) == (2, 1, 1)
+
+    def user_columns(connection: Connection) -> set[str]:
+        return {column["name"] for column in inspect(connection).get_columns("users")}
+
+    assert "email" not in run_on(empty_database_url, user_columns)
+    upgrade(settings)
+    assert run_on(empty_database_url, differences) == []
+
+
 def test_the_start_up_check_knows_the_head_revision() -> None:
     """``service.db.ready`` checks the schema without Alembic: its head must be Alembic's."""
     scripts = ScriptDirectory.from_config(alembic_config(make_settings("sqlite:///unused.db")))
@@ -246,7 +348,7 @@ def test_0003_adds_the_outbox_to_a_database_with_data_and_goes_back(
         )
 
     run_on(empty_database_url, seed)
-    upgrade(settings, "0003")
+    upgrade(settings)  # to the head: the models describe the head's tables
 
     assert "outbox" in run_on(empty_database_url, table_names)
     assert run_on(empty_database_url, counts) == (1, 1, 1)

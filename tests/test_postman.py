@@ -20,6 +20,8 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from pydantic import ValidationError
 from harness.live_server import ROOT, free_port, start_live_server
 from service.auth.schemas import SignupRequest
 from tests.conftest import BACKENDS, empty_database
+from tests.smtp_server import SmtpServer
 
 POSTMAN_DIR = ROOT / "clients" / "postman"
 COLLECTION = POSTMAN_DIR / "service.postman_collection.json"
@@ -63,7 +66,33 @@ WALK = [
     ("POST", "/revoke", 200),
     ("GET", "/me", 401),
     ("POST", "/revoke", 200),
+    ("POST", "/signup", 201),
+    ("POST", "/login", 200),
+    ("GET", "/me", 200),
+    ("POST", "/me/email/resend", 202),
+    ("POST", "/verify-email", 400),
+    ("POST", "/me/email", 422),
+    ("POST", "/me/email", 204),
+    ("POST", "/password/forgot", 202),
+    ("POST", "/password/forgot", 202),
+    ("POST", "/password/reset", 400),
 ]
+
+
+def mail_environment(smtp: SmtpServer) -> dict[str, str]:
+    """What a production server needs to send email, to ``smtp``."""
+    return {
+        "SMTP_URL": f"smtp+plain://127.0.0.1:{smtp.port}",
+        "MAIL_FROM": "Service <noreply@service.example>",
+    }
+
+
+@contextmanager
+def closing_smtp(smtp: SmtpServer) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        smtp.stop()
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -164,11 +193,15 @@ def test_newman_runs_the_collection_against_the_procfile_server(
     newman = newman_executable()
     report_path = tmp_path / "newman-report.json"
     port = free_port()  # known before the start: the metadata's endpoints are on it
+    smtp = SmtpServer()  # the email folder needs a service that sends email
+    smtp.start()
     with (
+        closing_smtp(smtp),
         empty_database(backend, tmp_path) as database_url,
         start_live_server(
             database_url,
             tmp_path,
+            **mail_environment(smtp),  # type: ignore[arg-type]
             PORT=str(port),
             PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
         ) as server,

@@ -26,6 +26,7 @@ import pytest
 
 from harness.live_server import ROOT, LiveServer, free_port, start_live_server
 from tests.schemathesis_hooks import INTROSPECTION_CLIENT
+from tests.smtp_server import SmtpServer
 
 pytestmark = pytest.mark.e2e
 
@@ -40,6 +41,10 @@ SERVER_SETTINGS: dict[str, str] = {
     "AUTH_REQUESTS_PER_MINUTE": "0",
     "LOGIN_FAILURES_PER_USERNAME": "100000",
     "LOGIN_FAILURES_PER_ADDRESS": "100000",
+    "EMAIL_REQUESTS_PER_HOUR": "10000",
+    # A service that sends email (to the test's SMTP server), so the email routes exist.
+    "PUBLIC_BASE_URL": "https://service.example",
+    "MAIL_FROM": "Service <noreply@service.example>",
 }
 #: The success of each operation whose happy path needs what the hooks fill in.
 HAPPY_PATHS = {
@@ -55,6 +60,8 @@ HAPPY_PATHS = {
     ("POST", "/revoke", 200),
     ("POST", "/introspect", 200),
     ("GET", "/.well-known/oauth-authorization-server", 200),
+    ("POST", "/me/email", 204),
+    ("POST", "/password/forgot", 202),
 }
 UUID = re.compile(r"/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -110,10 +117,16 @@ def test_schemathesis_finds_nothing_on_a_live_server(
     port = free_port()  # known before the start: the metadata's endpoints are on it
     settings = {**SERVER_SETTINGS, "PORT": str(port), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
     # The keys are environment variables, never ``check_output``.
-    with start_live_server(empty_database_url, tmp_path, **settings) as server:  # type: ignore[arg-type]
-        operations = operation_count(server)
-        result = run_schemathesis(server.base_url, tmp_path)
-        server_output = server.output()
+    smtp = SmtpServer()
+    smtp.start()
+    settings["SMTP_URL"] = f"smtp+plain://127.0.0.1:{smtp.port}"
+    try:
+        with start_live_server(empty_database_url, tmp_path, **settings) as server:  # type: ignore[arg-type]
+            operations = operation_count(server)
+            result = run_schemathesis(server.base_url, tmp_path)
+            server_output = server.output()
+    finally:
+        smtp.stop()
     report = result.stdout + result.stderr
 
     assert result.returncode == 0, report

@@ -52,7 +52,8 @@ async def test_signup_creates_the_user(client: Client) -> None:
 
     assert response.status_code == 201
     body = await response.get_json()
-    assert set(body) == {"id", "username", "created_at"}
+    assert set(body) == {"id", "username", "created_at", "email", "email_verified"}
+    assert (body["email"], body["email_verified"]) == (None, False)
     assert body["username"] == "Alice"
     uuid.UUID(body["id"])
     assert datetime.fromisoformat(body["created_at"]).tzinfo is not None

@@ -19,6 +19,8 @@ from quart_schema import (
 )
 from werkzeug.datastructures import Headers
 
+from service.accounts import verification
+from service.accounts.routes import refuse_email_field
 from service.auth import devices, sessions, users
 from service.auth.bearer import BEARER_SECURITY, bearer_token, current_principal, login_required
 from service.auth.schemas import (
@@ -65,18 +67,30 @@ async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
     """Create an account.
 
     Usernames are unique ignoring letter case. The password is stored as a bcrypt-SHA256 hash.
+    With an `email`, a verification link is mailed to it; an address another account has
+    (in any letter case) is `409`, and any address is `422` when the service sends no email.
+    Links mailed to one address are limited per hour
+    (`EMAIL_REQUESTS_PER_HOUR`): `429` with `Retry-After`.
     Too many requests from one address: `429` with `Retry-After` (seconds). Too many password
     checks waiting: `503` with `Retry-After`. With an `Idempotency-Key`, a retry with the same
     key and username gets the first answer again.
     """
+    if data.email is not None:
+        refuse_email_field()
+        await verification.admit_verification(services(), None, data.email)
     password_hash = await services().passwords.hash(data.password)
 
     async def create(db: Writer) -> tuple[UserOut, int, Headers]:
-        user = await users.insert_user(db, data.username, password_hash)
+        user = await users.insert_user(db, data.username, password_hash, data.email)
+        if user.email is not None:
+            await verification.send_verification(
+                db, services().settings, user.id, user.username, user.email
+            )
         return UserOut.model_validate(user), 201, headers(Location="/me")
 
-    # The password stays out of the fingerprint: no fast hash of it is ever stored.
-    fields = data.model_dump(mode="json", exclude={"password"})
+    # The password stays out of the fingerprint: no fast hash of it is ever stored. Without
+    # an email the fingerprint is what it was before accounts had one.
+    fields = data.model_dump(mode="json", exclude={"password"}, exclude_none=True)
     return await idempotency.once(idempotency.SIGNUP_SCOPE, fields, create)
 
 
@@ -85,7 +99,7 @@ async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
 @document_request(PasswordGrant, source=DataSource.FORM)
 @validate_response(LoginTokens)
 @response_headers(200, "Cache-Control", "Set-Cookie")
-@problems(400, 429, 503)
+@problems(400, 403, 429, 503)
 async def login() -> tuple[LoginTokens, int, Headers]:
     """Log in with a username and password; get an access and a refresh token.
 
@@ -102,6 +116,9 @@ async def login() -> tuple[LoginTokens, int, Headers]:
 
     When more password checks are waiting than can be done within `PASSWORD_QUEUE_WAIT`, the
     answer is `503` with `Retry-After` at once, for known and unknown usernames alike.
+
+    With `REQUIRE_VERIFIED_EMAIL`, an account whose email address is not verified yet gets
+    `403` (type `urn:service:problem:email-not-verified`), only after its password checked out.
     """
     body = await read_form_or_json()
     _require_password_grant(body)

@@ -20,7 +20,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from service.auth.sessions import LogoutScope
-from service.schemas import STORABLE, SafeStr
+from service.schemas import STORABLE, EmailAddress, SafeStr
 from service.security.passwords import (
     MAX_PASSWORD_LENGTH,
     MIN_PASSWORD_LENGTH,
@@ -61,7 +61,7 @@ PASSWORD_RULES = (
 )
 
 
-def _acceptable_password(password: str, username: str | None = None) -> str:
+def acceptable_password(password: str, username: str | None = None) -> str:
     problem = password_problem(password, username)
     if problem is not None:
         # ``detail`` is the rule's own sentence: the answer's ``detail`` when it is all that
@@ -82,22 +82,31 @@ class SignupRequest(BaseModel):
     password: Password = Field(
         description=PASSWORD_RULES, examples=["correct horse battery staple"]
     )
+    email: EmailAddress | None = Field(
+        None,
+        description="Optional. A verification link is mailed to it; only the account's owner "
+        "sees it. Refused (422) when the service sends no email.",
+    )
 
     @field_validator("password")
     @classmethod
     def _password_policy(cls, password: str, info: ValidationInfo) -> str:
         # ``username`` is declared first, so it is in ``info.data`` whenever it was valid.
-        return _acceptable_password(password, info.data.get("username"))
+        return acceptable_password(password, info.data.get("username"))
 
 
 class UserOut(BaseModel):
-    """An account."""
+    """An account, as its owner sees it."""
 
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
     username: str
     created_at: datetime
+    email: str | None = Field(None, description="The account's email address, if it has one.")
+    email_verified: bool = Field(
+        False, description="Whether the owner confirmed `email` with the link mailed to it."
+    )
 
 
 class PasswordGrant(BaseModel):
@@ -168,7 +177,7 @@ class PasswordChange(BaseModel):
     @classmethod
     def _password_policy(cls, password: str) -> str:
         # The username rule needs the account; ``users.change_password`` applies it.
-        return _acceptable_password(password)
+        return acceptable_password(password)
 
 
 class LogoutRequest(BaseModel):

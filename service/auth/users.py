@@ -13,7 +13,15 @@ from sqlalchemy.exc import IntegrityError
 from service.auth import devices, sessions
 from service.db import Reader, Writer, record
 from service.db.models import User
-from service.errors import Conflict, InvalidGrant, NotFound, Unauthorized, ValidationFailed
+from service.errors import (
+    Conflict,
+    EmailNotVerified,
+    InvalidGrant,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+)
+from service.security import account_tokens
 from service.security.events import security_event
 from service.security.passwords import RULE_SENTENCES, SAME_AS_USERNAME, is_username
 from service.services import Services
@@ -28,7 +36,24 @@ class UserRecord:
     username_key: str
     password_hash: str
     created_at: datetime
+    email: str | None = None
+    email_key: str | None = None
+    email_verified_at: datetime | None = None
 
+    @property
+    def email_verified(self) -> bool:
+        return self.email is not None and self.email_verified_at is not None
+
+
+USERNAME_TAKEN = "This username is already taken."
+EMAIL_TAKEN = "This email address is already used by another account."
+TAKEN = "This username or this email address is already taken."
+
+UNVERIFIED = (
+    "Confirm the account's email address first with the link mailed to it. If that link is "
+    "lost or expired, ask for a password reset at POST /password/forgot: following its link "
+    "confirms the address too."
+)
 
 #: Asked at every login and by every authenticated password check: built once.
 _SELECT_BY_KEY = select(User).where(User.username_key == bindparam("username_key"))
@@ -49,8 +74,17 @@ async def select_user_by_username(db: Reader, username: str) -> UserRecord | Non
     return record(UserRecord, await db.first(_SELECT_BY_KEY, {"username_key": key}))
 
 
-async def insert_user(db: Writer, username: str, password_hash: str) -> UserRecord:
-    """Add an account; ``Conflict`` if the username is taken in any letter case."""
+async def insert_user(
+    db: Writer, username: str, password_hash: str, email: str | None = None
+) -> UserRecord:
+    """Add an account; ``Conflict`` if the username, or the optional ``email`` (already
+    normalised), is taken in any letter case. The address starts unverified."""
+    key = None if email is None else account_tokens.email_key(email)
+    if key is not None:  # say which of the two is taken
+        if await db.scalar(select(User.id).where(User.username_key == username_key(username))):
+            raise Conflict(USERNAME_TAKEN)
+        if await db.scalar(select(User.id).where(User.email_key == key)):
+            raise Conflict(EMAIL_TAKEN)
     try:
         user = await db.first(
             insert(User)
@@ -60,11 +94,14 @@ async def insert_user(db: Writer, username: str, password_hash: str) -> UserReco
                 username_key=username_key(username),
                 password_hash=password_hash,
                 created_at=datetime.now(UTC),
+                email=email,
+                email_key=key,
             )
             .returning(User)
         )
     except IntegrityError:
-        raise Conflict("This username is already taken.") from None
+        # Its unique index refused the username, or a simultaneous signup took either.
+        raise Conflict(USERNAME_TAKEN if key is None else TAKEN) from None
     assert user is not None
     found = record(UserRecord, user)
     assert found is not None
@@ -96,7 +133,9 @@ async def log_in(
     on that device's limit instead of the username-wide one (``devices.recognised_device``);
     for a username without an account no credential can, so such attempts always count on
     the username. ``InvalidGrant`` for a wrong password, ``TooManyRequests`` while a limit
-    holds.
+    holds. With ``REQUIRE_VERIFIED_EMAIL``, ``EmailNotVerified`` for an account with an
+    unverified address, only once the password is known to be right: the answer tells the
+    verification state to nobody without the password.
     """
     async with services.db.read() as db:
         user = await select_user_by_username(db, username)
@@ -106,7 +145,13 @@ async def log_in(
     async with services.limits.password_attempt(
         username_key(username), address=address, device=device
     ):
-        return await check_password(services, user, password)
+        found = await check_password(services, user, password)
+    if services.settings.require_verified_email and found.email and not found.email_verified:
+        security_event(
+            "login_refused", level=logging.WARNING, user_id=found.id, reason="unverified_email"
+        )
+        raise EmailNotVerified(UNVERIFIED)
+    return found
 
 
 async def check_password(services: Services, user: UserRecord | None, password: str) -> UserRecord:

@@ -1,5 +1,5 @@
 """SQLAlchemy tables: users, login sessions (refresh-token families), items, idempotency keys,
-the mail outbox.
+the mail outbox, account tokens (email verification and password reset).
 
 Alembic's migrations in ``service/migrations`` create these tables; this module is what the
 code queries against, and the migration tests check the two agree.
@@ -68,7 +68,12 @@ class Base(DeclarativeBase):
 
 
 class User(Base):
-    """An account. ``username_key`` is the case-folded username that must be unique."""
+    """An account. ``username_key`` is the case-folded username that must be unique.
+
+    ``email`` is the optional address as normalised by ``email-validator``; ``email_key`` its
+    case-folded form, unique like ``username_key``. ``email_verified_at`` is when the owner
+    confirmed the current address (None: unverified or no address).
+    """
 
     __tablename__ = "users"
 
@@ -77,6 +82,11 @@ class User(Base):
     username_key: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    email_key: Mapped[str | None] = mapped_column(
+        String(320), unique=True, index=True, default=None
+    )
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class LoginSession(Base):
@@ -138,6 +148,27 @@ class IdempotencyKey(Base):
     status: Mapped[int | None] = mapped_column(Integer, default=None)
     headers: Mapped[str | None] = mapped_column(Text, default=None)
     body: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class AccountToken(Base):
+    """A one-time token sent by email: ``verify_email`` confirms an address, ``reset_password``
+    sets a new password.
+
+    Only ``token_hash``, the SHA-256 of the token, is stored. ``binding`` ties the token to the
+    account state it was issued for: the address it was sent to (``email_key``) for
+    ``verify_email``, a digest of the password hash for ``reset_password``; once the account
+    has changed, the token no longer matches and is dead. A token is deleted when it is spent.
+    """
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (Index("ix_account_tokens_user_purpose", "user_id", "purpose"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(32))
+    binding: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 

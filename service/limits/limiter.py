@@ -21,6 +21,11 @@ here reads a request: callers hand in the account and the client address.
   anybody else (OWASP's device-cookie design). The address counter applies to every attempt.
 - **Request limits.** ``admit_request`` lets one client address send bursts of
   ``AUTH_REQUESTS_PER_MINUTE`` requests to each credential endpoint, then that many a minute.
+- **Mail limits.** ``admit_mail`` lets each subject (an account, an email address, a client
+  address) cause ``EMAIL_REQUESTS_PER_HOUR`` messages of one kind an hour (bursts of that
+  many), so nobody can flood a mailbox or make the service a spam cannon. An address is
+  counted whether or not an account has it: a 429 tells nothing about which addresses are
+  known.
 
 When ``REDIS_URL`` is set but Redis does not answer, these checks answer 503 with
 ``Retry-After`` (fail closed): whoever can make Redis unreachable must not gain unlimited
@@ -45,9 +50,12 @@ from service.settings import Settings
 IPV6_PREFIX = 64
 #: The request limit's period, seconds.
 REQUEST_PERIOD = 60.0
+#: The mail limit's period, seconds.
+MAIL_PERIOD = 3600.0
 
 FAILED_PASSWORDS = "Too many failed password attempts; try again after the Retry-After delay."
 TOO_MANY_REQUESTS = "Too many requests; try again after the Retry-After delay."
+TOO_MANY_MESSAGES = "Too many messages asked for; try again after the Retry-After delay."
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,17 @@ class Limits:
         if retry_after is not None:
             _report("requests", retry_after, endpoint=endpoint)
             raise TooManyRequests(TOO_MANY_REQUESTS, retry_after=retry_after)
+
+    async def admit_mail(self, kind: str, *subjects: str) -> None:
+        """Count one message of ``kind`` for each subject (``account:<id>``, ``email:<key>``,
+        ``address:<ip>``); ``TooManyRequests`` once one of them is over the hourly limit."""
+        count = self.settings.email_requests_per_hour
+        for subject in subjects:
+            key = f"mail:{kind}:{account_digest(subject)}"
+            retry_after = await self.store.admit(key, count, MAIL_PERIOD)
+            if retry_after is not None:
+                _report("mail", retry_after, endpoint=kind)
+                raise TooManyRequests(TOO_MANY_MESSAGES, retry_after=retry_after)
 
     async def close(self) -> None:
         await self.store.close()

@@ -1,0 +1,55 @@
+"""One-time account tokens sent by email (verification, password reset): values and digests.
+
+A token is 32 random bytes from the operating system's CSPRNG, sent URL-safe base64 (43
+characters) and stored only as its SHA-256 digest. With 256 bits of entropy a fast hash is
+enough: nobody can guess a value, so a stolen table gives no usable token and no salt or slow
+hash is needed (OWASP ASVS 5.0, V6.4 and V7.2). The values are opaque, not JWTs, so the JWT
+verifier of access and refresh tokens refuses them whatever they are presented as.
+
+``password_binding`` ties a reset token to the password it may replace: any change of the
+password hash, whatever made it, kills the tokens issued before.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+
+#: Random bytes of a token (256 bits).
+TOKEN_BYTES = 32
+#: A longer value than any token can be is refused before hashing.
+MAX_ACCOUNT_TOKEN_LENGTH = 64
+
+
+class Purpose(enum.StrEnum):
+    """What a token lets its bearer do, once."""
+
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose name, not a password
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh token: the value to send and the digest to store."""
+    value = secrets.token_urlsafe(TOKEN_BYTES)
+    return value, token_digest(value)
+
+
+def token_digest(value: str) -> str:
+    """The stored form of a token value: its SHA-256, hex."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def password_binding(password_hash: str) -> str:
+    """What a reset token remembers of the password it was issued for (a digest of its hash)."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()
+
+
+def email_key(email: str) -> str:
+    """The form in which addresses must be unique: ``Alice@Example.com`` is ``alice@example.com``.
+
+    Local parts are case-sensitive by RFC 5321 section 2.4, but no provider treats them so and
+    people type them in any case; one account per address in any letter case is what users
+    of Supabase Auth and fastapi-users expect.
+    """
+    return email.casefold()

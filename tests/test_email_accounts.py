@@ -1,0 +1,254 @@
+"""Email addresses on accounts: signup with one, uniqueness, who sees it, changing it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from quart.typing import TestClientProtocol as Client
+
+from service.settings import Settings
+from tests.conftest import Account, make_settings, sign_up
+from tests.email_helpers import (
+    NEW_PASSWORD,
+    PASSWORD,
+    assert_problem,
+    link_token,
+    me,
+    sign_up_with_email,
+    text_of,
+)
+from tests.mailbox import Mailbox, mail_settings
+from tests.smtp_server import SmtpServer
+
+
+@pytest.fixture
+def settings(database_url: str, smtp_server: SmtpServer) -> Settings:
+    """The app mails through its own sender to the test's SMTP server."""
+    return make_settings(database_url, **mail_settings(smtp_server))
+
+
+async def test_signup_with_an_email_stores_it_normalised_and_unverified(
+    client: Client, mailbox: Mailbox
+) -> None:
+    response = await client.post(
+        "/signup",
+        json={"username": "alice", "password": PASSWORD, "email": "Alice@EXAMPLE.com"},
+    )
+
+    body = await response.get_json()
+    assert response.status_code == 201
+    assert body["email"] == "Alice@example.com"
+    assert body["email_verified"] is False
+    message = await mailbox.next("Alice@example.com")
+    assert link_token(message, "/verify-email")
+
+
+async def test_an_account_without_email_works_as_before(client: Client, alice: Account) -> None:
+    body = await me(client, alice)
+
+    assert body["email"] is None
+    assert body["email_verified"] is False
+    response = await client.post("/me/email/resend", headers=alice.headers)
+    assert (await assert_problem(response, 409))["detail"].startswith("The account has no email")
+
+
+@pytest.mark.parametrize("taken", ["alice@example.com", "ALICE@example.com", "Alice@Example.COM"])
+async def test_an_address_is_unique_in_any_letter_case(client: Client, taken: str) -> None:
+    await sign_up_with_email(client, "alice", "alice@example.com")
+
+    response = await client.post(
+        "/signup", json={"username": "mallory", "password": PASSWORD, "email": taken}
+    )
+
+    body = await assert_problem(response, 409)
+    assert body["detail"] == "This email address is already used by another account."
+    assert "alice" not in await response.get_data(as_text=True)  # nothing of the owner echoed
+    login = await client.post("/login", form={"username": "mallory", "password": PASSWORD})
+    assert login.status_code == 400  # nothing half-written
+
+
+async def test_a_taken_username_with_a_new_address_says_the_username(client: Client) -> None:
+    await sign_up_with_email(client, "alice", "alice@example.com")
+
+    response = await client.post(
+        "/signup", json={"username": "ALICE", "password": PASSWORD, "email": "new@example.com"}
+    )
+
+    assert (await assert_problem(response, 409))["detail"] == "This username is already taken."
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["not-an-address", "a@b", "a@@example.com", "a\x00b@example.com", "x" * 300 + "@example.com"],
+)
+async def test_a_malformed_address_is_refused_and_nothing_is_written(
+    client: Client, email: str, mailbox: Mailbox
+) -> None:
+    response = await client.post(
+        "/signup", json={"username": "alice", "password": PASSWORD, "email": email}
+    )
+
+    body = await assert_problem(response, 422)
+    assert body["errors"][0]["field"] == "email"
+    assert email not in await response.get_data(as_text=True)
+    assert (
+        await client.post("/login", form={"username": "alice", "password": PASSWORD})
+    ).status_code == 400
+    assert await mailbox.queued() == 0
+
+
+async def test_nobody_else_sees_the_address(client: Client, mailbox: Mailbox) -> None:
+    alice = await sign_up_with_email(client, "alice", "alice@example.com")
+    bob = await sign_up(client, "bob")
+
+    assert (await me(client, bob))["email"] is None
+    for path in ("/me", "/sessions", "/items"):
+        response = await client.get(path, headers=bob.headers)
+        assert "alice@example.com" not in await response.get_data(as_text=True)
+    assert (await me(client, alice))["email"] == "alice@example.com"
+
+
+async def change_email(client: Client, account: Account, email: str, password: str) -> Any:
+    return await client.post(
+        "/me/email",
+        json={"email": email, "current_password": password},
+        headers=account.headers,
+    )
+
+
+async def test_changing_the_address_needs_the_password_and_notifies_the_old_one(
+    client: Client, mailbox: Mailbox
+) -> None:
+    alice = await sign_up_with_email(client, "alice", "old@example.com")
+    first = link_token(await mailbox.next("old@example.com"), "/verify-email")
+
+    response = await change_email(client, alice, "new@example.com", alice.password)
+
+    assert response.status_code == 204
+    body = await me(client, alice)
+    assert (body["email"], body["email_verified"]) == ("new@example.com", False)
+    notice = await mailbox.next("old@example.com")
+    assert "new@example.com" in text_of(notice)
+    new = link_token(await mailbox.next("new@example.com"), "/verify-email")
+    # The link sent to the old address confirms nothing now; the new one works.
+    old_link = await client.post("/verify-email", json={"token": first})
+    await assert_problem(old_link, 400)
+    assert (await client.post("/verify-email", json={"token": new})).status_code == 204
+    assert (await me(client, alice))["email_verified"] is True
+
+
+async def test_a_wrong_current_password_changes_nothing(client: Client, mailbox: Mailbox) -> None:
+    alice = await sign_up_with_email(client, "alice", "old@example.com")
+    await mailbox.next("old@example.com")
+
+    response = await change_email(client, alice, "mallory@example.com", "a-wrong-guess")
+
+    body = await assert_problem(response, 422)
+    assert body["errors"] == [
+        {"field": "current_password", "message": "is not the current password"}
+    ]
+    assert (await me(client, alice))["email"] == "old@example.com"
+    assert await mailbox.queued("mallory@example.com") == 0
+
+
+async def test_wrong_current_passwords_at_the_address_change_are_limited(
+    client: Client, mailbox: Mailbox
+) -> None:
+    alice = await sign_up_with_email(client, "alice", "old@example.com")
+    statuses = [
+        (await change_email(client, alice, "m@example.com", f"guess-{n}")).status_code
+        for n in range(11)
+    ]
+
+    assert statuses[:10] == [422] * 10
+    assert statuses[10] == 429
+    response = await change_email(client, alice, "m@example.com", alice.password)
+    assert response.status_code == 429
+
+
+async def test_an_address_of_another_account_is_a_conflict(
+    client: Client, mailbox: Mailbox
+) -> None:
+    await sign_up_with_email(client, "alice", "alice@example.com")
+    bob = await sign_up(client, "bob")
+
+    response = await change_email(client, bob, "ALICE@example.com", bob.password)
+
+    await assert_problem(response, 409)
+    assert (await me(client, bob))["email"] is None
+
+
+async def test_the_same_address_in_other_case_keeps_it_verified(
+    client: Client, mailbox: Mailbox
+) -> None:
+    alice = await sign_up_with_email(client, "alice", "alice@example.com")
+    token = link_token(await mailbox.next("alice@example.com"), "/verify-email")
+    assert (await client.post("/verify-email", json={"token": token})).status_code == 204
+
+    response = await change_email(client, alice, "ALICE@example.com", alice.password)
+
+    assert response.status_code == 204
+    body = await me(client, alice)
+    assert (body["email"], body["email_verified"]) == ("ALICE@example.com", True)
+    assert await mailbox.queued("alice@example.com") == 1  # the first link only
+
+
+async def test_adding_an_address_to_an_account_without_one(
+    client: Client, alice: Account, mailbox: Mailbox
+) -> None:
+    response = await change_email(client, alice, "alice@example.com", alice.password)
+
+    assert response.status_code == 204
+    token = link_token(await mailbox.next("alice@example.com"), "/verify-email")
+    assert (await client.post("/verify-email", json={"token": token})).status_code == 204
+
+
+async def test_the_address_change_needs_a_live_session(client: Client, mailbox: Mailbox) -> None:
+    alice = await sign_up_with_email(client, "alice", "alice@example.com")
+    await client.post("/logout", headers=alice.headers)
+
+    response = await change_email(client, alice, "new@example.com", alice.password)
+
+    await assert_problem(response, 401)
+    assert await mailbox.queued("new@example.com") == 0
+
+
+async def test_the_address_can_be_reused_after_the_account_is_deleted(
+    client: Client, mailbox: Mailbox
+) -> None:
+    alice = await sign_up_with_email(client, "alice", "alice@example.com")
+    assert (await client.delete("/me", headers=alice.headers)).status_code == 204
+
+    await sign_up_with_email(client, "alice2", "alice@example.com", NEW_PASSWORD)
+
+
+async def test_links_mailed_for_one_account_are_limited(client: Client, mailbox: Mailbox) -> None:
+    alice = await sign_up_with_email(client, "alice", "alice@example.com")
+
+    statuses = [
+        (await change_email(client, alice, f"a{n}@example.com", alice.password)).status_code
+        for n in range(6)
+    ]
+
+    assert statuses == [204] * 5 + [429]
+    assert (await me(client, alice))["email"] == "a4@example.com"  # the refused one changed nothing
+    assert await mailbox.queued("a5@example.com") == 0
+
+
+async def test_links_mailed_to_one_address_are_limited(client: Client, mailbox: Mailbox) -> None:
+    statuses = []
+    for n in range(6):
+        response = await client.post(
+            "/signup",
+            json={"username": f"user{n}", "password": PASSWORD, "email": f"victim+{n}@example.com"},
+        )
+        statuses.append(response.status_code)
+    for n in range(6):  # the same address again and again: taken, but counted first
+        response = await client.post(
+            "/signup",
+            json={"username": f"other{n}", "password": PASSWORD, "email": "target@example.com"},
+        )
+        statuses.append(response.status_code)
+
+    assert statuses == [201] * 6 + [201] + [409] * 4 + [429]
