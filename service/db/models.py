@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -67,7 +69,11 @@ class Base(DeclarativeBase):
 
 
 class User(Base):
-    """An account. ``username_key`` is the case-folded username that must be unique."""
+    """An account. ``username_key`` is the case-folded username that must be unique.
+
+    ``role`` is ``user`` or ``admin`` (``service.security.roles``); a user whose ``is_active``
+    is false is disabled: it cannot log in and has no live session.
+    """
 
     __tablename__ = "users"
 
@@ -76,6 +82,8 @@ class User(Base):
     username_key: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    role: Mapped[str] = mapped_column(String(16), server_default="user")
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default=true())
 
 
 class LoginSession(Base):
@@ -87,6 +95,11 @@ class LoginSession(Base):
     """
 
     __tablename__ = "sessions"
+    # ``service purge`` finds the sessions that ended long ago by these two.
+    __table_args__ = (
+        Index("ix_sessions_expires_at", "expires_at"),
+        Index("ix_sessions_revoked_at", "revoked_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(
