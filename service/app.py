@@ -7,6 +7,8 @@ from quart import Quart
 from quart_schema import HttpSecurityScheme, Info, OAuth2SecurityScheme, QuartSchema
 
 from service import worker
+from service.admin.guard import require_admin_under_admin_prefix
+from service.admin.routes import bp as admin_bp
 from service.auth.bearer import require_bearer_under_protected_prefixes
 from service.auth.routes import bp as auth_bp
 from service.errors import register_error_handlers
@@ -77,9 +79,10 @@ def create_app(settings: Settings | None = None) -> Quart:
     cors.init_app(app, settings)
     register_error_handlers(app)
     app.before_request(require_bearer_under_protected_prefixes)
+    app.before_request(require_admin_under_admin_prefix)  # after authentication
     app.after_request(finish_response)
     app.url_map.converters["id"] = OpaqueIdConverter
-    for blueprint in (auth_bp, items_bp, health_bp, docs_bp):
+    for blueprint in (auth_bp, items_bp, admin_bp, health_bp, docs_bp):
         app.register_blueprint(blueprint)
     app.before_serving(worker.settle)
 

@@ -95,6 +95,12 @@ class Unauthorized(ApiError):
         super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
+class Forbidden(ApiError):
+    """Authenticated, but not allowed (RFC 9110 section 15.5.4): the admin API for a non-admin."""
+
+    status = 403
+
+
 class NotFound(ApiError):
     status = 404
 
