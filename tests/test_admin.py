@@ -475,3 +475,34 @@ async def test_every_admin_action_is_a_security_event_naming_the_admin(
     assert found[2]["role"] == "admin"
     revoked = [vars(r) for r in events if getattr(r, "event", "") == "session_revoked"]
     assert [(r["user_id"], r["how"]) for r in revoked] == [(alice.id, "admin")]
+
+
+# The document
+
+
+async def test_every_admin_operation_is_documented_with_its_errors(client: Client) -> None:
+    spec = await (await client.get("/openapi.json")).get_json()
+    found = {
+        (method.upper(), path): operation
+        for path, item in spec["paths"].items()
+        if path.startswith("/admin")
+        for method, operation in item.items()
+    }
+
+    assert set(found) == {
+        ("GET", "/admin/users"),
+        ("GET", "/admin/users/{user_id}"),
+        ("PATCH", "/admin/users/{user_id}"),
+        ("DELETE", "/admin/users/{user_id}"),
+        ("GET", "/admin/users/{user_id}/sessions"),
+        ("DELETE", "/admin/users/{user_id}/sessions"),
+    }
+    for (method, path), operation in found.items():
+        assert operation["tags"] == ["admin"], (method, path)
+        assert operation["summary"], (method, path)
+        assert {"bearerAuth": []} in operation["security"], (method, path)
+        assert {"401", "403"} <= set(operation["responses"]), (method, path)
+        if "{user_id}" in path:
+            assert "404" in operation["responses"], (method, path)
+    for self_guarded in ("PATCH", "DELETE"):
+        assert "409" in found[(self_guarded, "/admin/users/{user_id}")]["responses"]
