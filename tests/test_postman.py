@@ -1,8 +1,9 @@
 """The Postman collection in ``clients/postman``, run by newman against a real Hypercorn process.
 
 The collection walks the API as a Postman user clicks through it (signup, form login, item CRUD
-with ETags, refresh, reuse of a spent refresh token, logout) and its test scripts assert every
-answer. Here newman runs it against the Procfile's web command on a fresh database of each
+with ETags, refresh, reuse of a spent refresh token, logout, then administration as an admin
+made with ``service create-user --admin`` before newman starts) and its test scripts assert
+every answer. Here newman runs it against the Procfile's web command on a fresh database of each
 backend; the run passes only if newman exits 0 with no failed assertion and every request got
 the status the walk expects.
 
@@ -56,6 +57,25 @@ WALK = [
     ("GET", "/me", 200),
     ("POST", "/logout", 204),
     ("GET", "/me", 401),
+    # 4. Admin
+    ("POST", "/signup", 201),
+    ("POST", "/login", 200),
+    ("POST", "/login", 200),
+    ("GET", "/admin/users", 403),
+    ("GET", "/admin/users?q={{target_username}}&limit=10", 200),
+    ("GET", "/admin/users/{{target_id}}", 200),
+    ("GET", "/admin/users/{{target_id}}/sessions", 200),
+    ("PATCH", "/admin/users/{{target_id}}", 200),
+    ("GET", "/me", 401),
+    ("POST", "/login", 400),
+    ("PATCH", "/admin/users/{{target_id}}", 200),
+    ("POST", "/login", 200),
+    ("DELETE", "/admin/users/{{target_id}}/sessions", 204),
+    ("GET", "/me", 401),
+    ("GET", "/admin/users?q={{admin_username}}", 200),
+    ("PATCH", "/admin/users/{{admin_id}}", 409),
+    ("DELETE", "/admin/users/{{target_id}}", 204),
+    ("GET", "/admin/users/{{target_id}}", 404),
 ]
 
 
@@ -78,6 +98,23 @@ def scripts(item: dict[str, Any], listen: str) -> str:
         for event in item.get("event", [])
         if event["listen"] == listen
     )
+
+
+def create_collection_admin(env: dict[str, str]) -> None:
+    """Make the admin the collection's admin folder logs in as, with the command an operator
+    uses (``service create-user NAME --admin``), on the server's database."""
+    variables = {value["key"]: value["value"] for value in load(COLLECTION)["variable"]}
+    result = subprocess.run(
+        ["service", "create-user", variables["admin_username"], "--admin", "--password-stdin"],
+        input=variables["admin_password"] + "\n",
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def newman_executable() -> str:
@@ -160,6 +197,7 @@ def test_newman_runs_the_collection_against_the_procfile_server(
         empty_database(backend, tmp_path) as database_url,
         start_live_server(database_url, tmp_path) as server,
     ):
+        create_collection_admin(server.env)
         result = subprocess.run(
             [
                 newman,
