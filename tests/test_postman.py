@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from harness.live_server import ROOT, start_live_server
+from harness.live_server import ROOT, LiveServer, start_live_server
 from service.auth.schemas import SignupRequest
 from tests.conftest import BACKENDS, empty_database
 
@@ -100,21 +100,17 @@ def scripts(item: dict[str, Any], listen: str) -> str:
     )
 
 
-def create_collection_admin(env: dict[str, str]) -> None:
+def create_collection_admin(server: LiveServer) -> None:
     """Make the admin the collection's admin folder logs in as, with the command an operator
     uses (``service create-user NAME --admin``), on the server's database."""
     variables = {value["key"]: value["value"] for value in load(COLLECTION)["variable"]}
-    result = subprocess.run(
-        ["service", "create-user", variables["admin_username"], "--admin", "--password-stdin"],
+    server.run_command(
+        "create-user",
+        variables["admin_username"],
+        "--admin",
+        "--password-stdin",
         input=variables["admin_password"] + "\n",
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def newman_executable() -> str:
@@ -197,7 +193,7 @@ def test_newman_runs_the_collection_against_the_procfile_server(
         empty_database(backend, tmp_path) as database_url,
         start_live_server(database_url, tmp_path) as server,
     ):
-        create_collection_admin(server.env)
+        create_collection_admin(server)
         result = subprocess.run(
             [
                 newman,
