@@ -30,6 +30,8 @@ API_DESCRIPTION = """\
 Sign up, log in for a short-lived access token and a rotating refresh token, and manage your
 own items. Click **Authorize**, enter a username and password (the OAuth2 password flow calls
 `POST /login`), then use **Try it out** on any operation. Errors are `application/problem+json`.
+Admins (role `admin`, made with `service create-user NAME --admin`) also manage accounts and
+their sessions under `/admin`.
 """
 
 
