@@ -109,6 +109,23 @@ class LiveServer:
                 ) from None
         return self.process.returncode
 
+    def run_command(self, *args: str, input: str | None = None) -> str:
+        """Run ``service ARGS`` on this server's database and settings, as an operator would in
+        a one-off dyno; its output, or an error with that output."""
+        result = subprocess.run(
+            ["service", *args],
+            input=input,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=RELEASE_TIMEOUT,
+            check=False,
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, f"service {args[0]} failed ({result.returncode}):\n{output}"
+        return output
+
     def kill(self) -> None:
         """Kill a server still running, with its process group (the workers); for clean-up."""
         if self.process.poll() is None:

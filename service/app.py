@@ -8,6 +8,8 @@ from quart_schema import HttpSecurityScheme, Info, OAuth2SecurityScheme, QuartSc
 
 from service import worker
 from service.accounts.routes import bp as accounts_bp
+from service.admin.guard import require_admin_under_admin_prefix
+from service.admin.routes import bp as admin_bp
 from service.auth.bearer import require_bearer_under_protected_prefixes
 from service.auth.routes import bp as auth_bp
 from service.errors import register_error_handlers
@@ -30,6 +32,8 @@ API_DESCRIPTION = """\
 Sign up, log in for a short-lived access token and a rotating refresh token, and manage your
 own items. Click **Authorize**, enter a username and password (the OAuth2 password flow calls
 `POST /login`), then use **Try it out** on any operation. Errors are `application/problem+json`.
+Admins (role `admin`, made with `service create-user NAME --admin`) also manage accounts and
+their sessions under `/admin`.
 """
 
 
@@ -81,9 +85,10 @@ def create_app(settings: Settings | None = None) -> Quart:
     cors.init_app(app, settings)
     register_error_handlers(app)
     app.before_request(require_bearer_under_protected_prefixes)
+    app.before_request(require_admin_under_admin_prefix)  # after authentication
     app.after_request(finish_response)
     app.url_map.converters["id"] = OpaqueIdConverter
-    for blueprint in (auth_bp, accounts_bp, oauth_bp, items_bp, health_bp, docs_bp):
+    for blueprint in (auth_bp, accounts_bp, oauth_bp, items_bp, admin_bp, health_bp, docs_bp):
         app.register_blueprint(blueprint)
     app.before_serving(worker.settle)
 

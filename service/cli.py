@@ -1,5 +1,5 @@
-"""The ``service`` command: serve, migrate, send mail, create users, export the OpenAPI document,
-make keys.
+"""The ``service`` command: serve, migrate, send mail, create users and set their roles, purge
+old rows, export the OpenAPI document, make keys.
 
 Only ``click`` is imported up front: ``service --help`` and ``service keygen`` must not pay for
 Quart, SQLAlchemy and Alembic (most of the start-up time is imports, docs/startup.md). Each
@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from service.auth import users
     from service.auth.schemas import SignupRequest
     from service.security import keys
+    from service.services import Services
     from service.settings import Settings
 
 
@@ -196,12 +200,15 @@ def _write_private(path: Path, text: str) -> None:
     is_flag=True,
     help="Read the password from the first line of standard input instead of prompting.",
 )
-def create_user_command(username: str, password_stdin: bool) -> None:
+@click.option("--admin", is_flag=True, help="Give the account the admin role.")
+def create_user_command(username: str, password_stdin: bool, admin: bool) -> None:
     """Create an account in DATABASE_URL under the rules of POST /signup.
 
     The password is asked twice at a hidden prompt, or read from standard input with
     --password-stdin (for scripts: it never shows in the shell history or the process list).
     A taken username or a password the policy refuses ends with status 1 and the reason.
+    With --admin the account can use the admin API (/admin); this is how the first admin
+    is made.
     """
     from pydantic import ValidationError
 
@@ -221,8 +228,9 @@ def create_user_command(username: str, password_stdin: bool) -> None:
         raise click.ClickException(f"refused: {reasons}") from None
     import asyncio
 
-    user = asyncio.run(_register(_checked_settings(), signup))
-    click.echo(f"created user {user.username} ({user.id})")
+    user = asyncio.run(_register(_checked_settings(), signup, admin=admin))
+    role = " with the admin role" if admin else ""
+    click.echo(f"created user {user.username} ({user.id}){role}")
 
 
 def _checked_settings() -> Settings:
@@ -243,24 +251,98 @@ def _failure(error: Exception | str) -> SystemExit:
     return SystemExit(f"service: {error}")
 
 
-async def _register(settings: Settings, signup: SignupRequest) -> users.UserRecord:
+async def _register(settings: Settings, signup: SignupRequest, *, admin: bool) -> users.UserRecord:
+    from service.auth import users
+    from service.security.events import security_event
+    from service.security.roles import Role
+
+    role = Role.ADMIN if admin else Role.USER
+    async with _services(settings) as services:
+        user = await users.register(services, signup.username, signup.password, role)
+    if admin:
+        from service.admin.actions import Actor
+
+        security_event(
+            "admin_action",
+            action="create_admin",
+            actor=Actor.command_line().name,
+            target_user_id=user.id,
+            role=role.value,
+        )
+    return user
+
+
+@asynccontextmanager
+async def _services(settings: Settings) -> AsyncIterator[Services]:
+    """The services for one command; an ``ApiError`` (taken, not found) or an unreachable or
+    unmigrated database ends the command with status 1 and the reason."""
     from sqlalchemy.exc import DBAPIError
 
-    from service.auth import users
     from service.db.migrate import describe
     from service.errors import ApiError
     from service.services import Services
 
     services = Services.from_settings(settings)
     try:
-        return await users.register(services, signup.username, signup.password)
-    except ApiError as error:  # the username is taken
+        yield services
+    except ApiError as error:
         raise click.ClickException(error.detail) from None
     except (DBAPIError, OSError) as error:
         message = describe(error)
         raise click.ClickException(f"{message}, and migrated (`service migrate`)") from None
     finally:
         await services.close()
+
+
+@main.command("set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(["admin", "user"]))
+def set_role_command(username: str, role: str) -> None:
+    """Give the account USERNAME (any letter case) the role admin or user, at once.
+
+    A demoted admin loses the admin API at their next request, even with a token issued
+    before. Logged as an admin_action security event naming the operating system user.
+    """
+    import asyncio
+
+    user = asyncio.run(_set_role(_checked_settings(), username, role))
+    click.echo(f"{user.username} ({user.id}) is now {user.role}")
+
+
+async def _set_role(settings: Settings, username: str, role: str) -> users.UserRecord:
+    from service.admin import actions
+    from service.security.roles import Role
+
+    async with _services(settings) as services:
+        return await actions.set_role_by_username(
+            services, actions.Actor.command_line(), username, Role(role)
+        )
+
+
+@main.command("purge")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1, max=100_000),
+    default=1000,
+    show_default=True,
+    help="Rows deleted per transaction.",
+)
+def purge_command(batch_size: int) -> None:
+    """Delete sessions that ended more than PURGE_AFTER ago and expired idempotency keys.
+
+    Safe while the service serves (short transactions of --batch-size rows) and idempotent:
+    run it daily (README, "Deployment"). Prints the rows deleted of each kind.
+    """
+    import asyncio
+
+    from service.purge import purge
+
+    async def run() -> dict[str, int]:
+        async with _services(_checked_settings()) as services:
+            return await purge(services, batch_size=batch_size)
+
+    for name, count in asyncio.run(run()).items():
+        click.echo(f"{name}: {count} deleted")
 
 
 @main.command("openapi")

@@ -107,6 +107,9 @@ class InvalidClient(ApiError):
 
 
 class Forbidden(ApiError):
+    """Authenticated, but not allowed (RFC 9110 section 15.5.4): the admin API for a non-admin,
+    a login whose address must be confirmed first."""
+
     status = 403
 
 

@@ -291,6 +291,13 @@ class Settings(BaseSettings):
         le=30 * 86_400,
         description="Seconds an `Idempotency-Key`'s answer is replayed to retries (24 h).",
     )
+    purge_after: int = Field(
+        30 * 86_400,
+        ge=0,
+        le=3650 * 86_400,
+        description="Seconds `service purge` keeps a session after it expired or was revoked "
+        "(30 days), for the record of who logged in.",
+    )
 
     smtp_url: SecretStr | None = Field(
         None,

@@ -3,7 +3,7 @@
 Loaded by ``tests/schemathesis.toml`` (``hooks = ...``), so ``tests/test_schemathesis.py`` and a
 run by hand (README, "Schemathesis") authenticate alike: no token to paste, nothing to expire.
 
-Two auth providers, chosen by operation:
+Three auth providers, chosen by operation:
 
 - ``SharedUser`` serves every operation that leaves the session alone: one user, signed up
   and logged in on first use, so items created by one request are there for the next (the
@@ -19,6 +19,12 @@ Two auth providers, chosen by operation:
   other requests. For valid (positive) requests it fills in what the schema cannot know,
   the user's real current password, its refresh token and the id of its own session, so the
   success paths run too. ``POST /me/email`` is here because it needs the real password too.
+- ``Admin`` serves the admin API (``ADMIN``): the admin named by ``SCHEMATHESIS_ADMIN_USERNAME``
+  and ``SCHEMATHESIS_ADMIN_PASSWORD`` (made with ``service create-user NAME --admin``; without
+  them an ordinary user, whom the admin API answers 403). A valid request naming a user gets a
+  freshly signed-up user as its target, and so does any request (the stateful phase follows
+  ids from ``GET /admin/users``) naming the admin or the shared user: disabling, deleting or
+  logging out never pulls the ground from under the other requests.
 
 Each user gets a random name and password, printed nowhere; the base URL is the one
 schemathesis tests (its ``--url`` or the schema's location).
@@ -28,8 +34,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +55,17 @@ OWN_USER = (
     "POST /refresh",
     "POST /revoke",
 )
+#: The admin API: an admin's token, and a target user of their own for each valid request.
+ADMIN = (
+    "GET /admin/users",
+    "GET /admin/users/{user_id}",
+    "PATCH /admin/users/{user_id}",
+    "DELETE /admin/users/{user_id}",
+    "GET /admin/users/{user_id}/sessions",
+    "DELETE /admin/users/{user_id}/sessions",
+)
+#: Ids of the users other requests rely on (the shared user, the admin): never an admin target.
+PROTECTED_USERS: set[str] = set()
 #: Seconds a shared token is reused: below the default ACCESS_TOKEN_TTL (900).
 REFRESH_INTERVAL = 600
 #: The introspection client the server under test must know: ``INTROSPECTION_CLIENTS`` set to
@@ -111,7 +130,9 @@ def _bearer(case: schemathesis.Case[Any], login: Login) -> None:
     case.headers["Authorization"] = f"Bearer {login.access_token}"
 
 
-@schemathesis.auth(refresh_interval=REFRESH_INTERVAL).skip_for(name=[*OWN_USER, *CLIENT_OPERATIONS])
+@schemathesis.auth(refresh_interval=REFRESH_INTERVAL).skip_for(
+    name=[*OWN_USER, *CLIENT_OPERATIONS, *ADMIN]
+)
 class SharedUser:
     """One user for every operation that does not end its session."""
 
@@ -125,12 +146,32 @@ class SharedUser:
             previous = self._login
             login = previous and log_in(base_url, previous.username, previous.password)
             self._login = login or sign_up(base_url)
+            PROTECTED_USERS.add(user_id(self._login))
             return self._login
 
     def set(
         self, case: schemathesis.Case[Any], data: Login, context: schemathesis.AuthContext
     ) -> None:
         _bearer(case, data)
+        _unique_idempotency_key(case)
+
+
+def _unique_idempotency_key(case: schemathesis.Case[Any]) -> None:
+    """Give a well-formed ``Idempotency-Key`` of ``POST /items`` (1 to 255 printable ASCII
+    characters) a value never used before.
+
+    Generated keys repeat (hypothesis draws the same simple values, such as "0", again), and a
+    retry of a create whose item was deleted since gets, as it must, the first answer: the
+    id of an item that is gone, which the stateful phase's "created resource not found" check
+    takes for a bug. Malformed keys (the 400 paths) are left as generated.
+    """
+    if case.operation.label != "POST /items" or not case.headers:
+        return
+    for name, value in list(case.headers.items()):  # a plain dict: any letter case
+        text = str(value)
+        well_formed = 1 <= len(text) <= 255 and all(" " <= c <= "~" for c in text)
+        if name.lower() == "idempotency-key" and well_formed and text.strip():
+            case.headers[name] = str(uuid.uuid4())
 
 
 @schemathesis.auth(refresh_interval=None).apply_to(name=list(OWN_USER))
@@ -178,3 +219,33 @@ class IntrospectionClient:
             return
         if isinstance(case.body, dict) and "token" in case.body:
             case.body["token"] = data.access_token
+
+
+def user_id(login: Login) -> str:
+    """The ``sub`` claim of the access token (read, not verified)."""
+    payload = login.access_token.split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * 4))
+    return str(claims["sub"])
+
+
+@schemathesis.auth(refresh_interval=REFRESH_INTERVAL).apply_to(name=list(ADMIN))
+class Admin:
+    """The admin of ``SCHEMATHESIS_ADMIN_USERNAME`` for the admin API (else a plain user)."""
+
+    def get(self, case: schemathesis.Case[Any], context: schemathesis.AuthContext) -> Login:
+        base_url = _base_url(context)
+        username = os.environ.get("SCHEMATHESIS_ADMIN_USERNAME")
+        password = os.environ.get("SCHEMATHESIS_ADMIN_PASSWORD", "")
+        login = (username and log_in(base_url, username, password)) or sign_up(base_url)
+        PROTECTED_USERS.add(user_id(login))
+        return login
+
+    def set(
+        self, case: schemathesis.Case[Any], data: Login, context: schemathesis.AuthContext
+    ) -> None:
+        _bearer(case, data)
+        if "user_id" not in (case.path_parameters or {}):
+            return
+        positive = case.meta is not None and case.meta.generation.mode.is_positive
+        if positive or str(case.path_parameters["user_id"]) in PROTECTED_USERS:
+            case.path_parameters["user_id"] = user_id(sign_up(_base_url(context)))

@@ -10,7 +10,8 @@ documented contract against a live server; this covers what no schema describes.
 
 The run is bounded by ``EXAMPLES`` per backend (a few seconds each) and derandomized, so a
 failure is reproducible; the limits are lifted so that the service's real work runs instead
-of a 429.
+of a 429. The user of half the examples is an admin, so the admin routes are fuzzed
+behind their guard too.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from hypothesis import strategies as st
 from quart import Quart
 
 from service import create_app
+from service.admin import actions
+from service.security.roles import Role
 from service.services import services
 from tests.conftest import delete_all_rows, make_settings, sign_up
 
@@ -70,6 +73,8 @@ FIELDS = [
     "new_password",
     "name",
     "description",
+    "is_active",
+    "role",
 ]
 HEADERS = [
     "Authorization",
@@ -182,6 +187,10 @@ async def test_no_request_gets_a_5xx(
     account = await sign_up(client, f"fuzz{next(_users)}", PASSWORD)
     created = await client.post("/items", json={"name": "n"}, headers=account.headers)
     real_id = (await created.get_json())["id"]
+    if data.draw(st.booleans(), label="admin"):  # so the admin routes get past their guard
+        await actions.change_user(
+            services(fuzz_app), actions.Actor("fuzz"), uuid.UUID(account.id), role=Role.ADMIN
+        )
 
     every_route = routes(fuzz_app)
     with_body = [(method, rule) for method, rule in every_route if method in BODY_METHODS]
@@ -192,7 +201,7 @@ async def test_no_request_gets_a_5xx(
     )
     ids = (
         st.just(real_id)
-        | st.sampled_from([real_id, str(uuid.uuid4())])
+        | st.sampled_from([real_id, account.id, str(uuid.uuid4())])
         | header_text.map(lambda text: quote(text, safe="") or "x")
     )
     path = PARAMETER.sub(lambda _: data.draw(ids, label="id"), rule)
@@ -206,7 +215,8 @@ async def test_no_request_gets_a_5xx(
     if data.draw(st.booleans(), label="authenticated"):
         headers["Authorization"] = f"Bearer {account.access_token}"
     query = data.draw(
-        st.dictionaries(st.sampled_from(["limit", "cursor", "x"]), header_text), label="query"
+        st.dictionaries(st.sampled_from(["limit", "cursor", "q", "x"]), header_text),
+        label="query",
     )
 
     send = getattr(client, method.lower())  # get, head, options, post, put, patch, delete

@@ -359,3 +359,89 @@ def test_0003_adds_the_outbox_to_a_database_with_data_and_goes_back(
     assert "outbox" not in run_on(empty_database_url, table_names)
     assert run_on(empty_database_url, counts) == (1, 1, 1)
     assert run_on(empty_database_url, current_revision) == "0002"
+
+
+def test_0005_gives_existing_users_a_role_and_keeps_every_row_then_goes_back(
+    empty_database_url: str,
+) -> None:
+    """A database at 0002 with a user, a session, an item and an idempotency key upgrades
+    without loss (the user becomes an active ``user``), works, and downgrades to 0002 intact."""
+    settings = make_settings(empty_database_url)
+    upgrade(settings, "0002")
+    user_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    tables = Base.metadata.tables
+    names = ("users", "sessions", "items", "idempotency_keys")
+
+    def seed(connection: Connection) -> None:
+        # Only the columns of 0002: the models' new ones do not exist yet.
+        connection.execute(
+            sa.text(
+                "INSERT INTO users (id, username, username_key, password_hash, created_at) "
+                "VALUES (:id, 'a', 'a', 'x', :now)"
+            ).bindparams(
+                sa.bindparam("id", type_=sa.Uuid()),
+                sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+            ),
+            {"id": user_id, "now": now},
+        )
+        connection.execute(
+            tables["sessions"]
+            .insert()
+            .values(
+                id=uuid.uuid4(),
+                user_id=user_id,
+                refresh_jti="j",
+                created_at=now,
+                last_used_at=now,
+                expires_at=now,
+            )
+        )
+        connection.execute(
+            tables["items"]
+            .insert()
+            .values(
+                id=uuid.uuid4(),
+                owner_id=user_id,
+                name="Book",
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        connection.execute(
+            tables["idempotency_keys"]
+            .insert()
+            .values(scope="signup", key="k", fingerprint="f", created_at=now, expires_at=now)
+        )
+        connection.commit()
+
+    def counts(connection: Connection) -> tuple[int, ...]:
+        count = sa.func.count()
+        return tuple(
+            connection.execute(sa.select(count).select_from(tables[name])).scalar_one()
+            for name in names
+        )
+
+    def role_of_the_user(connection: Connection) -> tuple[str, bool]:
+        users = tables["users"]
+        row = connection.execute(
+            sa.select(users.c.role, users.c.is_active).where(users.c.id == user_id)
+        ).one()
+        return row.role, row.is_active
+
+    def user_columns(connection: Connection) -> set[str]:
+        return {column["name"] for column in inspect(connection).get_columns("users")}
+
+    run_on(empty_database_url, seed)
+    upgrade(settings)
+
+    assert run_on(empty_database_url, counts) == (1, 1, 1, 1)
+    assert run_on(empty_database_url, role_of_the_user) == ("user", True)
+    assert run_on(empty_database_url, differences) == []
+
+    downgrade(settings, "0002")
+
+    assert run_on(empty_database_url, counts) == (1, 1, 1, 1)
+    assert {"role", "is_active"}.isdisjoint(run_on(empty_database_url, user_columns))
+    assert run_on(empty_database_url, current_revision) == "0002"

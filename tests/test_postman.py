@@ -1,8 +1,9 @@
 """The Postman collection in ``clients/postman``, run by newman against a real Hypercorn process.
 
 The collection walks the API as a Postman user clicks through it (signup, form login, item CRUD
-with ETags, refresh, reuse of a spent refresh token, logout) and its test scripts assert every
-answer. Here newman runs it against the Procfile's web command on a fresh database of each
+with ETags, refresh, reuse of a spent refresh token, logout, then administration as an admin
+made with ``service create-user --admin`` before newman starts) and its test scripts assert
+every answer. Here newman runs it against the Procfile's web command on a fresh database of each
 backend; the run passes only if newman exits 0 with no failed assertion and every request got
 the status the walk expects.
 
@@ -28,7 +29,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from harness.live_server import ROOT, free_port, start_live_server
+from harness.live_server import ROOT, LiveServer, free_port, start_live_server
 from service.auth.schemas import SignupRequest
 from tests.conftest import BACKENDS, empty_database
 from tests.smtp_server import SmtpServer
@@ -76,6 +77,25 @@ WALK = [
     ("POST", "/password/forgot", 202),
     ("POST", "/password/forgot", 202),
     ("POST", "/password/reset", 400),
+    # 6. Admin
+    ("POST", "/signup", 201),
+    ("POST", "/login", 200),
+    ("POST", "/login", 200),
+    ("GET", "/admin/users", 403),
+    ("GET", "/admin/users?q={{target_username}}&limit=10", 200),
+    ("GET", "/admin/users/{{target_id}}", 200),
+    ("GET", "/admin/users/{{target_id}}/sessions", 200),
+    ("PATCH", "/admin/users/{{target_id}}", 200),
+    ("GET", "/me", 401),
+    ("POST", "/login", 400),
+    ("PATCH", "/admin/users/{{target_id}}", 200),
+    ("POST", "/login", 200),
+    ("DELETE", "/admin/users/{{target_id}}/sessions", 204),
+    ("GET", "/me", 401),
+    ("GET", "/admin/users?q={{admin_username}}", 200),
+    ("PATCH", "/admin/users/{{admin_id}}", 409),
+    ("DELETE", "/admin/users/{{target_id}}", 204),
+    ("GET", "/admin/users/{{target_id}}", 404),
 ]
 
 
@@ -113,6 +133,19 @@ def scripts(item: dict[str, Any], listen: str) -> str:
         "\n".join(event["script"]["exec"])
         for event in item.get("event", [])
         if event["listen"] == listen
+    )
+
+
+def create_collection_admin(server: LiveServer) -> None:
+    """Make the admin the collection's admin folder logs in as, with the command an operator
+    uses (``service create-user NAME --admin``), on the server's database."""
+    variables = {value["key"]: value["value"] for value in load(COLLECTION)["variable"]}
+    server.run_command(
+        "create-user",
+        variables["admin_username"],
+        "--admin",
+        "--password-stdin",
+        input=variables["admin_password"] + "\n",
     )
 
 
@@ -206,6 +239,7 @@ def test_newman_runs_the_collection_against_the_procfile_server(
             PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
         ) as server,
     ):
+        create_collection_admin(server)
         result = subprocess.run(
             [
                 newman,

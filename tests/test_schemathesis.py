@@ -5,7 +5,8 @@ workers and production settings) on a fresh database of each backend. The schema
 runs as a user would run it (README, "Schemathesis"), with ``tests/schemathesis.toml``: all
 its checks, the documented exceptions there, and the auth hooks of
 ``tests/schemathesis_hooks.py``, which sign up real users and log them in, so every request
-that needs one carries a live bearer token, including those that end sessions.
+that needs one carries a live bearer token, including those that end sessions; the admin API
+gets the token of an admin made with ``service create-user --admin`` before the run.
 
 The server's brute-force limits are lifted for the run: schemathesis sends hundreds of
 signups, logins and wrong passwords a minute from one address, and the limits would answer
@@ -62,8 +63,17 @@ HAPPY_PATHS = {
     ("GET", "/.well-known/oauth-authorization-server", 200),
     ("POST", "/me/email", 204),
     ("POST", "/password/forgot", 202),
+    ("GET", "/admin/users", 200),
+    ("GET", "/admin/users/{id}", 200),
+    ("PATCH", "/admin/users/{id}", 200),
+    ("DELETE", "/admin/users/{id}", 204),
+    ("GET", "/admin/users/{id}/sessions", 200),
+    ("DELETE", "/admin/users/{id}/sessions", 204),
 }
-UUID = re.compile(r"/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+UUID = re.compile(r"/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?=/|$)")
+#: The admin the hooks use for the admin API, made with ``service create-user --admin``.
+ADMIN_USERNAME = "schemathesis-admin"
+ADMIN_PASSWORD = "schemathesis-admin-31415"
 
 
 def operation_count(server: LiveServer) -> int:
@@ -72,6 +82,10 @@ def operation_count(server: LiveServer) -> int:
 
 
 def run_schemathesis(base_url: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    admin = {
+        "SCHEMATHESIS_ADMIN_USERNAME": ADMIN_USERNAME,
+        "SCHEMATHESIS_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
     """``schemathesis run`` as in the README; in ``workdir`` so its files stay out of the repo."""
     return subprocess.run(
         [
@@ -89,7 +103,7 @@ def run_schemathesis(base_url: str, workdir: Path) -> subprocess.CompletedProces
             "--no-color",
         ],
         cwd=workdir,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},  # the hooks module is tests.*
+        env={**os.environ, "PYTHONPATH": str(ROOT), **admin},  # the hooks module is tests.*
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT,
@@ -122,6 +136,9 @@ def test_schemathesis_finds_nothing_on_a_live_server(
     settings["SMTP_URL"] = f"smtp+plain://127.0.0.1:{smtp.port}"
     try:
         with start_live_server(empty_database_url, tmp_path, **settings) as server:  # type: ignore[arg-type]
+            server.run_command(
+                "create-user", ADMIN_USERNAME, "--admin", "--password-stdin", input=ADMIN_PASSWORD
+            )
             operations = operation_count(server)
             result = run_schemathesis(server.base_url, tmp_path)
             server_output = server.output()

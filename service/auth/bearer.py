@@ -6,13 +6,14 @@ request makes revocation (logout, password change, refresh reuse) take effect at
 Tokens are read from the ``Authorization`` header only, never from the query string or a form
 body (RFC 6750 section 2.3 leaks them into logs and histories).
 
-Authentication comes before routing under the protected prefixes (``/items``, ``/me``,
-``/sessions`` and everything below them): an app-wide ``before_request`` hook, which Quart runs
-before it raises a routing error, answers a caller without a valid token 401 whatever follows
-the prefix (an unknown sub-path, a malformed id, another method). A 404 or 405 would tell an
-anonymous caller which paths exist, and a client would take it for "no such item" instead of
-"log in again". The route guards (``login_required``, a blueprint's ``require_bearer``) stay
-as a second line and reuse the principal the hook found, so a request is checked once.
+Authentication comes before routing under the protected prefixes (``/admin``, ``/items``,
+``/me``, ``/sessions`` and everything below them): an app-wide ``before_request`` hook,
+which Quart runs before it raises a routing error, answers a caller without a valid token 401
+whatever follows the prefix (an unknown sub-path, a malformed id, another method). A 404 or
+405 would tell an anonymous caller which paths exist, and a client would take it for "no such
+item" instead of "log in again". The route guards (``login_required``, a blueprint's
+``require_bearer``) stay as a second line and reuse the principal the hook found, so a request
+is checked once.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from service.security.tokens import ACCESS_TYP, TokenError
 from service.services import services
 
 #: Paths that need a bearer token, each with everything below it (``/items/anything``).
-PROTECTED_PREFIXES = ("/items", "/me", "/sessions")
+PROTECTED_PREFIXES = ("/admin", "/items", "/me", "/sessions")
 
 #: The OpenAPI security requirement of a protected operation (either scheme works).
 BEARER_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"oauth2Password": []}]

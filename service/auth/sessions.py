@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 
 from service.db import Reader, Writer, record, records
-from service.db.models import LoginSession
+from service.db.models import LoginSession, User
 from service.errors import InvalidGrant, NotFound, Unauthorized
 from service.security.events import security_event
 from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError, VerifiedToken
@@ -134,7 +134,7 @@ class ClientInfo:
     address: str | None
 
 
-def _token_pair(services: Services, session: SessionLike, refresh: str) -> IssuedPair:
+def _token_pair(services: Services, session: SessionLike, refresh: str, role: str) -> IssuedPair:
     settings = services.settings
     not_after = int(session.expires_at.timestamp())
     access = services.tokens.issue(
@@ -143,6 +143,7 @@ def _token_pair(services: Services, session: SessionLike, refresh: str) -> Issue
         session_id=session.id,
         ttl=settings.access_token_ttl,
         not_after=not_after,
+        role=role,
     )
     now = int(datetime.now(UTC).timestamp())
     return IssuedPair(
@@ -176,7 +177,11 @@ class NewSession:
 
 
 async def start_session(services: Services, user_id: uuid.UUID, client: ClientInfo) -> IssuedPair:
-    """Open a session for a user who just proved their password, and issue its first pair."""
+    """Open a session for a user who just proved their password, and issue its first pair.
+
+    ``InvalidGrant``, the answer of a wrong password, if the account was disabled or deleted
+    since the password check (``active_role`` explains the lock that makes this exact).
+    """
     now = datetime.now(UTC)
     session = NewSession(
         id=uuid.uuid4(),
@@ -187,6 +192,9 @@ async def start_session(services: Services, user_id: uuid.UUID, client: ClientIn
     )
     refresh_jti, refresh = _new_refresh(services, session)
     async with services.db.write() as db:
+        role = await active_role(db, user_id)
+        if role is None:
+            raise InvalidGrant("Invalid username or password.")
         await db.run(
             insert(LoginSession).values(
                 id=session.id,
@@ -199,7 +207,24 @@ async def start_session(services: Services, user_id: uuid.UUID, client: ClientIn
                 client_address=(client.address or "")[:64] or None,
             )
         )
-    return _token_pair(services, session, refresh)
+    return _token_pair(services, session, refresh, role)
+
+
+async def active_role(db: Writer, user_id: uuid.UUID) -> str | None:
+    """The stored role of the user if the account is active, else None; locks the user's row.
+
+    The shared row lock (``FOR SHARE`` on PostgreSQL; SQLite has one writer at a time anyway)
+    makes a session start and an admin disabling the account take turns: either the session
+    is stored first and the disable revokes it, or the disable commits first and this sees
+    the account inactive. Without it a login racing with a disable could keep a session.
+    """
+    query = (
+        select(User.role)
+        .where(User.id == user_id, User.is_active.is_(True))
+        .with_for_update(read=True)
+    )
+    role: str | None = await db.scalar(query)
+    return role
 
 
 async def rotate(services: Services, refresh_token: str) -> IssuedPair:
@@ -216,9 +241,12 @@ async def rotate(services: Services, refresh_token: str) -> IssuedPair:
         decision = decide_refresh(session, token, now)
         if decision is RefreshDecision.ROTATE:
             assert session is not None
+            role = await active_role(db, session.user_id)
+            if role is None:
+                raise InvalidGrant(DEAD_DETAIL)  # disabled: its sessions are being revoked
             refresh_jti, refresh = _new_refresh(services, session)
             if await _swap_refresh_jti(db, session.id, token.token_id, refresh_jti, now):
-                return _token_pair(services, session, refresh)
+                return _token_pair(services, session, refresh, role)
             decision = RefreshDecision.REUSED  # another request spent it first
         if decision is RefreshDecision.REUSED:
             revoked = await revoke_sessions(db, token.user_id, now, only=token.session_id)
@@ -313,7 +341,8 @@ def log_revoked(
     """One ``session_revoked`` event per session ended.
 
     ``how``: ``logout`` (with its ``scope``), ``delete``, ``password_change``, ``reuse``,
-    ``account_deleted`` or ``revoke`` (``POST /revoke``).
+    ``account_deleted``, ``revoke`` (``POST /revoke``), or ``admin`` (an admin disabled or
+    deleted the account or ended its sessions).
     """
     for session_id in session_ids:
         security_event(
@@ -412,3 +441,14 @@ async def revoke_sessions(
         update(LoginSession).where(*conditions).values(revoked_at=now).returning(LoginSession.id)
     )
     return [row["id"] for row in rows]
+
+
+async def delete_ended_sessions(db: Writer, ended_before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` sessions that expired or were revoked before ``ended_before``;
+    how many went. Live sessions never qualify (``service purge``)."""
+    ended = (
+        select(LoginSession.id)
+        .where(or_(LoginSession.expires_at < ended_before, LoginSession.revoked_at < ended_before))
+        .limit(limit)
+    )
+    return await db.run(delete(LoginSession).where(LoginSession.id.in_(ended)))

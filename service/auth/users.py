@@ -24,6 +24,7 @@ from service.errors import (
 from service.security import account_tokens
 from service.security.events import security_event
 from service.security.passwords import RULE_SENTENCES, SAME_AS_USERNAME, is_username
+from service.security.roles import Role
 from service.services import Services
 
 
@@ -36,6 +37,8 @@ class UserRecord:
     username_key: str
     password_hash: str
     created_at: datetime
+    role: str
+    is_active: bool
     email: str | None = None
     email_key: str | None = None
     email_verified_at: datetime | None = None
@@ -75,9 +78,13 @@ async def select_user_by_username(db: Reader, username: str) -> UserRecord | Non
 
 
 async def insert_user(
-    db: Writer, username: str, password_hash: str, email: str | None = None
+    db: Writer,
+    username: str,
+    password_hash: str,
+    email: str | None = None,
+    role: Role = Role.USER,
 ) -> UserRecord:
-    """Add an account; ``Conflict`` if the username, or the optional ``email`` (already
+    """Add an active account; ``Conflict`` if the username, or the optional ``email`` (already
     normalised), is taken in any letter case. The address starts unverified."""
     key = None if email is None else account_tokens.email_key(email)
     if key is not None:  # say which of the two is taken
@@ -96,6 +103,8 @@ async def insert_user(
                 created_at=datetime.now(UTC),
                 email=email,
                 email_key=key,
+                role=role.value,
+                is_active=True,
             )
             .returning(User)
         )
@@ -112,11 +121,13 @@ async def update_password_hash(db: Writer, user_id: uuid.UUID, password_hash: st
     await db.run(update(User).where(User.id == user_id).values(password_hash=password_hash))
 
 
-async def register(services: Services, username: str, password: str) -> UserRecord:
+async def register(
+    services: Services, username: str, password: str, role: Role = Role.USER
+) -> UserRecord:
     """Create an account; the password is hashed before any database work starts."""
     password_hash = await services.passwords.hash(password)
     async with services.db.write() as db:
-        return await insert_user(db, username, password_hash)
+        return await insert_user(db, username, password_hash, role=role)
 
 
 async def log_in(
@@ -155,11 +166,13 @@ async def log_in(
 
 
 async def check_password(services: Services, user: UserRecord | None, password: str) -> UserRecord:
-    """``user`` if this is their password, else ``InvalidGrant``.
+    """``user`` if this is their password and the account is active, else ``InvalidGrant``.
 
-    An unknown username (``user`` None) and a wrong password fail alike, in the same time and
-    with the same error, so the answer does not reveal which usernames exist. A hash made with
-    fewer bcrypt rounds than configured is replaced. No connection is held while bcrypt runs.
+    An unknown username (``user`` None), a wrong password and a disabled account fail alike,
+    in the same time and with the same error, so the answer does not reveal which usernames
+    exist or which accounts an admin disabled: the password is checked in full before the
+    account's state is. A hash made with fewer bcrypt rounds than configured is replaced. No
+    connection is held while bcrypt runs.
     """
     if user is None:
         await services.passwords.verify_nothing(password)
@@ -169,6 +182,11 @@ async def check_password(services: Services, user: UserRecord | None, password: 
     if not outcome.ok:
         security_event(
             "login_failed", level=logging.WARNING, user_id=user.id, reason="wrong_password"
+        )
+        raise InvalidGrant("Invalid username or password.")
+    if not user.is_active:
+        security_event(
+            "login_failed", level=logging.WARNING, user_id=user.id, reason="account_disabled"
         )
         raise InvalidGrant("Invalid username or password.")
     if outcome.new_hash is not None:

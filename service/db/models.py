@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -73,6 +75,8 @@ class User(Base):
     ``email`` is the optional address as normalised by ``email-validator``; ``email_key`` its
     case-folded form, unique like ``username_key``. ``email_verified_at`` is when the owner
     confirmed the current address (None: unverified or no address).
+    ``role`` is ``user`` or ``admin`` (``service.security.roles``); a user whose ``is_active``
+    is false is disabled: it cannot log in and has no live session.
     """
 
     __tablename__ = "users"
@@ -87,6 +91,8 @@ class User(Base):
         String(320), unique=True, index=True, default=None
     )
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    role: Mapped[str] = mapped_column(String(16), server_default="user")
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default=true())
 
 
 class LoginSession(Base):
@@ -98,6 +104,11 @@ class LoginSession(Base):
     """
 
     __tablename__ = "sessions"
+    # ``service purge`` finds the sessions that ended long ago by these two.
+    __table_args__ = (
+        Index("ix_sessions_expires_at", "expires_at"),
+        Index("ix_sessions_revoked_at", "revoked_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(

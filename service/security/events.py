@@ -5,7 +5,7 @@ investigate: a failed login, a replayed refresh token, a revoked session, a rate
 Events in use: ``login_failed``, ``refresh_reuse_detected``, ``password_changed``,
 ``password_change_failed``, ``session_revoked`` (with ``how``), ``account_deleted``,
 ``refresh_refused``, ``rate_limited``, ``mail_given_up`` (an email that will never be sent),
-``introspection_client_refused``.
+``introspection_client_refused``, ``admin_action``, ``admin_access_denied``.
 
 Each record carries its fields twice: as attributes of the ``LogRecord`` (passed with
 ``extra=``, so a JSON formatter writes them as keys) and as ``key=value`` pairs in the message

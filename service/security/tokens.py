@@ -84,9 +84,20 @@ class TokenService:
         self._verified: dict[str, VerifiedToken] = {}
 
     def issue(
-        self, typ: str, *, user_id: uuid.UUID, session_id: uuid.UUID, ttl: int, not_after: int
+        self,
+        typ: str,
+        *,
+        user_id: uuid.UUID,
+        session_id: uuid.UUID,
+        ttl: int,
+        not_after: int,
+        role: str | None = None,
     ) -> IssuedToken:
-        """Sign a token of kind ``typ``; it expires after ``ttl`` seconds or at ``not_after``."""
+        """Sign a token of kind ``typ``; it expires after ``ttl`` seconds or at ``not_after``.
+
+        ``role`` becomes the ``role`` claim, for other services to read; this service never
+        trusts it and asks the database instead (``service.security.roles``).
+        """
         now = int(self._clock())
         token_id = secrets.token_urlsafe(16)
         expires_at = min(now + ttl, not_after)
@@ -101,6 +112,8 @@ class TokenService:
             "nbf": now,
             "exp": expires_at,
         }
+        if role is not None:
+            claims["role"] = role
         value = jwt.encode(header, claims, self.keys.signing_key, algorithms=[self.keys.algorithm])
         return IssuedToken(value=value, token_id=token_id, expires_at=expires_at)
 

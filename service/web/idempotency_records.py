@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from service.db import Reader, Writer, record
@@ -94,3 +94,18 @@ async def store_answer(
         .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
         .values(status=status, headers=headers, body=body)
     )
+
+
+async def delete_expired_keys(db: Writer, now: datetime, limit: int) -> int:
+    """Delete up to ``limit`` keys that expired by ``now``; how many went (``service purge``).
+
+    An expired key is never replayed, so nothing is lost; a request reusing it meanwhile
+    inserts a row of its own, which this leaves alone.
+    """
+    expired = (
+        select(IdempotencyKey.scope, IdempotencyKey.key)
+        .where(IdempotencyKey.expires_at <= now)
+        .limit(limit)
+    )
+    columns = tuple_(IdempotencyKey.scope, IdempotencyKey.key)
+    return await db.run(delete(IdempotencyKey).where(columns.in_(expired)))

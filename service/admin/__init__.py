@@ -1,0 +1,1 @@
+"""The admin blueprint: accounts and their sessions, for active admins only (``/admin``)."""

@@ -1,0 +1,151 @@
+"""What admins do to accounts, from the admin API and the command line alike.
+
+Each action is one transaction and one ``admin_action`` security event naming the acting
+admin (``actor``: the admin's username and ``actor_id``, or ``cli:<operating system user>``
+for the command line), the target account and what changed (OWASP ASVS 5.0 V16.3: log
+authorization decisions and changes to accounts). Sessions ended on the way are logged as
+``session_revoked`` with ``how=admin``.
+
+- **Disable** (``is_active`` false) revokes every session of the account in the same
+  transaction: its access tokens stop at the next request, its refresh tokens are dead, and
+  ``/login`` answers as for a wrong password. **Enable** lets it log in again; the sessions
+  ended stay ended.
+- **Role** changes take effect at once: the admin API asks the database on every request.
+- **Delete** removes the account with its items and sessions.
+- An admin cannot disable, demote or delete their own account, nor end all their own
+  sessions, through the API (``service.security.roles``): 409.
+"""
+
+from __future__ import annotations
+
+import getpass
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from service.admin import queries
+from service.auth import sessions, users
+from service.auth.users import UserRecord
+from service.errors import Conflict, NotFound
+from service.security.events import security_event
+from service.security.roles import Role, SelfAction, check_not_self, locks_out
+from service.services import Services
+
+NOT_FOUND = "No such user."
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: an admin of the API (``id`` set) or an operator at the command line."""
+
+    name: str
+    id: uuid.UUID | None = None
+
+    @classmethod
+    def command_line(cls) -> Actor:
+        """The operator running ``service``, by their operating system login."""
+        try:
+            login = getpass.getuser()
+        except (OSError, KeyError):  # no login name in a bare container
+            login = "unknown"
+        return cls(name=f"cli:{login}")
+
+
+def _event(actor: Actor, action: str, target: uuid.UUID, **fields: Any) -> None:
+    security_event(
+        "admin_action",
+        action=action,
+        actor=actor.name,
+        actor_id=actor.id,
+        target_user_id=target,
+        **fields,
+    )
+
+
+def _refuse_self(actor: Actor, target: uuid.UUID, what: str) -> None:
+    if actor.id is None:
+        return
+    try:
+        check_not_self(actor.id, target, what=what)
+    except SelfAction as error:
+        raise Conflict(str(error)) from None
+
+
+async def change_user(
+    services: Services,
+    actor: Actor,
+    target: uuid.UUID,
+    *,
+    is_active: bool | None = None,
+    role: Role | None = None,
+) -> UserRecord:
+    """Set ``is_active`` and/or ``role`` (None: leave as is); the account after the change.
+
+    ``NotFound`` for no such account; ``Conflict`` when an admin would disable or demote
+    themselves. Disabling revokes every session of the account in the same transaction.
+    """
+    if locks_out(is_active=is_active, role=role):
+        _refuse_self(actor, target, "disable or demote")
+    now = datetime.now(UTC)
+    async with services.db.write() as db:
+        before = await queries.select_user_for_update(db, target)
+        if before is None:
+            raise NotFound(NOT_FOUND)
+        changes: dict[str, object] = {}
+        if is_active is not None and is_active != before.is_active:
+            changes["is_active"] = is_active
+        if role is not None and role != before.role:
+            changes["role"] = role.value
+        if not changes:
+            return before
+        after = await queries.update_user(db, target, changes)
+        assert after is not None
+        revoked = await sessions.revoke_sessions(db, target, now) if is_active is False else []
+    if "is_active" in changes:
+        _event(actor, "enable" if is_active else "disable", target, sessions_ended=len(revoked))
+    if "role" in changes:
+        _event(actor, "set_role", target, role=after.role, previous_role=before.role)
+    sessions.log_revoked(target, revoked, how="admin")
+    return after
+
+
+async def set_role_by_username(
+    services: Services, actor: Actor, username: str, role: Role
+) -> UserRecord:
+    """``change_user`` with the role, for an account named by its username (any letter case)."""
+    async with services.db.read() as db:
+        user = await users.select_user_by_username(db, username)
+    if user is None:
+        raise NotFound(NOT_FOUND)
+    return await change_user(services, actor, user.id, role=role)
+
+
+async def delete_user(services: Services, actor: Actor, target: uuid.UUID) -> None:
+    """Delete the account with its items and sessions; ``Conflict`` for the admin's own."""
+    _refuse_self(actor, target, "delete")
+    async with services.db.write() as db:
+        live = [session.id for session in await sessions.select_live_sessions(db, target)]
+        if not await queries.delete_user(db, target):
+            raise NotFound(NOT_FOUND)
+    _event(actor, "delete", target)
+    sessions.log_revoked(target, live, how="admin")
+
+
+async def end_sessions(services: Services, actor: Actor, target: uuid.UUID) -> None:
+    """Revoke every live session of the account: log it out everywhere, at once."""
+    _refuse_self(actor, target, "end all sessions of")
+    async with services.db.write() as db:
+        if await queries.select_user_for_update(db, target) is None:
+            raise NotFound(NOT_FOUND)
+        revoked = await sessions.revoke_sessions(db, target, datetime.now(UTC))
+    _event(actor, "end_sessions", target, sessions_ended=len(revoked))
+    sessions.log_revoked(target, revoked, how="admin")
+
+
+async def live_sessions(services: Services, target: uuid.UUID) -> list[sessions.SessionRecord]:
+    """The account's live sessions, newest first; ``NotFound`` for no such account."""
+    async with services.db.read() as db:
+        if await users.select_user(db, target) is None:
+            raise NotFound(NOT_FOUND)
+        return await sessions.select_live_sessions(db, target)
