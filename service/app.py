@@ -8,6 +8,7 @@ from quart_schema import HttpSecurityScheme, Info, OAuth2SecurityScheme, QuartSc
 
 from service import worker
 from service.auth.bearer import require_bearer_under_protected_prefixes
+from service.auth.mfa_routes import bp as mfa_bp
 from service.auth.routes import bp as auth_bp
 from service.errors import register_error_handlers
 from service.items.routes import bp as items_bp
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.before_request(require_bearer_under_protected_prefixes)
     app.after_request(finish_response)
     app.url_map.converters["id"] = OpaqueIdConverter
-    for blueprint in (auth_bp, items_bp, health_bp, docs_bp):
+    for blueprint in (auth_bp, mfa_bp, items_bp, health_bp, docs_bp):
         app.register_blueprint(blueprint)
     app.before_serving(worker.settle)
 
