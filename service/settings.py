@@ -205,7 +205,8 @@ class Settings(BaseSettings):
         ge=0,
         le=1_000_000,
         description="Requests per client address per minute to each of /signup, /login, "
-        "/refresh and /logout (bursts of this many allowed); then 429. 0 turns this limit off.",
+        "/login/mfa, /refresh and /logout (bursts of this many allowed); then 429. 0 turns "
+        "this limit off.",
     )
     trusted_proxy_hops: int = Field(
         0,

@@ -35,14 +35,21 @@ import httpx
 import schemathesis
 from requests.structures import CaseInsensitiveDict
 
-#: Operations that end sessions (or the whole account) or spend a refresh token.
+#: Operations that end sessions (or the whole account), spend a refresh token, or change the
+#: account's second factor (turning it on or off ends the other sessions, and with it on the
+#: shared user's logins would need a code).
 OWN_USER = (
     "POST /logout",
     "DELETE /me",
     "POST /me/password",
     "DELETE /sessions/{session_id}",
     "POST /refresh",
+    "POST /me/mfa/totp",
+    "POST /me/mfa/totp/confirm",
+    "DELETE /me/mfa/totp",
 )
+#: Operations whose ``current_password`` the hooks fill in with the user's real one.
+CURRENT_PASSWORD = ("POST /me/password", "POST /me/mfa/totp", "DELETE /me/mfa/totp")
 #: Seconds a shared token is reused: below the default ACCESS_TOKEN_TTL (900).
 REFRESH_INTERVAL = 600
 
@@ -136,7 +143,7 @@ class FreshUser:
         if case.meta is None or not case.meta.generation.mode.is_positive:
             return
         body = case.body if isinstance(case.body, dict) else {}
-        if case.operation.label == "POST /me/password" and "current_password" in body:
+        if case.operation.label in CURRENT_PASSWORD and "current_password" in body:
             body["current_password"] = data.password
         if "refresh_token" in body:  # POST /refresh, POST /logout
             body["refresh_token"] = data.refresh_token

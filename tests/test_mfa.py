@@ -471,7 +471,7 @@ async def test_device_credentials_are_not_mfa_tokens(
 @pytest.mark.parametrize(
     "body",
     [
-        {"code": "123456", "recovery_code": "abcd-efgh-ijkl-mnop"},
+        {"code": "123456", "recovery_code": "abcd-efgh-ijkl-mnop-qrst-uvwx"},
         {},
         {"code": "12x456"},
         {"code": "123456", "extra": 1},

@@ -116,13 +116,13 @@ def test_a_key_that_is_not_32_bytes_of_base64url_is_refused(text: str) -> None:
 # --- recovery codes -------------------------------------------------------------------------
 
 
-def test_recovery_codes_are_ten_different_80_bit_codes() -> None:
+def test_recovery_codes_are_ten_different_120_bit_codes() -> None:
     codes = recovery_codes.new_codes()
 
     assert len(set(codes)) == 10
     for code in codes:
-        assert len(recovery_codes.normalized(code)) == 16  # 16 base32 characters: 80 bits
-        assert code.count("-") == 3
+        assert len(recovery_codes.normalized(code)) == 24  # 24 base32 characters: 120 bits
+        assert code.count("-") == 5
 
 
 def test_a_recovery_code_digest_ignores_case_spaces_and_hyphens() -> None:

@@ -1,7 +1,7 @@
 """The TOTP second factor of an account: enrolment, confirmation, removal, and the second step
 of a login.
 
-**Enrolment** (OWASP ASVS 5.0 V6.6, the OWASP MFA cheat sheet): the caller re-enters the
+**Enrolment** (OWASP ASVS 5.0 chapter V6, the OWASP MFA cheat sheet): the caller re-enters the
 password, gets a new secret (as an ``otpauth://`` URI, a QR code and the base32 text) and
 proves the authenticator holds it with a first code; only then is the factor on. That first
 confirmation returns the ten recovery codes, once. A factor that is on must be turned off

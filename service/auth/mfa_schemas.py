@@ -26,7 +26,7 @@ RecoveryCodeText = Annotated[
     Field(
         description="One of the recovery codes shown when the factor was turned on; each "
         "works once. Letter case, spaces and hyphens are ignored.",
-        examples=["abcd-efgh-ijkl-mnop"],
+        examples=["abcd-efgh-ijkl-mnop-qrst-uvwx"],
     ),
 ]
 CurrentPassword = Annotated[SafeStr, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]

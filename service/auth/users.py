@@ -201,7 +201,7 @@ async def confirm_password(
     address: str | None,
 ) -> UserRecord:
     """The caller's account once ``password`` is its password, asked again before a sensitive
-    change (OWASP ASVS 5.0 V6.4: the second factor). Limited and answered as the current
+    change (turning the second factor on or off). Limited and answered as the current
     password of ``change_password``: ``ValidationFailed`` on ``current_password``, counted per
     address and per calling session."""
     async with services.db.read() as db:

@@ -4,7 +4,10 @@ Call ``security_event(name, **fields)`` wherever something happens that an opera
 investigate: a failed login, a replayed refresh token, a revoked session, a rate limit hit.
 Events in use: ``login_failed``, ``refresh_reuse_detected``, ``password_changed``,
 ``password_change_failed``, ``session_revoked`` (with ``how``), ``account_deleted``,
-``refresh_refused``, ``rate_limited``.
+``refresh_refused``, ``rate_limited``, and the second factor's (docs/mfa.md):
+``mfa_enrolment_started``, ``mfa_enabled``, ``mfa_disabled``, ``mfa_required``,
+``mfa_code_refused``, ``mfa_recovery_code_used``, ``mfa_token_refused``,
+``mfa_secret_unreadable``, ``password_confirmation_failed``.
 
 Each record carries its fields twice: as attributes of the ``LogRecord`` (passed with
 ``extra=``, so a JSON formatter writes them as keys) and as ``key=value`` pairs in the message

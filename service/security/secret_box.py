@@ -3,7 +3,7 @@
 A TOTP secret must be readable by the service (it computes the codes), so it cannot be hashed
 like a password; it is encrypted, so that a copy of the database (a backup, a leaked dump, a
 read-only SQL injection) holds no usable secret without the key, which lives in the
-environment (OWASP ASVS 5.0 V6.6, V11.3). AES-GCM (NIST SP 800-38D) authenticates what it
+environment. AES-GCM (NIST SP 800-38D) authenticates what it
 encrypts, and the user id is bound in as associated data: a ciphertext moved to another
 account's row does not decrypt. Each value gets a fresh random 96-bit nonce.
 
