@@ -70,6 +70,9 @@ FIELDS = [
     "new_password",
     "name",
     "description",
+    "mfa_token",
+    "code",
+    "recovery_code",
 ]
 HEADERS = [
     "Authorization",

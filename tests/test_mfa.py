@@ -730,3 +730,22 @@ async def test_deleting_the_account_removes_its_factor(
 
     async with services(app).db.read() as db:
         assert await db.first(select(TotpFactor)) is None
+
+
+async def test_a_code_of_a_replaced_enrolment_confirms_nothing(
+    app: Quart, client: Client, alice: Account
+) -> None:
+    """Starting again replaces the waiting secret: the old secret's code no longer counts."""
+    at(app, T0)
+    old = (await (await start(client, alice)).get_json())["secret"]
+    new = (await (await start(client, alice)).get_json())["secret"]
+
+    stale = await client.post(
+        "/me/mfa/totp/confirm", json={"code": pyotp.TOTP(old).at(T0)}, headers=alice.headers
+    )
+    fresh = await client.post(
+        "/me/mfa/totp/confirm", json={"code": pyotp.TOTP(new).at(T0)}, headers=alice.headers
+    )
+
+    assert stale.status_code == 422
+    assert fresh.status_code == 200

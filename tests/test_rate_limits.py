@@ -308,7 +308,13 @@ async def test_request_floods_on_credential_endpoints_are_limited_per_address(
 
 
 #: The endpoints that take credentials, and so a request limit per address.
-CREDENTIAL_ENDPOINTS = {"auth.signup", "auth.login", "auth.refresh", "auth.logout"}
+CREDENTIAL_ENDPOINTS = {
+    "auth.signup",
+    "auth.login",
+    "auth.login_mfa",
+    "auth.refresh",
+    "auth.logout",
+}
 
 
 async def test_exactly_the_credential_endpoints_carry_the_request_limit(app: Quart) -> None:

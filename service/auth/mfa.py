@@ -122,11 +122,19 @@ async def insert_pending_factor(
         raise Conflict(ALREADY_ON) from None
 
 
-async def update_confirmed(db: Writer, user_id: uuid.UUID, step: int, now: datetime) -> bool:
-    """Turn the pending factor on, recording ``step`` as used; False if none is pending."""
+async def update_confirmed(
+    db: Writer, user_id: uuid.UUID, sealed_secret: str, step: int, now: datetime
+) -> bool:
+    """Turn the pending factor with ``sealed_secret`` on, recording ``step`` as used; False if
+    it is not pending (any more): confirmed meanwhile, or replaced by a newer enrolment whose
+    secret the checked code says nothing about."""
     confirmed = await db.run(
         update(TotpFactor)
-        .where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_(None))
+        .where(
+            TotpFactor.user_id == user_id,
+            TotpFactor.secret == sealed_secret,
+            TotpFactor.confirmed_at.is_(None),
+        )
         .values(confirmed_at=now, last_step=step)
     )
     return confirmed == 1
@@ -296,7 +304,7 @@ async def confirm_enrolment(
             _code_refused(user_id, "wrong_code", purpose="enrolment")
             raise ValidationFailed(WRONG_CODE_DETAIL, errors=[_field_error("code")])
     async with services.db.write() as db:
-        if not await update_confirmed(db, user_id, step, now):
+        if not await update_confirmed(db, user_id, factor.secret, step, now):
             raise Conflict("The enrolment was confirmed or replaced meanwhile.")
         await insert_recovery_codes(db, user_id, [recovery_codes.digest(c) for c in codes], now)
         revoked = await sessions.revoke_sessions(db, user_id, now, keep=session_id)
