@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from service.auth import devices, sessions, users
 from service.db import Reader, Writer, record
 from service.db.models import MfaChallenge, RecoveryCode, TotpFactor
-from service.errors import Conflict, InvalidGrant, NotFound, ValidationFailed
+from service.errors import Conflict, InvalidGrant, NotFound, Unauthorized, ValidationFailed
 from service.security import recovery_codes
 from service.security.events import security_event
 from service.security.mfa_tokens import IssuedMfaToken
@@ -304,6 +304,7 @@ async def confirm_enrolment(
             _code_refused(user_id, "wrong_code", purpose="enrolment")
             raise ValidationFailed(WRONG_CODE_DETAIL, errors=[_field_error("code")])
     async with services.db.write() as db:
+        await _require_live_session(db, user_id, session_id, now)
         if not await update_confirmed(db, user_id, factor.secret, step, now):
             raise Conflict("The enrolment was confirmed or replaced meanwhile.")
         await insert_recovery_codes(db, user_id, [recovery_codes.digest(c) for c in codes], now)
@@ -337,6 +338,7 @@ async def turn_off(
         _code_attempt(services, user_id, f"session:{session_id}", address),
         services.db.write() as db,
     ):
+        await _require_live_session(db, user_id, session_id, now)
         if not await check_second_factor(services, db, user_id, proof):
             raise ValidationFailed(WRONG_CODE_DETAIL, errors=[_field_error(field)])
         await delete_factor(db, user_id)
@@ -416,6 +418,15 @@ async def check_second_factor(
         return True
     _code_refused(user_id, "wrong_recovery_code")
     return False
+
+
+async def _require_live_session(
+    db: Writer, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
+) -> None:
+    """The calling session must still be live in the transaction that changes the factor (it
+    also locks the row), so a logout racing with the change wins, as at ``/me/password``."""
+    if not await sessions.touch_live_session(db, user_id, session_id, now):
+        raise Unauthorized("The session of this access token has ended.", token_presented=True)
 
 
 def _secret(services: Services, factor: FactorRecord) -> str:
