@@ -347,6 +347,27 @@ async def turn_off(
     sessions.log_revoked(user_id, revoked, how="mfa_disabled")
 
 
+async def reset(services: Services, username: str) -> uuid.UUID:
+    """Remove the factor of ``username`` without any code, for an owner who lost both the app
+    and the recovery codes (the operator checked who is asking, out of band). Every session
+    of the account ends. ``NotFound`` for an unknown username or an account without a factor.
+    """
+    now = datetime.now(UTC)
+    async with services.db.write() as db:
+        user = await users.select_user_by_username(db, username)
+        if user is None:
+            raise NotFound("No such user.")
+        removed = await db.run(delete(TotpFactor).where(TotpFactor.user_id == user.id))
+        if not removed:
+            raise NotFound(f"{user.username} has no second factor.")
+        await db.run(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+        await db.run(delete(MfaChallenge).where(MfaChallenge.user_id == user.id))
+        revoked = await sessions.revoke_sessions(db, user.id, now)
+    security_event("mfa_disabled", level=logging.WARNING, user_id=user.id, how="operator")
+    sessions.log_revoked(user.id, revoked, how="mfa_disabled")
+    return user.id
+
+
 async def challenge(services: Services, user_id: uuid.UUID) -> IssuedMfaToken | None:
     """An ``mfa_token`` if the account has a factor on (the login needs a second step)."""
     async with services.db.read() as db:
