@@ -11,6 +11,7 @@ HTTP; ``conftest.py`` has the ``live_server`` fixture that shares one per backen
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import signal
@@ -69,6 +70,7 @@ def server_environment(database_url: str, port: int, **overrides: str) -> dict[s
         WEB_CONCURRENCY="2",
         APP_ENV="production",
         SECRET_KEY=secrets.token_urlsafe(48),
+        MFA_ENCRYPTION_KEY=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         BCRYPT_ROUNDS="4",
         # Other test runs share the machine; at SCHED_IDLE they would starve the hashing threads.
         PASSWORD_HASH_PRIORITY="normal",  # noqa: S106 - a priority, not a password

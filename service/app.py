@@ -11,6 +11,7 @@ from service.accounts.routes import bp as accounts_bp
 from service.admin.guard import require_admin_under_admin_prefix
 from service.admin.routes import bp as admin_bp
 from service.auth.bearer import require_bearer_under_protected_prefixes
+from service.auth.mfa_routes import bp as mfa_bp
 from service.auth.routes import bp as auth_bp
 from service.errors import register_error_handlers
 from service.items.routes import bp as items_bp
@@ -88,7 +89,16 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.before_request(require_admin_under_admin_prefix)  # after authentication
     app.after_request(finish_response)
     app.url_map.converters["id"] = OpaqueIdConverter
-    for blueprint in (auth_bp, accounts_bp, oauth_bp, items_bp, admin_bp, health_bp, docs_bp):
+    for blueprint in (
+        auth_bp,
+        mfa_bp,
+        accounts_bp,
+        oauth_bp,
+        items_bp,
+        admin_bp,
+        health_bp,
+        docs_bp,
+    ):
         app.register_blueprint(blueprint)
     app.before_serving(worker.settle)
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    import uuid
     from collections.abc import AsyncIterator
 
     from service.auth import users
@@ -343,6 +344,41 @@ def purge_command(batch_size: int) -> None:
 
     for name, count in asyncio.run(run()).items():
         click.echo(f"{name}: {count} deleted")
+
+
+@main.command("mfa-off")
+@click.argument("username")
+def mfa_off_command(username: str) -> None:
+    """Turn off USERNAME's second factor, without a code: for an owner who lost both the
+    authenticator app and the recovery codes.
+
+    Check who is asking first, out of band: this is account recovery. Every session of the
+    account ends, and the security log records it (`mfa_disabled`, `how=operator`).
+    """
+    import asyncio
+
+    user_id = asyncio.run(_mfa_off(_checked_settings(), username))
+    click.echo(f"second factor of {username} ({user_id}) turned off; its sessions ended")
+
+
+async def _mfa_off(settings: Settings, username: str) -> uuid.UUID:
+    from sqlalchemy.exc import DBAPIError
+
+    from service.auth import mfa
+    from service.db.migrate import describe
+    from service.errors import ApiError
+    from service.services import Services
+
+    services = Services.from_settings(settings)
+    try:
+        return await mfa.reset(services, username)
+    except ApiError as error:  # no such user, or no factor
+        raise click.ClickException(error.detail) from None
+    except (DBAPIError, OSError) as error:
+        message = describe(error)
+        raise click.ClickException(f"{message}, and migrated (`service migrate`)") from None
+    finally:
+        await services.close()
 
 
 @main.command("openapi")

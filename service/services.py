@@ -1,5 +1,6 @@
 """The per-app services (settings, database, limits, password hasher, token service, device
-credentials, mail sender, introspection clients) and their accessor.
+credentials, mail sender, introspection clients, the second factor's TOTP, secret box and
+``mfa_token``s) and their accessor.
 
 ``create_app`` builds one ``Services`` and binds it to the app; handlers reach it through
 ``services()``, so there is no global engine, store or key, and tests can build as many apps
@@ -14,13 +15,16 @@ from dataclasses import dataclass
 from quart import Quart, current_app
 
 from service.db import Database
-from service.keyring import load_key_set
+from service.keyring import load_key_set, mfa_encryption_key
 from service.limits import Limits
 from service.mail.sender import MailSender
 from service.security.clients import ClientRegistry
 from service.security.devices import DeviceCredentials
+from service.security.mfa_tokens import MfaTokens
 from service.security.passwords import PasswordHasher
+from service.security.secret_box import SecretBox
 from service.security.tokens import TokenService
+from service.security.totp import Totp
 from service.settings import Settings
 
 _EXTENSION_KEY = "service"
@@ -37,6 +41,9 @@ class Services:
     #: Delivers the outbox; None when email is off (``EMAIL_ENABLED``).
     mail: MailSender | None
     introspection_clients: ClientRegistry
+    totp: Totp
+    secret_box: SecretBox
+    mfa_tokens: MfaTokens
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -70,6 +77,14 @@ class Services:
                     client_id: secret.get_secret_value()
                     for client_id, secret in settings.introspection_clients.items()
                 }
+            ),
+            totp=Totp(issuer=settings.mfa_issuer),
+            secret_box=SecretBox(mfa_encryption_key(settings)),
+            mfa_tokens=MfaTokens(
+                keys=key_set,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                ttl=settings.mfa_token_ttl,
             ),
         )
 

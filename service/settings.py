@@ -35,6 +35,7 @@ from service.mail.addresses import single_mailbox
 from service.mail.smtp_url import parse_smtp_url
 from service.security import keys
 from service.security.discovery import is_absolute_base_url
+from service.security.secret_box import decode_key
 
 AppEnv = Literal["development", "testing", "production"]
 JwtAlgorithm = keys.Algorithm
@@ -219,8 +220,8 @@ class Settings(BaseSettings):
         ge=0,
         le=1_000_000,
         description="Requests per client address per minute to each of /signup, /login, "
-        "/refresh, /logout and /revoke (bursts of this many allowed); then 429. 0 turns this "
-        "limit off.",
+        "/login/mfa, /refresh, /logout and /revoke (bursts of this many allowed); then 429. 0 "
+        "turns this limit off.",
     )
     trusted_proxy_hops: int = Field(
         0,
@@ -284,6 +285,26 @@ class Settings(BaseSettings):
         "`client_id:secret` pairs; they authenticate with HTTP Basic. Secrets: at least "
         f"{MIN_SECRET_LENGTH} random characters, no commas. None by default: /introspect "
         "refuses every caller with 401.",
+    )
+    mfa_encryption_key: SecretStr | None = Field(
+        None,
+        description="Key that encrypts the TOTP secrets in the database (AES-256-GCM): 32 "
+        "random bytes in base64url (docs/mfa.md says how to make one). Required in production; "
+        "development generates one into `instance/mfa_key`. Changing it disables every "
+        "enrolled authenticator.",
+    )
+    mfa_issuer: str = Field(
+        "service",
+        min_length=1,
+        max_length=64,
+        description="The name authenticator apps show beside the account (the issuer of the "
+        "`otpauth://` URI).",
+    )
+    mfa_token_ttl: int = Field(
+        300,
+        ge=30,
+        le=900,
+        description="Seconds the `mfa_token` of a password login stays valid for /login/mfa.",
     )
     idempotency_key_ttl: int = Field(
         86_400,
@@ -583,6 +604,18 @@ class Settings(BaseSettings):
             _refuse_weak_secret("SECRET_KEY_FALLBACKS", fallback.get_secret_value())
         return self
 
+    @field_validator("mfa_encryption_key", mode="before")
+    @classmethod
+    def _empty_key_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("mfa_encryption_key")
+    @classmethod
+    def _mfa_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_key(value.get_secret_value())
+        return value
+
     @model_validator(mode="after")
     def _require_fitting_key_settings(self) -> Settings:
         """Key settings that fit the algorithm; whether the keys themselves parse and fit is
@@ -614,6 +647,18 @@ class Settings(BaseSettings):
                 f"JWT_ALGORITHM={algorithm} needs a private key: set JWT_PRIVATE_KEY to a PEM "
                 "private key or JWT_PRIVATE_KEY_FILE to the path of one "
                 f"(`service keygen --algorithm {algorithm}` makes one)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _require_an_mfa_key_in_production(self) -> Settings:
+        """Production needs its own key from the start: one made up per process or per
+        instance would leave every instance unable to read the others' secrets."""
+        if self.app_env == "production" and self.mfa_encryption_key is None:
+            raise ValueError(
+                "MFA_ENCRYPTION_KEY must be set in production: 32 random bytes in base64url, "
+                '(python -c "import base64, os; '
+                'print(base64.urlsafe_b64encode(os.urandom(32)).decode())")'
             )
         return self
 

@@ -45,6 +45,8 @@ from tests.smtp_server import SmtpServer
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+#: 32 bytes in base64url, as ``MFA_ENCRYPTION_KEY`` takes them (production requires one).
+TEST_MFA_KEY = "dGVzdC1tZmEta2V5LTMyLWJ5dGVzLWxvbmctLS0tLS0"
 BACKENDS = ("sqlite", "postgresql")
 
 _postgres_skipped: list[str] = []
@@ -94,6 +96,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "app_env": "testing",
         "database_url": database_url,
         "secret_key": TEST_SECRET,
+        "mfa_encryption_key": TEST_MFA_KEY,
         "bcrypt_rounds": 4,
         "password_hash_priority": "normal",  # as config/testing.env says why
         "log_level": "WARNING",

@@ -45,7 +45,9 @@ import httpx
 import schemathesis
 from requests.structures import CaseInsensitiveDict
 
-#: Operations that end sessions (or the whole account) or spend a refresh token.
+#: Operations that end sessions (or the whole account), spend a refresh token, or change the
+#: account's second factor (turning it on or off ends the other sessions, and with it on the
+#: shared user's logins would need a code).
 OWN_USER = (
     "POST /logout",
     "DELETE /me",
@@ -54,6 +56,9 @@ OWN_USER = (
     "DELETE /sessions/{session_id}",
     "POST /refresh",
     "POST /revoke",
+    "POST /me/mfa/totp",
+    "POST /me/mfa/totp/confirm",
+    "DELETE /me/mfa/totp",
 )
 #: The admin API: an admin's token, and a target user of their own for each valid request.
 ADMIN = (
@@ -66,6 +71,13 @@ ADMIN = (
 )
 #: Ids of the users other requests rely on (the shared user, the admin): never an admin target.
 PROTECTED_USERS: set[str] = set()
+#: Operations whose ``current_password`` the hooks fill in with the user's real one.
+CURRENT_PASSWORD = (
+    "POST /me/password",
+    "POST /me/email",
+    "POST /me/mfa/totp",
+    "DELETE /me/mfa/totp",
+)
 #: Seconds a shared token is reused: below the default ACCESS_TOKEN_TTL (900).
 REFRESH_INTERVAL = 600
 #: The introspection client the server under test must know: ``INTROSPECTION_CLIENTS`` set to
@@ -188,9 +200,7 @@ class FreshUser:
         if case.meta is None or not case.meta.generation.mode.is_positive:
             return
         body = case.body if isinstance(case.body, dict) else {}
-        if case.operation.label in ("POST /me/password", "POST /me/email") and (
-            "current_password" in body
-        ):
+        if case.operation.label in CURRENT_PASSWORD and "current_password" in body:
             body["current_password"] = data.password
         if "refresh_token" in body:  # POST /refresh, POST /logout
             body["refresh_token"] = data.refresh_token

@@ -75,6 +75,9 @@ FIELDS = [
     "description",
     "is_active",
     "role",
+    "mfa_token",
+    "code",
+    "recovery_code",
 ]
 HEADERS = [
     "Authorization",

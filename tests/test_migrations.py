@@ -445,3 +445,81 @@ def test_0005_gives_existing_users_a_role_and_keeps_every_row_then_goes_back(
     assert run_on(empty_database_url, counts) == (1, 1, 1, 1)
     assert {"role", "is_active"}.isdisjoint(run_on(empty_database_url, user_columns))
     assert run_on(empty_database_url, current_revision) == "0002"
+
+
+def test_0006_adds_the_second_factor_to_a_database_with_data_and_goes_back(
+    empty_database_url: str,
+) -> None:
+    """From 0002 with users, sessions and items: every row stays, existing sessions become
+    password logins (``amr`` ``pwd``); downgrading drops the new tables and column only."""
+    settings = make_settings(empty_database_url)
+    upgrade(settings, "0002")
+    user_id, session_id = uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+
+    def seed(connection: Connection) -> None:
+        connection.execute(
+            sa.text(
+                "INSERT INTO users (id, username, username_key, password_hash, created_at) "
+                "VALUES (:id, 'a', 'a', 'x', :now)"
+            ).bindparams(
+                sa.bindparam("id", type_=sa.Uuid()),
+                sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+            ),
+            {"id": user_id, "now": now},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO sessions (id, user_id, refresh_jti, created_at, last_used_at, "
+                "expires_at) VALUES (:id, :user_id, 'j', :now, :now, :now)"
+            ).bindparams(
+                sa.bindparam("id", type_=sa.Uuid()),
+                sa.bindparam("user_id", type_=sa.Uuid()),
+                sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+            ),
+            {"id": session_id, "user_id": user_id, "now": now},
+        )
+        connection.execute(
+            Base.metadata.tables["items"]
+            .insert()
+            .values(
+                id=uuid.uuid4(),
+                owner_id=user_id,
+                name="Book",
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        connection.commit()
+
+    def counts(connection: Connection) -> tuple[int, ...]:
+        count = sa.func.count()
+        return tuple(
+            connection.execute(sa.select(count).select_from(sa.table(name))).scalar_one()
+            for name in ("users", "sessions", "items")
+        )
+
+    def session_amr(connection: Connection) -> list[str]:
+        return list(connection.execute(sa.text("SELECT amr FROM sessions")).scalars())
+
+    def session_columns(connection: Connection) -> set[str]:
+        return {column["name"] for column in inspect(connection).get_columns("sessions")}
+
+    run_on(empty_database_url, seed)
+    upgrade(settings)
+
+    assert {"totp_factors", "recovery_codes", "mfa_challenges"} <= run_on(
+        empty_database_url, table_names
+    )
+    assert run_on(empty_database_url, counts) == (1, 1, 1)
+    assert run_on(empty_database_url, session_amr) == ["pwd"]
+    assert run_on(empty_database_url, differences) == []
+
+    downgrade(settings, "0002")
+
+    tables = run_on(empty_database_url, table_names)
+    assert not {"totp_factors", "recovery_codes", "mfa_challenges"} & tables
+    assert "amr" not in run_on(empty_database_url, session_columns)
+    assert run_on(empty_database_url, counts) == (1, 1, 1)
+    assert run_on(empty_database_url, current_revision) == "0002"

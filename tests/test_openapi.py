@@ -152,8 +152,10 @@ async def test_login_documents_form_multipart_and_json_bodies(spec: dict[str, An
 
 async def test_login_documents_its_token_response_and_oauth_errors(spec: dict[str, Any]) -> None:
     responses = spec["paths"]["/login"]["post"]["responses"]
-    pair = resolve(spec, responses["200"]["content"]["application/json"]["schema"])
+    answer = responses["200"]["content"]["application/json"]["schema"]
+    pair, challenge = (resolve(spec, branch) for branch in answer["anyOf"])
 
+    assert set(challenge["properties"]) == {"mfa_required", "mfa_token", "expires_in"}
     assert set(pair["properties"]) >= {
         "access_token",
         "refresh_token",

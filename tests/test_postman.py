@@ -96,6 +96,22 @@ WALK = [
     ("PATCH", "/admin/users/{{admin_id}}", 409),
     ("DELETE", "/admin/users/{{target_id}}", 204),
     ("GET", "/admin/users/{{target_id}}", 404),
+    # 7. Second factor: its own user, codes computed in the folder's pre-request script.
+    ("POST", "/signup", 201),
+    ("POST", "/login", 200),
+    ("POST", "/me/mfa/totp", 200),
+    ("POST", "/me/mfa/totp/confirm", 200),
+    ("POST", "/login", 200),
+    ("POST", "/login/mfa", 200),
+    ("POST", "/login", 200),
+    ("POST", "/login/mfa", 400),
+    ("POST", "/login/mfa", 400),
+    ("POST", "/login/mfa", 400),
+    ("GET", "/me", 401),
+    ("POST", "/login/mfa", 200),
+    ("POST", "/me/mfa/totp", 409),
+    ("DELETE", "/me/mfa/totp", 204),
+    ("POST", "/login", 200),
 ]
 
 

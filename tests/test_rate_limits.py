@@ -311,6 +311,7 @@ async def test_request_floods_on_credential_endpoints_are_limited_per_address(
 CREDENTIAL_ENDPOINTS = {
     "auth.signup",
     "auth.login",
+    "auth.login_mfa",
     "auth.refresh",
     "auth.logout",
     "accounts.verify_email",

@@ -52,6 +52,8 @@ HAPPY_PATHS = {
     ("POST", "/refresh", 200),
     ("POST", "/logout", 204),
     ("POST", "/me/password", 204),
+    ("POST", "/me/mfa/totp", 200),
+    ("GET", "/me/mfa/totp", 200),
     ("DELETE", "/me", 204),
     ("DELETE", "/sessions/{id}", 204),
     ("POST", "/items", 201),

@@ -22,7 +22,7 @@ import pytest
 
 from harness.live_server import free_port, procfile_commands
 from service.settings import ConfigurationError, Settings, load_settings
-from tests.conftest import postgres_admin_url
+from tests.conftest import TEST_MFA_KEY, postgres_admin_url
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_COMMAND = str(Path(sys.executable).with_name("service"))
@@ -35,6 +35,8 @@ def clean_environment(tmp_path: Path, **values: str) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if name not in names}
     env.update(DATABASE_URL=f"sqlite:///{tmp_path}/service.db", INSTANCE_DIR=str(tmp_path))
     env.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))
+    if values.get("APP_ENV") == "production":  # production refuses to start without one
+        env.update(MFA_ENCRYPTION_KEY=TEST_MFA_KEY)
     env.update(values)
     return env
 

@@ -1,9 +1,11 @@
-"""The auth blueprint: signup, login, refresh, logout, sessions and the caller's own account."""
+"""The auth blueprint: signup, login (and its second step), refresh, logout, sessions and the
+caller's own account."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -21,8 +23,9 @@ from werkzeug.datastructures import Headers
 
 from service.accounts import verification
 from service.accounts.routes import refuse_email_field
-from service.auth import devices, sessions, users
+from service.auth import devices, mfa, sessions, users
 from service.auth.bearer import BEARER_SECURITY, bearer_token, current_principal, login_required
+from service.auth.mfa_schemas import LoginAnswer, MfaChallenge, MfaLoginRequest
 from service.auth.schemas import (
     JwkSet,
     LoginTokens,
@@ -97,10 +100,10 @@ async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
 @bp.post("/login")
 @request_limited
 @document_request(PasswordGrant, source=DataSource.FORM)
-@validate_response(LoginTokens)
-@response_headers(200, "Cache-Control", "Set-Cookie")
+@validate_response(LoginAnswer)
+@response_headers(200, "Cache-Control", optional=("Set-Cookie",))
 @problems(400, 403, 429, 503)
-async def login() -> tuple[LoginTokens, int, Headers]:
+async def login() -> tuple[LoginTokens | MfaChallenge, int, Headers]:
     """Log in with a username and password; get an access and a refresh token.
 
     The OAuth 2.0 password grant (RFC 6749 section 4.3): form fields as
@@ -119,6 +122,9 @@ async def login() -> tuple[LoginTokens, int, Headers]:
 
     With `REQUIRE_VERIFIED_EMAIL`, an account whose email address is not verified yet gets
     `403` (type `urn:service:problem:email-not-verified`), only after its password checked out.
+    For an account with a TOTP second factor on, the right password gets
+    `{"mfa_required": true, "mfa_token", "expires_in"}` instead (no tokens, no cookie): finish
+    the login at `POST /login/mfa`.
     """
     body = await read_form_or_json()
     _require_password_grant(body)
@@ -131,11 +137,54 @@ async def login() -> tuple[LoginTokens, int, Headers]:
         address=address,
         device_credential=devices.presented_credential(services(), grant.device_token),
     )
+    pending = await mfa.challenge(services(), user.id)
+    if pending is not None:
+        return _mfa_challenge(pending.value, pending.expires_at), 200, NO_STORE
+    return await _new_login(user.id, sessions.PASSWORD_AMR, address)
+
+
+@bp.post("/login/mfa")
+@request_limited
+@document_request(MfaLoginRequest)
+@validate_response(LoginTokens)
+@response_headers(200, "Cache-Control", "Set-Cookie")
+@problems(400, 429, 503)
+async def login_mfa() -> tuple[LoginTokens, int, Headers]:
+    """Finish a login that needs a second factor: the `mfa_token` of `/login` and a code.
+
+    `code` is the six digits the authenticator app shows (the previous or next 30-second
+    code is accepted too, for clock drift; each code works once), or send `recovery_code`
+    instead. The answer is that of a login: a new session's tokens and a device credential.
+    The `mfa_token` is spent by the login it completes; a bad, expired or spent one, or a
+    wrong code, is `400` with `error: invalid_grant`. Wrong codes are limited per account (or
+    per device credential, as at `/login`) and per address: `429` with `Retry-After`.
+    """
+    body = _parse(MfaLoginRequest, await read_form_or_json())
+    address = client_address()
+    user_id = await mfa.complete_login(
+        services(),
+        body.mfa_token,
+        mfa.SecondFactor(code=body.code, recovery_code=body.recovery_code),
+        address=address,
+        device_credential=devices.presented_credential(services(), body.device_token),
+    )
+    return await _new_login(user_id, sessions.PASSWORD_AND_OTP_AMR, address)
+
+
+async def _new_login(
+    user_id: uuid.UUID, amr: str, address: str | None
+) -> tuple[LoginTokens, int, Headers]:
+    """The answer of a completed login: a new session and a new device credential."""
     client = sessions.ClientInfo(user_agent=request.headers.get("User-Agent"), address=address)
-    pair = await sessions.start_session(services(), user.id, client)
-    device = services().devices.issue(user.id)
+    pair = await sessions.start_session(services(), user_id, client, amr)
+    device = services().devices.issue(user_id)
     tokens = LoginTokens.model_validate({**asdict(pair), "device_token": device.value})
     return tokens, 200, devices.with_device_cookie(services(), NO_STORE, device)
+
+
+def _mfa_challenge(mfa_token: str, expires_at: int) -> MfaChallenge:
+    remaining = max(expires_at - int(datetime.now(UTC).timestamp()), 0)
+    return MfaChallenge(mfa_token=mfa_token, expires_in=remaining)
 
 
 @bp.post("/refresh")
@@ -275,7 +324,7 @@ async def delete_session(session_id: uuid.UUID) -> tuple[str, int]:
     return "", 204
 
 
-M = TypeVar("M", PasswordGrant, RefreshRequest)
+M = TypeVar("M", PasswordGrant, RefreshRequest, MfaLoginRequest)
 
 
 async def _logout_request() -> LogoutRequest:

@@ -54,6 +54,8 @@ class SessionLike(Protocol):
     def expires_at(self) -> datetime: ...
     @property
     def revoked_at(self) -> datetime | None: ...
+    @property
+    def amr(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ class SessionRecord:
     revoked_at: datetime | None
     user_agent: str | None
     client_address: str | None
+    amr: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,7 @@ def _token_pair(services: Services, session: SessionLike, refresh: str, role: st
         ttl=settings.access_token_ttl,
         not_after=not_after,
         role=role,
+        amr=session.amr.split(),
     )
     now = int(datetime.now(UTC).timestamp())
     return IssuedPair(
@@ -165,6 +169,11 @@ def _new_refresh(services: Services, session: SessionLike) -> tuple[str, str]:
     return issued.token_id, issued.value
 
 
+#: RFC 8176 section 2 method names: a password login, and one completed with a TOTP code.
+PASSWORD_AMR = "pwd"  # noqa: S105 - a method name, not a password
+PASSWORD_AND_OTP_AMR = "pwd otp"  # noqa: S105 - method names
+
+
 @dataclass(frozen=True, slots=True)
 class NewSession:
     """A session about to be stored: the columns the token rules need before the INSERT."""
@@ -174,10 +183,15 @@ class NewSession:
     expires_at: datetime
     refresh_jti: str = ""
     revoked_at: datetime | None = None
+    amr: str = PASSWORD_AMR
 
 
-async def start_session(services: Services, user_id: uuid.UUID, client: ClientInfo) -> IssuedPair:
-    """Open a session for a user who just proved their password, and issue its first pair.
+async def start_session(
+    services: Services, user_id: uuid.UUID, client: ClientInfo, amr: str = PASSWORD_AMR
+) -> IssuedPair:
+    """Open a session for a user who just proved their password (and second factor, says
+    ``amr``), and issue its first pair. ``amr`` stays on the session, so refreshed access
+    tokens carry it too.
 
     ``InvalidGrant``, the answer of a wrong password, if the account was disabled or deleted
     since the password check (``active_role`` explains the lock that makes this exact).
@@ -186,6 +200,7 @@ async def start_session(services: Services, user_id: uuid.UUID, client: ClientIn
     session = NewSession(
         id=uuid.uuid4(),
         user_id=user_id,
+        amr=amr,
         # Whole seconds, as in the tokens' ``exp``, so the session and its tokens end together.
         expires_at=now.replace(microsecond=0)
         + timedelta(seconds=services.settings.refresh_token_ttl),
@@ -205,6 +220,7 @@ async def start_session(services: Services, user_id: uuid.UUID, client: ClientIn
                 expires_at=session.expires_at,
                 user_agent=(client.user_agent or "")[:512] or None,
                 client_address=(client.address or "")[:64] or None,
+                amr=amr,
             )
         )
     return _token_pair(services, session, refresh, role)

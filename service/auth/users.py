@@ -1,4 +1,5 @@
-"""Account queries and rules: case-insensitive usernames, login, password change, deletion."""
+"""Account queries and rules: case-insensitive usernames, login, password change, deletion, and
+re-entering the password to confirm a sensitive change."""
 
 from __future__ import annotations
 
@@ -252,6 +253,43 @@ async def change_password(
         revoked = await sessions.revoke_sessions(db, user_id, now, keep=session_id)
     security_event("password_changed", user_id=user_id, session_id=session_id)
     sessions.log_revoked(user_id, revoked, how="password_change")
+
+
+async def confirm_password(
+    services: Services,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    password: str,
+    *,
+    address: str | None,
+) -> UserRecord:
+    """The caller's account once ``password`` is its password, asked again before a sensitive
+    change (turning the second factor on or off). Limited and answered as the current
+    password of ``change_password``: ``ValidationFailed`` on ``current_password``, counted per
+    address and per calling session."""
+    async with services.db.read() as db:
+        user = await select_user(db, user_id)
+    if user is None:
+        raise NotFound("The account no longer exists.")
+    async with services.limits.password_attempt(
+        user.username_key,
+        address=address,
+        device=f"session:{session_id}",
+        failure=ValidationFailed,
+    ):
+        if not (await services.passwords.verify(password, user.password_hash)).ok:
+            security_event(
+                "password_confirmation_failed",
+                level=logging.WARNING,
+                user_id=user_id,
+                session_id=session_id,
+                reason="wrong_current_password",
+            )
+            raise ValidationFailed(
+                "The current password is wrong.",
+                errors=[{"field": "current_password", "message": "is not the current password"}],
+            )
+    return user
 
 
 async def delete_account(services: Services, user_id: uuid.UUID, session_id: uuid.UUID) -> None:

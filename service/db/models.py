@@ -1,5 +1,6 @@
 """SQLAlchemy tables: users, login sessions (refresh-token families), items, idempotency keys,
-the mail outbox, account tokens (email verification and password reset).
+the mail outbox, account tokens (email verification and password reset),
+and the TOTP second factor (factors, recovery codes, pending ``mfa_token``s).
 
 Alembic's migrations in ``service/migrations`` create these tables; this module is what the
 code queries against, and the migration tests check the two agree.
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -121,6 +123,9 @@ class LoginSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     user_agent: Mapped[str | None] = mapped_column(String(512), default=None)
     client_address: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: How the login authenticated (RFC 8176 method names, space-separated): ``pwd`` or
+    #: ``pwd otp``; every access token of the session carries it as its ``amr`` claim.
+    amr: Mapped[str] = mapped_column(String(32), default="pwd", server_default="pwd")
 
 
 class Item(Base):
@@ -213,3 +218,47 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(1000), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
+
+
+class TotpFactor(Base):
+    """A user's TOTP authenticator (RFC 6238): at most one per account.
+
+    ``secret`` is encrypted (``service.security.secret_box``). ``confirmed_at`` is NULL while
+    the enrolment waits for its first code; only a confirmed factor is asked for at login.
+    ``last_step`` is the time step of the last code accepted: no code of that step or an
+    earlier one is accepted again.
+    """
+
+    __tablename__ = "totp_factors"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class RecoveryCode(Base):
+    """An unused recovery code of a user, as its SHA-256; using it deletes the row."""
+
+    __tablename__ = "recovery_codes"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MfaChallenge(Base):
+    """An ``mfa_token`` issued by ``/login`` and not yet spent at ``/login/mfa``, by ``jti``."""
+
+    __tablename__ = "mfa_challenges"
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -19,6 +19,10 @@ here reads a request: callers hand in the account and the client address.
   attempts count on that device's own counter (``LOGIN_FAILURES_PER_DEVICE``) instead of the
   username's, so failures of strangers never lock it out, and its own failures never lock out
   anybody else (OWASP's device-cookie design). The address counter applies to every attempt.
+- **Second-factor codes.** A TOTP or recovery code check runs inside ``password_attempt`` with
+  ``factor="otp"``: the same sizes and window, but counters of its own, per account (the user
+  id) or per known device, so wrong codes and wrong passwords never use up each other's
+  allowance; the address counter is shared (guesses from one address count together).
 - **Request limits.** ``admit_request`` lets one client address send bursts of
   ``AUTH_REQUESTS_PER_MINUTE`` requests to each credential endpoint, then that many a minute.
 - **Mail limits.** ``admit_mail`` lets each subject (an account, an email address, a client
@@ -40,6 +44,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 from service.errors import InvalidGrant, TooManyRequests
 from service.limits.stores import LimitStore, MemoryLimitStore, Quota, RedisLimitStore
@@ -53,7 +58,11 @@ REQUEST_PERIOD = 60.0
 #: The mail limit's period, seconds.
 MAIL_PERIOD = 3600.0
 
+#: What a limited check is of: a password, or a second-factor code (TOTP or recovery code).
+Factor = Literal["password", "otp"]
+
 FAILED_PASSWORDS = "Too many failed password attempts; try again after the Retry-After delay."
+FAILED_CODES = "Too many wrong codes; try again after the Retry-After delay."
 TOO_MANY_REQUESTS = "Too many requests; try again after the Retry-After delay."
 TOO_MANY_MESSAGES = "Too many messages asked for; try again after the Retry-After delay."
 
@@ -74,22 +83,29 @@ class Limits:
         )
         return cls(settings, store)
 
-    def quotas(self, account: str, address: str | None, device: str | None = None) -> list[Quota]:
-        """The counters a password check of ``account`` is counted on: the username's, or the
-        ``device``'s if one is named; and the ``address``'s if given."""
+    def quotas(
+        self,
+        account: str,
+        address: str | None,
+        device: str | None = None,
+        factor: Factor = "password",
+    ) -> list[Quota]:
+        """The counters a check of ``account``'s ``factor`` is counted on: the account's, or
+        the ``device``'s if one is named; and the ``address``'s if given."""
         settings = self.settings
         window = settings.login_failure_window
+        prefix = "fail:" if factor == "password" else "fail:otp:"
         if device is None:
             first = Quota(
-                "username",
-                f"fail:user:{account_digest(account)}",
+                "username" if factor == "password" else "otp_account",
+                f"{prefix}user:{account_digest(account)}",
                 settings.login_failures_per_username,
                 window,
             )
         else:
             first = Quota(
-                "device",
-                f"fail:device:{account_digest(device)}",
+                "device" if factor == "password" else "otp_device",
+                f"{prefix}device:{account_digest(device)}",
                 settings.login_failures_per_device,
                 window,
             )
@@ -113,6 +129,7 @@ class Limits:
         address: str | None,
         device: str | None = None,
         failure: type[Exception] = InvalidGrant,
+        factor: Factor = "password",
     ) -> AsyncIterator[None]:
         """Run a password check under the failure limits.
 
@@ -123,9 +140,10 @@ class Limits:
         unknown client; a known one is counted on its own counter instead of the username's.
         Raises ``TooManyRequests`` before the check while a limit holds. ``failure`` raised
         inside means a wrong password, which stays counted; success or any other error gives
-        the attempt back.
+        the attempt back. ``factor`` ``otp`` counts a second-factor code on its own counters
+        (``account`` is then the user id).
         """
-        quotas = self.quotas(account, address, device)
+        quotas = self.quotas(account, address, device, factor)
         blocked = await self.store.reserve(quotas)
         if blocked is not None:
             quota, retry_after = blocked
@@ -135,7 +153,8 @@ class Limits:
                 account=account_digest(account),
                 device=account_digest(device) if device is not None else None,
             )
-            raise TooManyRequests(FAILED_PASSWORDS, retry_after=retry_after)
+            detail = FAILED_PASSWORDS if factor == "password" else FAILED_CODES
+            raise TooManyRequests(detail, retry_after=retry_after)
         try:
             yield
         except failure:

@@ -5,7 +5,11 @@ investigate: a failed login, a replayed refresh token, a revoked session, a rate
 Events in use: ``login_failed``, ``refresh_reuse_detected``, ``password_changed``,
 ``password_change_failed``, ``session_revoked`` (with ``how``), ``account_deleted``,
 ``refresh_refused``, ``rate_limited``, ``mail_given_up`` (an email that will never be sent),
-``introspection_client_refused``, ``admin_action``, ``admin_access_denied``.
+``introspection_client_refused``, ``admin_action``, ``admin_access_denied``,
+and the second factor's (docs/mfa.md):
+``mfa_enrolment_started``, ``mfa_enabled``, ``mfa_disabled``, ``mfa_required``,
+``mfa_code_refused``, ``mfa_recovery_code_used``, ``mfa_token_refused``,
+``mfa_secret_unreadable``, ``password_confirmation_failed``.
 
 Each record carries its fields twice: as attributes of the ``LogRecord`` (passed with
 ``extra=``, so a JSON formatter writes them as keys) and as ``key=value`` pairs in the message

@@ -4,9 +4,11 @@ A token is a JWS-signed JWT (RFC 7519) with header ``alg``, ``kid`` and ``typ`` 
 ``iss``, ``aud``, ``sub``, ``iat``, ``nbf``, ``exp``, ``jti`` and ``sid`` (the login session).
 ``typ`` separates the kinds: ``at+jwt`` for access tokens (RFC 9068 section 2.1) and
 ``refresh+jwt`` for refresh tokens, so one kind is never accepted as the other (RFC 8725
-section 3.11). Verification accepts only the configured algorithm (RFC 8725 section 3.1), only
-the configured keys, picked by ``kid``, and no header that points at a key elsewhere (``jku``,
-``x5u``, ``jwk``, ``x5c``) or demands an extension (``crit``). The keys themselves (which
+section 3.11). An access token also says how its login authenticated, as ``amr`` (RFC 8176
+method names: ``["pwd"]`` or ``["pwd", "otp"]``). Verification accepts only the configured
+algorithm (RFC 8725 section 3.1), only the configured keys, picked by ``kid``, and no header
+that points at a key elsewhere (``jku``, ``x5u``, ``jwk``, ``x5c``) or demands an extension
+(``crit``). The keys themselves (which
 signs, which only verify, what is published) are ``service.security.keys``.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -92,17 +94,19 @@ class TokenService:
         ttl: int,
         not_after: int,
         role: str | None = None,
+        amr: Sequence[str] = (),
     ) -> IssuedToken:
         """Sign a token of kind ``typ``; it expires after ``ttl`` seconds or at ``not_after``.
 
         ``role`` becomes the ``role`` claim, for other services to read; this service never
-        trusts it and asks the database instead (``service.security.roles``).
+        trusts it and asks the database instead (``service.security.roles``). ``amr``, if
+        given, becomes the claim of that name (RFC 8176 section 1).
         """
         now = int(self._clock())
         token_id = secrets.token_urlsafe(16)
         expires_at = min(now + ttl, not_after)
         header = {"alg": self.keys.algorithm, "kid": self.keys.signing_kid, "typ": typ}
-        claims = {
+        claims: dict[str, object] = {
             "iss": self._issuer,
             "aud": self._audience,
             "sub": str(user_id),
@@ -114,6 +118,8 @@ class TokenService:
         }
         if role is not None:
             claims["role"] = role
+        if amr:
+            claims["amr"] = list(amr)
         value = jwt.encode(header, claims, self.keys.signing_key, algorithms=[self.keys.algorithm])
         return IssuedToken(value=value, token_id=token_id, expires_at=expires_at)
 

@@ -24,6 +24,7 @@ NO_CONTENT_ATTRIBUTE = "_service_no_content"
 NOT_MODIFIED_ATTRIBUTE = "_service_not_modified"
 OPTIONAL_BODY_ATTRIBUTE = "_service_optional_body"
 HEADERS_ATTRIBUTE = "_service_response_headers"
+OPTIONAL_HEADERS_ATTRIBUTE = "_service_optional_response_headers"
 
 #: The response headers the document describes (OpenAPI header objects), by name.
 RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
@@ -83,8 +84,9 @@ def optional_body(handler: T) -> T:
     return handler
 
 
-def response_headers(status: int, *names: str) -> Callable[[T], T]:
-    """Document headers (names of ``RESPONSE_HEADERS``) that a route's ``status`` always has.
+def response_headers(status: int, *names: str, optional: tuple[str, ...] = ()) -> Callable[[T], T]:
+    """Document headers (names of ``RESPONSE_HEADERS``) that a route's ``status`` always has,
+    and the ``optional`` ones it has only in some answers.
 
     Documentation only: nothing checks them at run time, where each check would cost time on
     every response; the schemathesis run checks them against the live service.
@@ -93,6 +95,9 @@ def response_headers(status: int, *names: str) -> Callable[[T], T]:
     def decorate(handler: T) -> T:
         documented: dict[int, tuple[str, ...]] = getattr(handler, HEADERS_ATTRIBUTE, {})
         setattr(handler, HEADERS_ATTRIBUTE, {**documented, status: names})
+        if optional:
+            sometimes: dict[int, tuple[str, ...]] = getattr(handler, OPTIONAL_HEADERS_ATTRIBUTE, {})
+            setattr(handler, OPTIONAL_HEADERS_ATTRIBUTE, {**sometimes, status: optional})
         return handler
 
     return decorate
@@ -155,6 +160,11 @@ class ServiceOpenAPIProvider(OpenAPIProvider):
                     responses[status]["headers"] = {
                         name: {**RESPONSE_HEADERS[name], "required": True} for name in names
                     }
+            for status, names in getattr(handler, OPTIONAL_HEADERS_ATTRIBUTE, {}).items():
+                if status in responses:
+                    responses[status].setdefault("headers", {}).update(
+                        {name: {**RESPONSE_HEADERS[name], "required": False} for name in names}
+                    )
         return paths, components
 
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:

@@ -1,0 +1,484 @@
+"""The TOTP second factor of an account: enrolment, confirmation, removal, and the second step
+of a login.
+
+**Enrolment** (OWASP ASVS 5.0 chapter V6, the OWASP MFA cheat sheet): the caller re-enters the
+password, gets a new secret (as an ``otpauth://`` URI, a QR code and the base32 text) and
+proves the authenticator holds it with a first code; only then is the factor on. That first
+confirmation returns the ten recovery codes, once. A factor that is on must be turned off
+(password and a code, or a recovery code) before another can be enrolled: replacing it with
+only a session would let a stolen access token swap the victim's authenticator for the
+thief's. Turning the factor on or off ends every other session of the account (a session that
+an attacker may hold started under the old rules) and is a security event.
+
+**Login**: a correct password of an account with a confirmed factor gets an ``mfa_token``
+(``service.security.mfa_tokens``) instead of a session. Its ``jti`` is stored until it is spent
+at ``/login/mfa`` with a code or a recovery code, so it completes one login at most. Wrong
+codes count on the account's own second-factor counter, or on that of a known device (a device
+credential of this account), like passwords (``service.limits``): whoever knows the password
+can use up the account's allowance, but not that of a device the owner logged in from before,
+and wrong codes never use up the password allowance or the other way round.
+
+**Codes** are accepted once: the account's last accepted time step is stored and a code must be
+of a later step (``service.security.totp``), checked and recorded in one conditional UPDATE, so
+two requests with one code cannot both pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from service.auth import devices, sessions, users
+from service.db import Reader, Writer, record
+from service.db.models import MfaChallenge, RecoveryCode, TotpFactor
+from service.errors import Conflict, InvalidGrant, NotFound, Unauthorized, ValidationFailed
+from service.security import recovery_codes
+from service.security.events import security_event
+from service.security.mfa_tokens import IssuedMfaToken
+from service.security.secret_box import SecretBoxError
+from service.security.tokens import TokenError
+from service.security.totp import Enrolment
+from service.services import Services
+
+MFA_TOKEN_DETAIL = "The mfa_token is invalid, expired or already used: log in again."  # noqa: S105
+WRONG_CODE_DETAIL = "The code is wrong, expired or already used."
+ALREADY_ON = (
+    "A TOTP authenticator is already on for this account: turn it off first "
+    "(DELETE /me/mfa/totp), then enrol the new one."
+)
+
+
+class WrongCode(InvalidGrant):
+    """A wrong second-factor code at ``/login/mfa``: counted on the code limits."""
+
+
+@dataclass(frozen=True, slots=True)
+class FactorRecord:
+    """A row of ``totp_factors``."""
+
+    user_id: uuid.UUID
+    secret: str
+    created_at: datetime
+    confirmed_at: datetime | None
+    last_step: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SecondFactor:
+    """What a client presents as its second factor: a TOTP code or a recovery code."""
+
+    code: str | None = None
+    recovery_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FactorStatus:
+    """Whether the factor is on, an enrolment waits for its code, and how many recovery
+    codes are left."""
+
+    enabled: bool
+    pending: bool
+    confirmed_at: datetime | None
+    recovery_codes_left: int
+
+
+# --- data functions -------------------------------------------------------------------------
+
+
+async def select_factor(db: Reader, user_id: uuid.UUID) -> FactorRecord | None:
+    return record(
+        FactorRecord, await db.first(select(TotpFactor).where(TotpFactor.user_id == user_id))
+    )
+
+
+async def select_is_enabled(db: Reader, user_id: uuid.UUID) -> bool:
+    found = await db.first(
+        select(TotpFactor.user_id).where(
+            TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)
+        )
+    )
+    return found is not None
+
+
+async def insert_pending_factor(
+    db: Writer, user_id: uuid.UUID, sealed_secret: str, now: datetime
+) -> None:
+    """Replace any unconfirmed enrolment of the user with a new one; ``Conflict`` if a
+    confirmed factor exists (or another enrolment raced this one in)."""
+    await db.run(
+        delete(TotpFactor).where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_(None))
+    )
+    try:
+        await db.run(
+            insert(TotpFactor).values(user_id=user_id, secret=sealed_secret, created_at=now)
+        )
+    except IntegrityError:
+        raise Conflict(ALREADY_ON) from None
+
+
+async def update_confirmed(
+    db: Writer, user_id: uuid.UUID, sealed_secret: str, step: int, now: datetime
+) -> bool:
+    """Turn the pending factor with ``sealed_secret`` on, recording ``step`` as used; False if
+    it is not pending (any more): confirmed meanwhile, or replaced by a newer enrolment whose
+    secret the checked code says nothing about."""
+    confirmed = await db.run(
+        update(TotpFactor)
+        .where(
+            TotpFactor.user_id == user_id,
+            TotpFactor.secret == sealed_secret,
+            TotpFactor.confirmed_at.is_(None),
+        )
+        .values(confirmed_at=now, last_step=step)
+    )
+    return confirmed == 1
+
+
+async def update_last_step(db: Writer, user_id: uuid.UUID, step: int) -> bool:
+    """Record ``step`` as used if it is later than the last one used: False for a replay."""
+    updated = await db.run(
+        update(TotpFactor)
+        .where(
+            TotpFactor.user_id == user_id,
+            TotpFactor.confirmed_at.is_not(None),
+            (TotpFactor.last_step.is_(None)) | (TotpFactor.last_step < step),
+        )
+        .values(last_step=step)
+    )
+    return updated == 1
+
+
+async def delete_factor(db: Writer, user_id: uuid.UUID) -> bool:
+    """Remove the user's factor and recovery codes; False if no factor was on."""
+    await db.run(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+    deleted = await db.run(
+        delete(TotpFactor).where(
+            TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)
+        )
+    )
+    return deleted == 1
+
+
+async def insert_recovery_codes(
+    db: Writer, user_id: uuid.UUID, hashes: list[str], now: datetime
+) -> None:
+    await db.run(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+    for code_hash in hashes:
+        await db.run(
+            insert(RecoveryCode).values(user_id=user_id, code_hash=code_hash, created_at=now)
+        )
+
+
+async def delete_recovery_code(db: Writer, user_id: uuid.UUID, code_hash: str) -> bool:
+    """Spend one recovery code of the user: True if it was there (unused)."""
+    deleted = await db.run(
+        delete(RecoveryCode).where(
+            RecoveryCode.user_id == user_id, RecoveryCode.code_hash == code_hash
+        )
+    )
+    return deleted == 1
+
+
+async def select_recovery_code_count(db: Reader, user_id: uuid.UUID) -> int:
+    count = await db.scalar(
+        select(func.count()).select_from(RecoveryCode).where(RecoveryCode.user_id == user_id)
+    )
+    return int(count or 0)
+
+
+async def insert_challenge(db: Writer, user_id: uuid.UUID, token: IssuedMfaToken) -> None:
+    """Remember an issued ``mfa_token`` until it is spent; the user's expired ones go."""
+    now = datetime.now(UTC)
+    await db.run(
+        delete(MfaChallenge).where(MfaChallenge.user_id == user_id, MfaChallenge.expires_at < now)
+    )
+    await db.run(
+        insert(MfaChallenge).values(
+            token_id=token.token_id,
+            user_id=user_id,
+            expires_at=datetime.fromtimestamp(token.expires_at, UTC),
+        )
+    )
+
+
+async def select_open_challenge(
+    db: Reader, user_id: uuid.UUID, token_id: str, now: datetime
+) -> bool:
+    found = await db.first(
+        select(MfaChallenge.token_id).where(
+            MfaChallenge.user_id == user_id,
+            MfaChallenge.token_id == token_id,
+            MfaChallenge.expires_at > now,
+        )
+    )
+    return found is not None
+
+
+async def delete_challenge(db: Writer, user_id: uuid.UUID, token_id: str, now: datetime) -> bool:
+    """Spend an ``mfa_token``: True if it was unspent and unexpired."""
+    deleted = await db.run(
+        delete(MfaChallenge).where(
+            MfaChallenge.user_id == user_id,
+            MfaChallenge.token_id == token_id,
+            MfaChallenge.expires_at > now,
+        )
+    )
+    return deleted == 1
+
+
+# --- rules ----------------------------------------------------------------------------------
+
+
+async def status(services: Services, user_id: uuid.UUID) -> FactorStatus:
+    async with services.db.read() as db:
+        factor = await select_factor(db, user_id)
+        left = await select_recovery_code_count(db, user_id)
+    confirmed_at = factor.confirmed_at if factor is not None else None
+    return FactorStatus(
+        enabled=confirmed_at is not None,
+        pending=factor is not None and confirmed_at is None,
+        confirmed_at=confirmed_at,
+        recovery_codes_left=left if confirmed_at is not None else 0,
+    )
+
+
+async def start_enrolment(
+    services: Services,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    current_password: str,
+    *,
+    address: str | None,
+) -> Enrolment:
+    """A new secret for the caller's authenticator, pending until ``confirm_enrolment``.
+
+    ``Conflict`` while a factor is on; a wrong ``current_password`` is a ``ValidationFailed``
+    on that field, limited as at ``/me/password``.
+    """
+    async with services.db.read() as db:
+        if await select_is_enabled(db, user_id):
+            raise Conflict(ALREADY_ON)
+    user = await users.confirm_password(
+        services, user_id, session_id, current_password, address=address
+    )
+    enrolment = services.totp.enrolment(user.username)
+    sealed = services.secret_box.seal(enrolment.secret, str(user_id))
+    async with services.db.write() as db:
+        await insert_pending_factor(db, user_id, sealed, datetime.now(UTC))
+    security_event("mfa_enrolment_started", user_id=user_id, session_id=session_id)
+    return enrolment
+
+
+async def confirm_enrolment(
+    services: Services,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    code: str,
+    *,
+    address: str | None,
+) -> list[str]:
+    """Turn the pending factor on with its first code; the new recovery codes.
+
+    ``Conflict`` without a pending enrolment; a wrong code is a ``ValidationFailed`` on
+    ``code``, limited per session like a wrong current password. Every other session ends.
+    """
+    async with services.db.read() as db:
+        factor = await select_factor(db, user_id)
+    if factor is None or factor.confirmed_at is not None:
+        raise Conflict(
+            ALREADY_ON
+            if factor is not None
+            else "No enrolment is waiting for a code: start one with POST /me/mfa/totp."
+        )
+    codes = recovery_codes.new_codes()
+    now = datetime.now(UTC)
+    async with _code_attempt(services, user_id, f"session:{session_id}", address):
+        step = services.totp.matching_step(_secret(services, factor), code, after=factor.last_step)
+        if step is None:
+            _code_refused(user_id, "wrong_code", purpose="enrolment")
+            raise ValidationFailed(WRONG_CODE_DETAIL, errors=[_field_error("code")])
+    async with services.db.write() as db:
+        await _require_live_session(db, user_id, session_id, now)
+        if not await update_confirmed(db, user_id, factor.secret, step, now):
+            raise Conflict("The enrolment was confirmed or replaced meanwhile.")
+        await insert_recovery_codes(db, user_id, [recovery_codes.digest(c) for c in codes], now)
+        revoked = await sessions.revoke_sessions(db, user_id, now, keep=session_id)
+    security_event("mfa_enabled", user_id=user_id, session_id=session_id)
+    sessions.log_revoked(user_id, revoked, how="mfa_enabled")
+    return codes
+
+
+async def turn_off(
+    services: Services,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    current_password: str,
+    proof: SecondFactor,
+    *,
+    address: str | None,
+) -> None:
+    """Remove the factor after the password and a code (or a recovery code) check out.
+
+    ``NotFound`` if no factor is on; a wrong password or code is a ``ValidationFailed`` on its
+    field. Every other session ends.
+    """
+    async with services.db.read() as db:
+        if not await select_is_enabled(db, user_id):
+            raise NotFound("No TOTP authenticator is on for this account.")
+    await users.confirm_password(services, user_id, session_id, current_password, address=address)
+    field = "code" if proof.code is not None else "recovery_code"
+    now = datetime.now(UTC)
+    async with (
+        _code_attempt(services, user_id, f"session:{session_id}", address),
+        services.db.write() as db,
+    ):
+        await _require_live_session(db, user_id, session_id, now)
+        if not await check_second_factor(services, db, user_id, proof):
+            raise ValidationFailed(WRONG_CODE_DETAIL, errors=[_field_error(field)])
+        await delete_factor(db, user_id)
+        revoked = await sessions.revoke_sessions(db, user_id, now, keep=session_id)
+    security_event("mfa_disabled", user_id=user_id, session_id=session_id)
+    sessions.log_revoked(user_id, revoked, how="mfa_disabled")
+
+
+async def reset(services: Services, username: str) -> uuid.UUID:
+    """Remove the factor of ``username`` without any code, for an owner who lost both the app
+    and the recovery codes (the operator checked who is asking, out of band). Every session
+    of the account ends. ``NotFound`` for an unknown username or an account without a factor.
+    """
+    now = datetime.now(UTC)
+    async with services.db.write() as db:
+        user = await users.select_user_by_username(db, username)
+        if user is None:
+            raise NotFound("No such user.")
+        removed = await db.run(delete(TotpFactor).where(TotpFactor.user_id == user.id))
+        if not removed:
+            raise NotFound(f"{user.username} has no second factor.")
+        await db.run(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+        await db.run(delete(MfaChallenge).where(MfaChallenge.user_id == user.id))
+        revoked = await sessions.revoke_sessions(db, user.id, now)
+    security_event("mfa_disabled", level=logging.WARNING, user_id=user.id, how="operator")
+    sessions.log_revoked(user.id, revoked, how="mfa_disabled")
+    return user.id
+
+
+async def challenge(services: Services, user_id: uuid.UUID) -> IssuedMfaToken | None:
+    """An ``mfa_token`` if the account has a factor on (the login needs a second step)."""
+    async with services.db.read() as db:
+        if not await select_is_enabled(db, user_id):
+            return None
+    token = services.mfa_tokens.issue(user_id)
+    async with services.db.write() as db:
+        await insert_challenge(db, user_id, token)
+    security_event("mfa_required", user_id=user_id)
+    return token
+
+
+async def complete_login(
+    services: Services,
+    mfa_token: str,
+    proof: SecondFactor,
+    *,
+    address: str | None,
+    device_credential: str | None,
+) -> uuid.UUID:
+    """The user whose login ``mfa_token`` started, once ``proof`` checks out; the token is spent.
+
+    ``InvalidGrant`` for a bad, expired or spent token, or a wrong code; ``TooManyRequests``
+    while a code limit holds.
+    """
+    try:
+        token = services.mfa_tokens.verify(mfa_token)
+    except TokenError as error:
+        security_event("mfa_token_refused", reason=str(error))
+        raise InvalidGrant(MFA_TOKEN_DETAIL) from None
+    user_id = token.user_id
+    now = datetime.now(UTC)
+    async with services.db.read() as db:
+        if not await select_open_challenge(db, user_id, token.token_id, now):
+            security_event("mfa_token_refused", user_id=user_id, reason="spent or expired")
+            raise InvalidGrant(MFA_TOKEN_DETAIL)
+    device = devices.recognised_device(services, device_credential, user_id)
+    async with (
+        _code_attempt(services, user_id, device, address, failure=WrongCode),
+        services.db.write() as db,
+    ):
+        if not await check_second_factor(services, db, user_id, proof):
+            raise WrongCode(WRONG_CODE_DETAIL)
+        if not await delete_challenge(db, user_id, token.token_id, now):
+            raise InvalidGrant(MFA_TOKEN_DETAIL)  # spent by a concurrent request: roll back
+    return user_id
+
+
+async def check_second_factor(
+    services: Services, db: Writer, user_id: uuid.UUID, proof: SecondFactor
+) -> bool:
+    """Whether ``proof`` is a fresh code of the user's factor or one of their unused recovery
+    codes; a code's step, or the recovery code, is spent in ``db``'s transaction."""
+    factor = await select_factor(db, user_id)
+    if factor is None or factor.confirmed_at is None:
+        return False
+    if proof.code is not None:
+        step = services.totp.matching_step(
+            _secret(services, factor), proof.code, after=factor.last_step
+        )
+        if step is None or not await update_last_step(db, user_id, step):
+            _code_refused(user_id, "wrong_code")
+            return False
+        return True
+    if proof.recovery_code is not None and await delete_recovery_code(
+        db, user_id, recovery_codes.digest(proof.recovery_code)
+    ):
+        security_event("mfa_recovery_code_used", level=logging.WARNING, user_id=user_id)
+        return True
+    _code_refused(user_id, "wrong_recovery_code")
+    return False
+
+
+async def _require_live_session(
+    db: Writer, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
+) -> None:
+    """The calling session must still be live in the transaction that changes the factor (it
+    also locks the row), so a logout racing with the change wins, as at ``/me/password``."""
+    if not await sessions.touch_live_session(db, user_id, session_id, now):
+        raise Unauthorized("The session of this access token has ended.", token_presented=True)
+
+
+def _secret(services: Services, factor: FactorRecord) -> str:
+    """The factor's secret in clear; a value the key cannot open matches no code (and is
+    logged): the owner can still log in with a recovery code, and enrol again."""
+    try:
+        return services.secret_box.open(factor.secret, str(factor.user_id))
+    except SecretBoxError as error:
+        security_event(
+            "mfa_secret_unreadable", level=logging.ERROR, user_id=factor.user_id, reason=str(error)
+        )
+        return ""
+
+
+def _code_attempt(
+    services: Services,
+    user_id: uuid.UUID,
+    device: str | None,
+    address: str | None,
+    failure: type[Exception] = ValidationFailed,
+) -> AbstractAsyncContextManager[None]:
+    return services.limits.password_attempt(
+        str(user_id), address=address, device=device, failure=failure, factor="otp"
+    )
+
+
+def _code_refused(user_id: uuid.UUID, reason: str, purpose: str = "verification") -> None:
+    security_event(
+        "mfa_code_refused", level=logging.WARNING, user_id=user_id, reason=reason, purpose=purpose
+    )
+
+
+def _field_error(field: str) -> dict[str, str]:
+    return {"field": field, "message": "is wrong, expired or already used"}
