@@ -191,7 +191,15 @@ async def test_the_list_pages_through_every_account_newest_first(
             break
 
     assert [user["username"] for user in seen] == ["user3", "user2", "user1", "user0", "root"]
-    assert set(seen[0]) == {"id", "username", "role", "is_active", "created_at"}
+    assert set(seen[0]) == {
+        "id",
+        "username",
+        "email",
+        "email_verified",
+        "role",
+        "is_active",
+        "created_at",
+    }
     assert seen[-1]["role"] == "admin"
     assert all(user["is_active"] for user in seen)
 
@@ -213,6 +221,24 @@ async def test_search_matches_the_start_of_the_username_in_any_letter_case(
     assert await search("al%") == []
     assert await search("al_") == ["al_y"]
     assert await search("zzz") == []
+
+
+async def test_search_matches_the_start_of_the_email_address_and_admins_see_it(
+    client: Client, root: Account
+) -> None:
+    for name, email in (("carol", "Carol.Smith@Example.com"), ("dave", "dave@example.org")):
+        body = {"username": name, "password": "s3cret-passw0rd", "email": email}
+        assert (await client.post("/signup", json=body)).status_code == 201
+
+    async def search(q: str) -> list[tuple[str, str | None, bool]]:
+        response = await client.get("/admin/users", headers=root.headers, query_string={"q": q})
+        assert response.status_code == 200
+        users = (await response.get_json())["users"]
+        return sorted((u["username"], u["email"], u["email_verified"]) for u in users)
+
+    assert await search("CAROL.s") == [("carol", "Carol.Smith@example.com", False)]
+    assert await search("dave@") == [("dave", "dave@example.org", False)]
+    assert await search("example") == []  # a prefix, not a substring
 
 
 @pytest.mark.parametrize(
