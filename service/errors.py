@@ -95,6 +95,12 @@ class Unauthorized(ApiError):
         super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
+class Forbidden(ApiError):
+    """A request this service will not act on, whoever sends it (a cross-site forgery)."""
+
+    status = 403
+
+
 class NotFound(ApiError):
     status = 404
 
