@@ -127,7 +127,9 @@ class PasswordGrant(BaseModel):
 class RefreshRequest(BaseModel):
     """A refresh token to spend (RFC 6749 section 6), as JSON or form fields.
 
-    Leave `refresh_token` out to spend the refresh cookie instead (cookie mode).
+    Leave `refresh_token` out to spend the refresh cookie instead (cookie mode). The OAuth
+    fields `scope`, `client_id` and `client_secret` that OAuth clients send are ignored; any
+    other field is refused.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -140,6 +142,13 @@ class RefreshRequest(BaseModel):
         min_length=1,
         max_length=MAX_TOKEN_LENGTH,
         description="The refresh token to spend; without it, the `__Host-refresh_token` cookie.",
+    )
+    scope: str | None = Field(None, max_length=1024, description="Ignored (RFC 6749 section 6).")
+    client_id: str | None = Field(
+        None, max_length=256, description="Ignored: clients need no registration here."
+    )
+    client_secret: str | None = Field(
+        None, max_length=256, description="Ignored: clients need no registration here."
     )
 
 
