@@ -15,8 +15,8 @@ Two auth providers, chosen by operation:
   generated request gets a user of its own, so logging out, deleting the account, changing
   the password, ending a session or refreshing never pulls the shared token from under the
   other requests. For valid (positive) requests it fills in what the schema cannot know,
-  the user's real current password, its refresh token and the id of its own session, so the
-  success paths run too.
+  the user's real current password, its refresh token, the id of its own session and (for
+  cookie mode at ``/refresh``) the CSRF header, so the success paths run too.
 
 Each user gets a random name and password, printed nowhere; the base URL is the one
 schemathesis tests (its ``--url`` or the schema's location).
@@ -140,5 +140,9 @@ class FreshUser:
             body["current_password"] = data.password
         if "refresh_token" in body:  # POST /refresh, POST /logout
             body["refresh_token"] = data.refresh_token
+        if case.operation.label == "POST /refresh":
+            # Cookie mode (``?cookie=true``) wants the CSRF header a page would send; without
+            # it such a request is a 403, which the checks accept but which skips the success.
+            case.headers["X-Requested-With"] = "schemathesis"
         if case.operation.label == "DELETE /sessions/{session_id}":
             case.path_parameters["session_id"] = data.session_id

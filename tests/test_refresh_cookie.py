@@ -9,6 +9,7 @@ jar and send the ``Cookie`` header by hand, so each test says exactly what the b
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -224,6 +225,24 @@ async def test_a_forged_cookie_refresh_is_refused_and_spends_nothing(
     assert response.mimetype == "application/problem+json"
     assert COOKIE not in set_cookies(response)
     assert (await client.post("/refresh", headers=with_cookie(token, **CSRF))).status_code == 200
+
+
+async def test_a_forgery_is_a_security_event(
+    client: Client, security_events: list[logging.LogRecord]
+) -> None:
+    _, token = await signed_up_cookie_login(client)
+
+    await client.post("/refresh", headers=with_cookie(token, Origin="https://evil.example"))
+    await client.post("/refresh", headers=with_cookie(token, **CSRF, Origin="null"))
+
+    refused = [
+        record for record in security_events if getattr(record, "event", None) == "csrf_refused"
+    ]
+    assert [getattr(record, "reason", None) for record in refused] == [
+        "no custom header",
+        "origin not allowed",
+    ]
+    assert all(record.levelno == logging.WARNING for record in refused)
 
 
 @pytest.mark.parametrize("forged", FORGERIES.values(), ids=FORGERIES.keys())

@@ -17,23 +17,28 @@ cheat sheet). Two checks, both required:
 
 from __future__ import annotations
 
+import logging
+
 from quart import request
 
 from service.errors import Forbidden
+from service.security.events import security_event
 from service.settings import Settings
 
 CSRF_HEADER = "X-Requested-With"
 
 
 def check_cookie_request(settings: Settings) -> None:
-    """``Forbidden`` unless the current request passes both checks."""
+    """``Forbidden`` unless the current request passes both checks (a ``csrf_refused`` event)."""
     if not request.headers.get(CSRF_HEADER):
+        security_event("csrf_refused", level=logging.WARNING, reason="no custom header")
         raise Forbidden(
             f"A request that uses the refresh cookie must send the {CSRF_HEADER} header "
             "(any value), which pages of other sites cannot send."
         )
     origin = request.headers.get("Origin")
     if origin is not None and origin.lower() not in allowed_origins(settings):
+        security_event("csrf_refused", level=logging.WARNING, reason="origin not allowed")
         raise Forbidden(
             "A request that uses the refresh cookie must come from this service's own origin "
             "or one of CORS_ORIGINS."
