@@ -107,8 +107,8 @@ class InvalidClient(ApiError):
 
 
 class Forbidden(ApiError):
-    """Authenticated, but not allowed (RFC 9110 section 15.5.4): the admin API for a non-admin,
-    a login whose address must be confirmed first."""
+    """A request this service will not act on (RFC 9110 section 15.5.4): the admin API for a
+    non-admin, a login whose address must be confirmed first, a cross-site forgery."""
 
     status = 403
 

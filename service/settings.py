@@ -150,6 +150,14 @@ class Settings(BaseSettings):
     refresh_token_ttl: int = Field(
         604_800, ge=300, le=31_536_000, description="Absolute session lifetime, seconds."
     )
+    refresh_reuse_interval: int = Field(
+        10,
+        ge=0,
+        le=60,
+        description="Seconds after a rotation in which the refresh token just spent gets the "
+        "same successor again instead of ending the session (concurrent refreshes of one "
+        "client); 0: any reuse ends the session.",
+    )
     bcrypt_rounds: int = Field(12, ge=4, le=20, description="bcrypt cost factor (log2 rounds).")
     password_hash_threads: int = Field(
         0,

@@ -103,6 +103,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         # No mail sender in the apps of the tests: a queued message stays pending for the
         # test to read; the mail tests start senders of their own (tests/test_mail_*.py).
         "mail_send_in_web": False,
+        # The strict rule, which most rotation tests check; the reuse-interval tests
+        # (tests/test_refresh_grace.py) ask for an interval.
+        "refresh_reuse_interval": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

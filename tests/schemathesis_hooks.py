@@ -17,8 +17,9 @@ Three auth providers, chosen by operation:
   generated request gets a user of its own, so logging out, deleting the account, changing
   the password, ending a session or refreshing never pulls the shared token from under the
   other requests. For valid (positive) requests it fills in what the schema cannot know,
-  the user's real current password, its refresh token and the id of its own session, so the
-  success paths run too. ``POST /me/email`` is here because it needs the real password too.
+  the user's real current password, its refresh token, the id of its own session and (for
+  cookie mode at ``/refresh``) the CSRF header, so the success paths run too. ``POST
+  /me/email`` is here because it needs the real password too.
 - ``Admin`` serves the admin API (``ADMIN``): the admin named by ``SCHEMATHESIS_ADMIN_USERNAME``
   and ``SCHEMATHESIS_ADMIN_PASSWORD`` (made with ``service create-user NAME --admin``; without
   them an ordinary user, whom the admin API answers 403). A valid request naming a user gets a
@@ -206,6 +207,10 @@ class FreshUser:
             body["refresh_token"] = data.refresh_token
         if case.operation.label == "POST /revoke" and "token" in body:
             body["token"] = data.refresh_token
+        if case.operation.label == "POST /refresh":
+            # Cookie mode (``?cookie=true``) wants the CSRF header a page would send; without
+            # it such a request is a 403, which the checks accept but which skips the success.
+            case.headers["X-Requested-With"] = "schemathesis"
         if case.operation.label == "DELETE /sessions/{session_id}":
             case.path_parameters["session_id"] = data.session_id
 

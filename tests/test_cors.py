@@ -74,7 +74,8 @@ async def test_a_preflight_from_an_allowed_origin_gets_the_allow_headers(client:
     )
     assert listed(response.headers["Access-Control-Allow-Headers"]) == listed(REQUESTED_HEADERS)
     assert response.headers["Access-Control-Max-Age"] == "600"
-    assert "Access-Control-Allow-Credentials" not in response.headers
+    # A named origin may send the refresh cookie (credentials mode), never a wildcard.
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
     assert "Origin" in response.headers["Vary"]
 
 
@@ -120,7 +121,7 @@ async def test_a_real_request_from_an_allowed_origin_can_read_the_answer(
     assert created.status_code == 201
     assert created.headers["Access-Control-Allow-Origin"] == APP
     assert listed(created.headers["Access-Control-Expose-Headers"]) == EXPOSED
-    assert "Access-Control-Allow-Credentials" not in created.headers
+    assert created.headers["Access-Control-Allow-Credentials"] == "true"
 
 
 async def test_an_error_from_an_allowed_origin_is_readable_too(client: Client) -> None:
@@ -133,6 +134,16 @@ async def test_an_error_from_an_allowed_origin_is_readable_too(client: Client) -
     ):
         assert response.status_code >= 400
         assert response.headers["Access-Control-Allow-Origin"] == APP
+
+
+async def test_a_page_of_an_allowed_origin_may_send_the_csrf_header(client: Client) -> None:
+    response = await preflight(client, "/refresh", APP, headers="content-type, x-requested-with")
+
+    assert listed(response.headers["Access-Control-Allow-Headers"]) == {
+        "content-type",
+        "x-requested-with",
+    }
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
 
 
 async def test_a_real_request_from_another_origin_gets_no_cors_headers(

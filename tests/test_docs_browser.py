@@ -261,3 +261,41 @@ def _is(method: str, server: LiveServer, path: str) -> Callable[[Response], bool
         return response.request.method == method and (_origin(url), urlsplit(url).path) == target
 
     return matches
+
+
+async def test_the_refresh_cookie_works_in_chromium_over_http_on_loopback(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """Cookie mode from a page of the service, in the browser: Chromium keeps the ``Secure``
+    ``__Host-refresh_token`` cookie from ``http://127.0.0.1`` (a secure context), scripts
+    cannot read it, ``/refresh`` spends it with no body and ``/logout`` clears it."""
+    async with docs_page(server, tmp_path, "refresh-cookie.png") as browsing:
+        results = await browsing.page.evaluate(
+            """async ([username, password]) => {
+                const csrf = {"X-Requested-With": "fetch"};
+                const login = await fetch("/login?cookie=true", {method: "POST", headers: csrf,
+                    body: new URLSearchParams({username, password})});
+                const loginBody = await login.json();
+                const refresh = await fetch("/refresh", {method: "POST", headers: csrf});
+                const refreshBody = await refresh.json();
+                const forged = await fetch("/refresh", {method: "POST"});
+                const logout = await fetch("/logout", {method: "POST", headers: csrf});
+                const after = await fetch("/refresh", {method: "POST", headers: csrf});
+                return {login: login.status, loginKeys: Object.keys(loginBody),
+                        refresh: refresh.status, refreshKeys: Object.keys(refreshBody),
+                        forged: forged.status, logout: logout.status, after: after.status,
+                        visible: document.cookie};
+            }""",
+            [USERNAME, PASSWORD],
+        )
+        cookies = await browsing.page.context.cookies()
+
+    assert results["login"] == 200
+    assert "refresh_token" not in results["loginKeys"]
+    assert results["refresh"] == 200, results
+    assert "refresh_token" not in results["refreshKeys"]
+    assert results["forged"] == 403  # no X-Requested-With
+    assert results["logout"] == 204
+    assert results["after"] == 400  # the cookie is gone: nothing to refresh with
+    assert "refresh_token" not in results["visible"]  # HttpOnly
+    assert "__Host-refresh_token" not in {cookie["name"] for cookie in cookies}

@@ -107,7 +107,16 @@ def walk_the_seed_flow(http: httpx.Client) -> None:
     renewed_auth = {"Authorization": f"Bearer {renewed['access_token']}"}
     assert http.get("/items", headers=renewed_auth).status_code == 200
 
-    # Reusing the spent refresh token is refused and ends the session (RFC 9700 4.14)
+    # Presented again within REFRESH_REUSE_INTERVAL, it gets the same successor again
+    repeated = http.post("/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert repeated.status_code == 200, repeated.text
+    assert repeated.json()["refresh_token"] == renewed["refresh_token"]
+
+    # Once the successor is spent too, the first token is two rotations back: presenting it
+    # is refused and ends the session (RFC 9700 4.14)
+    newest = http.post("/refresh", json={"refresh_token": renewed["refresh_token"]})
+    assert newest.status_code == 200, newest.text
+    renewed_auth = {"Authorization": f"Bearer {newest.json()['access_token']}"}
     reused = http.post("/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert reused.status_code == 400
     assert reused.headers["Content-Type"] == PROBLEM_JSON

@@ -523,3 +523,76 @@ def test_0006_adds_the_second_factor_to_a_database_with_data_and_goes_back(
     assert "amr" not in run_on(empty_database_url, session_columns)
     assert run_on(empty_database_url, counts) == (1, 1, 1)
     assert run_on(empty_database_url, current_revision) == "0002"
+
+
+def test_0007_adds_the_refresh_grace_columns_to_sessions_with_data_and_goes_back(
+    empty_database_url: str,
+) -> None:
+    """Upgrade from 0002 keeps users, sessions and items; the new columns start empty (no
+    rotation yet); downgrading drops only them."""
+    settings = make_settings(empty_database_url)
+    upgrade(settings, "0002")
+    user_id, session_id = uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+
+    def seed(connection: Connection) -> None:
+        connection.execute(
+            sa.text(
+                "INSERT INTO users (id, username, username_key, password_hash, created_at) "
+                "VALUES (:id, 'a', 'a', 'x', :now)"
+            ).bindparams(sa.bindparam("id", type_=sa.Uuid()), now=now),
+            {"id": user_id},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO sessions (id, user_id, refresh_jti, created_at, last_used_at, "
+                "expires_at) VALUES (:id, :user_id, 'jti-1', :now, :now, :now)"
+            ).bindparams(
+                sa.bindparam("id", type_=sa.Uuid()),
+                sa.bindparam("user_id", type_=sa.Uuid()),
+                now=now,
+            ),
+            {"id": session_id, "user_id": user_id},
+        )
+        connection.execute(
+            Base.metadata.tables["items"]
+            .insert()
+            .values(
+                id=uuid.uuid4(),
+                owner_id=user_id,
+                name="Book",
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        connection.commit()
+
+    def rows(connection: Connection) -> list[Any]:
+        found = connection.execute(sa.text("SELECT * FROM sessions")).mappings().all()
+        count = sa.func.count()
+        items = Base.metadata.tables["items"]
+        users = Base.metadata.tables["users"]
+        return [
+            connection.execute(sa.select(count).select_from(users)).scalar_one(),
+            connection.execute(sa.select(count).select_from(items)).scalar_one(),
+            [dict(row) for row in found],
+        ]
+
+    run_on(empty_database_url, seed)
+    upgrade(settings)
+
+    users, items, sessions = run_on(empty_database_url, rows)
+    assert (users, items, len(sessions)) == (1, 1, 1)
+    assert sessions[0]["refresh_jti"] == "jti-1"
+    assert sessions[0]["previous_jti"] is None
+    assert sessions[0]["rotated_at"] is None
+    assert run_on(empty_database_url, differences) == []
+
+    downgrade(settings, "0002")
+
+    users, items, sessions = run_on(empty_database_url, rows)
+    assert (users, items, len(sessions)) == (1, 1, 1)
+    assert sessions[0]["refresh_jti"] == "jti-1"
+    assert "previous_jti" not in sessions[0]
+    assert run_on(empty_database_url, current_revision) == "0002"

@@ -153,17 +153,41 @@ async def test_login_documents_form_multipart_and_json_bodies(spec: dict[str, An
 async def test_login_documents_its_token_response_and_oauth_errors(spec: dict[str, Any]) -> None:
     responses = spec["paths"]["/login"]["post"]["responses"]
     answer = responses["200"]["content"]["application/json"]["schema"]
-    pair, challenge = (resolve(spec, branch) for branch in answer["anyOf"])
+    variants = {
+        variant["$ref"].rsplit("/", 1)[1]: resolve(spec, variant) for variant in answer["anyOf"]
+    }
 
-    assert set(challenge["properties"]) == {"mfa_required", "mfa_token", "expires_in"}
-    assert set(pair["properties"]) >= {
+    assert set(variants["LoginTokens"]["properties"]) >= {
         "access_token",
         "refresh_token",
         "token_type",
         "expires_in",
         "refresh_expires_in",
+        "device_token",
     }
-    assert "400" in responses
+    # The refresh grant's pair, and the cookie mode's answers without the refresh token.
+    assert "refresh_token" in variants["TokenPair"]["properties"]
+    assert "refresh_token" not in variants["CookieLoginTokens"]["properties"]
+    assert "refresh_token" not in variants["AccessTokens"]["properties"]
+    # The first step of a login with a second factor.
+    assert set(variants["MfaChallenge"]["properties"]) == {
+        "mfa_required",
+        "mfa_token",
+        "expires_in",
+    }
+    assert {"400", "403"} <= set(responses)
+
+
+@pytest.mark.parametrize("path", ["/login", "/refresh"])
+async def test_the_token_endpoints_document_cookie_mode(spec: dict[str, Any], path: str) -> None:
+    operation = spec["paths"][path]["post"]
+    (cookie,) = [parameter for parameter in operation["parameters"] if parameter["in"] == "query"]
+
+    assert cookie["name"] == "cookie"
+    assert cookie["schema"]["type"] == "boolean"
+    assert "X-Requested-With" in cookie["description"]
+    assert "403" in operation["responses"]
+    assert "__Host-refresh_token" in operation["description"]
 
 
 async def test_security_schemes_are_bearer_and_the_oauth2_password_flow(

@@ -1,11 +1,11 @@
 """The Postman collection in ``clients/postman``, run by newman against a real Hypercorn process.
 
 The collection walks the API as a Postman user clicks through it (signup, form login, item CRUD
-with ETags, refresh, reuse of a spent refresh token, logout, then administration as an admin
-made with ``service create-user --admin`` before newman starts) and its test scripts assert
-every answer. Here newman runs it against the Procfile's web command on a fresh database of each
-backend; the run passes only if newman exits 0 with no failed assertion and every request got
-the status the walk expects.
+with ETags, refresh, its repeat within the reuse interval, reuse of an older refresh token,
+logout, then administration as an admin made with ``service create-user --admin`` before
+newman starts) and its test scripts assert every answer. Here newman runs it against the Procfile's
+web command on a fresh database of each backend; the run passes only if newman exits 0 with no
+failed assertion and every request got the status the walk expects.
 
 The server is this module's own rather than the shared ``live_server`` fixture: other tests of
 that server (fuzzing ``/login``) may fill the per-address failure limit that the collection's
@@ -53,6 +53,8 @@ WALK = [
     ("GET", "/items", 200),
     ("DELETE", "/items/{{item_id}}", 204),
     ("GET", "/items/{{item_id}}", 404),
+    ("POST", "/refresh", 200),
+    ("POST", "/refresh", 200),
     ("POST", "/refresh", 200),
     ("POST", "/refresh", 400),
     ("GET", "/me", 401),
@@ -112,6 +114,14 @@ WALK = [
     ("POST", "/me/mfa/totp", 409),
     ("DELETE", "/me/mfa/totp", 204),
     ("POST", "/login", 200),
+    # 8. Browsers: cookie mode refused without its CSRF header
+    ("POST", "/signup", 201),
+    ("POST", "/login", 200),
+    ("POST", "/login", 200),
+    ("POST", "/refresh", 200),
+    ("POST", "/refresh", 400),
+    ("POST", "/refresh?cookie=true", 403),
+    ("POST", "/logout", 204),
 ]
 
 
@@ -199,7 +209,9 @@ def test_every_request_has_assertions_and_the_login_is_a_form() -> None:
     for login in logins:
         body = login["request"]["body"]
         assert body["mode"] == "urlencoded", "Postman users log in with form fields"
-        assert {field["key"] for field in body["urlencoded"]} >= {"username", "password"}
+        fields = {field["key"]: field["value"] for field in body["urlencoded"]}
+        if fields.get("grant_type") != "refresh_token":
+            assert set(fields) >= {"username", "password"}
     assert "problem+json" in scripts(collection, "test"), "errors are checked on every request"
 
 

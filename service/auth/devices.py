@@ -8,10 +8,8 @@ login body, which wins over the cookie when both are sent.
 
 The cookie is ``__Host-device`` with ``Secure; HttpOnly; SameSite=Strict; Path=/`` and no
 ``Domain`` (RFC 6265bis section 4.1.3.2: a ``__Host-`` cookie is bound to this host, over
-HTTPS). A browser refuses a ``Secure`` cookie from a plain-HTTP origin, so a development server
-answering a request over plain HTTP (``APP_ENV=development``, ``http://127.0.0.1:8000``) sets
-``device`` without ``Secure`` and without the prefix instead; every other environment, and
-development over HTTPS, uses the ``__Host-`` form.
+HTTPS); a development server over plain HTTP sets ``device`` without ``Secure`` instead
+(``service.web.cookies``).
 """
 
 from __future__ import annotations
@@ -20,25 +18,20 @@ import uuid
 
 from quart import request
 from werkzeug.datastructures import Headers
-from werkzeug.http import dump_cookie
 
 from service.security.devices import IssuedDevice
 from service.security.events import security_event
 from service.security.tokens import TokenError
 from service.services import Services
+from service.web import cookies
 
-SECURE_COOKIE = "__Host-device"
-#: Development over plain HTTP only, where a browser would drop a ``Secure`` cookie.
-PLAIN_COOKIE = "device"
-
-
-def _secure(services: Services) -> bool:
-    return services.settings.app_env != "development" or request.scheme in {"https", "wss"}
+#: The cookie's name: ``__Host-device``, or ``device`` in development over plain HTTP.
+COOKIE = "device"
 
 
 def cookie_name(services: Services) -> str:
     """The name of the device cookie for the current request."""
-    return SECURE_COOKIE if _secure(services) else PLAIN_COOKIE
+    return cookies.cookie_name(services.settings, COOKIE)
 
 
 def presented_credential(services: Services, body_value: str | None) -> str | None:
@@ -72,16 +65,6 @@ def recognised_device(
 
 def with_device_cookie(services: Services, base: Headers, device: IssuedDevice) -> Headers:
     """``base`` and a ``Set-Cookie`` that stores ``device`` in the browser."""
-    secure = _secure(services)
-    cookie = dump_cookie(
-        SECURE_COOKIE if secure else PLAIN_COOKIE,
-        device.value,
-        max_age=services.settings.device_token_ttl,
-        path="/",
-        secure=secure,
-        httponly=True,
-        samesite="Strict",
+    return cookies.with_cookie(
+        services.settings, base, COOKIE, device.value, max_age=services.settings.device_token_ttl
     )
-    combined = Headers(base)
-    combined.add("Set-Cookie", cookie)
-    return combined

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, model_validator
 
-from service.auth.schemas import LoginTokens
+from service.auth.schemas import AccessTokens, CookieLoginTokens, LoginTokens, TokenPair
 from service.schemas import STORABLE, SafeStr
 from service.security import recovery_codes
 from service.security.passwords import MAX_PASSWORD_LENGTH
@@ -135,6 +135,9 @@ class MfaChallenge(BaseModel):
     expires_in: int = Field(description="Seconds until the `mfa_token` expires.")
 
 
-class LoginAnswer(RootModel[LoginTokens | MfaChallenge]):
-    """Tokens of a new session, or, for an account with a second factor on, an `mfa_token`
-    for the second step."""
+class LoginAnswer(
+    RootModel[LoginTokens | CookieLoginTokens | TokenPair | AccessTokens | MfaChallenge]
+):
+    """A password login's tokens and device credential, or a refresh grant's pair; in cookie
+    mode without the refresh token (it is in the cookie); or, for an account with a second
+    factor on, an `mfa_token` for the second step."""

@@ -13,6 +13,7 @@ from quart import Blueprint, request
 from quart_schema import (
     DataSource,
     document_headers,
+    document_querystring,
     document_request,
     security_scheme,
     tag_blueprint,
@@ -23,15 +24,20 @@ from werkzeug.datastructures import Headers
 
 from service.accounts import verification
 from service.accounts.routes import refuse_email_field
-from service.auth import devices, mfa, sessions, users
+from service.auth import devices, mfa, refresh_cookie, sessions, users
 from service.auth.bearer import BEARER_SECURITY, bearer_token, current_principal, login_required
 from service.auth.mfa_schemas import LoginAnswer, MfaChallenge, MfaLoginRequest
 from service.auth.schemas import (
+    AccessTokens,
+    CookieLoginTokens,
+    CookieMode,
     JwkSet,
     LoginTokens,
     LogoutRequest,
     PasswordChange,
     PasswordGrant,
+    RefreshAnswer,
+    RefreshGrant,
     RefreshRequest,
     SessionList,
     SessionOut,
@@ -100,10 +106,11 @@ async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
 @bp.post("/login")
 @request_limited
 @document_request(PasswordGrant, source=DataSource.FORM)
+@document_querystring(CookieMode)
 @validate_response(LoginAnswer)
 @response_headers(200, "Cache-Control", optional=("Set-Cookie",))
 @problems(400, 403, 429, 503)
-async def login() -> tuple[LoginTokens | MfaChallenge, int, Headers]:
+async def login() -> tuple[LoginAnswer, int, Headers]:
     """Log in with a username and password; get an access and a refresh token.
 
     The OAuth 2.0 password grant (RFC 6749 section 4.3): form fields as
@@ -111,6 +118,15 @@ async def login() -> tuple[LoginTokens | MfaChallenge, int, Headers]:
     login starts a new session. Failures are `400` with `error: invalid_grant`, the same for an
     unknown user and a wrong password. After too many failures for a username or from an
     address the answer is `429` with `Retry-After` (seconds), even for the right password.
+
+    Also the refresh grant (RFC 6749 section 6): `grant_type=refresh_token` with
+    `refresh_token` is a refresh, exactly as `POST /refresh` (no device credential). Another
+    `grant_type` is `400 unsupported_grant_type`.
+
+    `?cookie=true` (browsers): the refresh token is set as the cookie `__Host-refresh_token`
+    (`HttpOnly; Secure; SameSite=Strict; Path=/`) and left out of the body. Such a request
+    must send `X-Requested-With` (any value) and, if it has an `Origin`, this service's or one
+    of `CORS_ORIGINS`, else `403`.
 
     Every login also returns a device credential, as `device_token` and as the `HttpOnly`
     cookie `__Host-device`. A later login that presents it (the cookie, or the `device_token`
@@ -127,8 +143,13 @@ async def login() -> tuple[LoginTokens | MfaChallenge, int, Headers]:
     the login at `POST /login/mfa`.
     """
     body = await read_form_or_json()
-    _require_password_grant(body)
+    if _grant_type(body, "password", "refresh_token") == "refresh_token":
+        tokens, answer_headers = await _rotated(_parse(RefreshGrant, body).refresh_token)
+        return LoginAnswer(tokens), 200, answer_headers
     grant = _parse(PasswordGrant, body)
+    cookie_mode = refresh_cookie.requested()
+    if cookie_mode:
+        refresh_cookie.check(services())
     address = client_address()
     user = await users.log_in(
         services(),
@@ -139,17 +160,18 @@ async def login() -> tuple[LoginTokens | MfaChallenge, int, Headers]:
     )
     pending = await mfa.challenge(services(), user.id)
     if pending is not None:
-        return _mfa_challenge(pending.value, pending.expires_at), 200, NO_STORE
-    return await _new_login(user.id, sessions.PASSWORD_AMR, address)
+        return LoginAnswer(_mfa_challenge(pending.value, pending.expires_at)), 200, NO_STORE
+    return await _new_login(user.id, sessions.PASSWORD_AMR, address, cookie_mode=cookie_mode)
 
 
 @bp.post("/login/mfa")
 @request_limited
 @document_request(MfaLoginRequest)
-@validate_response(LoginTokens)
+@document_querystring(CookieMode)
+@validate_response(LoginAnswer)
 @response_headers(200, "Cache-Control", "Set-Cookie")
-@problems(400, 429, 503)
-async def login_mfa() -> tuple[LoginTokens, int, Headers]:
+@problems(400, 403, 429, 503)
+async def login_mfa() -> tuple[LoginAnswer, int, Headers]:
     """Finish a login that needs a second factor: the `mfa_token` of `/login` and a code.
 
     `code` is the six digits the authenticator app shows (the previous or next 30-second
@@ -158,8 +180,13 @@ async def login_mfa() -> tuple[LoginTokens, int, Headers]:
     The `mfa_token` is spent by the login it completes; a bad, expired or spent one, or a
     wrong code, is `400` with `error: invalid_grant`. Wrong codes are limited per account (or
     per device credential, as at `/login`) and per address: `429` with `Retry-After`.
+    `?cookie=true` puts the refresh token in the cookie, with the same CSRF rules as at
+    `/login`.
     """
     body = _parse(MfaLoginRequest, await read_form_or_json())
+    cookie_mode = refresh_cookie.requested()
+    if cookie_mode:
+        refresh_cookie.check(services())
     address = client_address()
     user_id = await mfa.complete_login(
         services(),
@@ -168,18 +195,31 @@ async def login_mfa() -> tuple[LoginTokens, int, Headers]:
         address=address,
         device_credential=devices.presented_credential(services(), body.device_token),
     )
-    return await _new_login(user_id, sessions.PASSWORD_AND_OTP_AMR, address)
+    return await _new_login(
+        user_id, sessions.PASSWORD_AND_OTP_AMR, address, cookie_mode=cookie_mode
+    )
 
 
 async def _new_login(
-    user_id: uuid.UUID, amr: str, address: str | None
-) -> tuple[LoginTokens, int, Headers]:
-    """The answer of a completed login: a new session and a new device credential."""
+    user_id: uuid.UUID, amr: str, address: str | None, *, cookie_mode: bool
+) -> tuple[LoginAnswer, int, Headers]:
+    """The answer of a completed login: a new session and a new device credential, and in
+    cookie mode the refresh token as a cookie instead of in the body."""
     client = sessions.ClientInfo(user_agent=request.headers.get("User-Agent"), address=address)
     pair = await sessions.start_session(services(), user_id, client, amr)
     device = services().devices.issue(user_id)
-    tokens = LoginTokens.model_validate({**asdict(pair), "device_token": device.value})
-    return tokens, 200, devices.with_device_cookie(services(), NO_STORE, device)
+    fields = {**asdict(pair), "device_token": device.value}
+    with_device = devices.with_device_cookie(services(), NO_STORE, device)
+    if not cookie_mode:
+        return LoginAnswer(LoginTokens.model_validate(fields)), 200, with_device
+    answer = LoginAnswer(CookieLoginTokens.model_validate(fields))
+    return (
+        answer,
+        200,
+        refresh_cookie.with_refresh_cookie(
+            services(), with_device, pair.refresh_token, pair.refresh_expires_in
+        ),
+    )
 
 
 def _mfa_challenge(mfa_token: str, expires_at: int) -> MfaChallenge:
@@ -190,19 +230,51 @@ def _mfa_challenge(mfa_token: str, expires_at: int) -> MfaChallenge:
 @bp.post("/refresh")
 @request_limited
 @document_request(RefreshRequest)
-@validate_response(TokenPair)
+@document_querystring(CookieMode)
+@optional_body
+@validate_response(RefreshAnswer)
 @response_headers(200, "Cache-Control")
-@problems(400, 429)
-async def refresh() -> tuple[TokenPair, int, Headers]:
+@problems(400, 403, 429)
+async def refresh() -> tuple[RefreshAnswer, int, Headers]:
     """Spend a refresh token for a new pair.
 
-    The presented refresh token is spent. Presenting a spent one again revokes its whole
-    session (RFC 9700 section 4.14): the tokens issued after it stop working too. Too many
-    requests from one address: `429` with `Retry-After` (seconds).
+    The presented refresh token is spent. Presented again within `REFRESH_REUSE_INTERVAL`
+    seconds of that, it gets the same new refresh token again (concurrent refreshes of one
+    client all succeed); later, or for an older token, the whole session is revoked (RFC 9700
+    section 4.14): the tokens issued after it stop working too. The body may carry
+    `grant_type=refresh_token` (RFC 6749 section 6); another `grant_type` is `400
+    unsupported_grant_type`. Too many requests from one address: `429` with `Retry-After`
+    (seconds).
+
+    Cookie mode (browsers): without `refresh_token` in the body (or with no body), the
+    `__Host-refresh_token` cookie is spent and the new one set the same way, with no
+    `refresh_token` in the answer; `?cookie=true` asks for that answer for a token sent in
+    the body. Such a request must send `X-Requested-With` (any value) and, if it has an
+    `Origin`, this service's or one of `CORS_ORIGINS`, else `403`.
     """
-    body = _parse(RefreshRequest, await read_form_or_json())
-    pair = await sessions.rotate(services(), body.refresh_token)
-    return TokenPair.model_validate(pair), 200, NO_STORE
+    body = await read_form_or_json() if await request.get_data() else {}
+    _grant_type(body, "refresh_token")
+    tokens, answer_headers = await _rotated(_parse(RefreshRequest, body).refresh_token)
+    return RefreshAnswer(tokens), 200, answer_headers
+
+
+async def _rotated(presented: str | None) -> tuple[TokenPair | AccessTokens, Headers]:
+    """Spend ``presented`` (else the refresh cookie) and answer as its mode says."""
+    cookie_mode = refresh_cookie.requested()
+    if presented is None:
+        presented = refresh_cookie.presented(services())
+        if presented is None:
+            raise InvalidRequest("Send the refresh token as refresh_token, or the refresh cookie.")
+        cookie_mode = True
+    if cookie_mode:
+        refresh_cookie.check(services())
+    pair = await sessions.rotate(services(), presented)
+    if not cookie_mode:
+        return TokenPair.model_validate(pair), NO_STORE
+    cookie = refresh_cookie.with_refresh_cookie(
+        services(), NO_STORE, pair.refresh_token, pair.refresh_expires_in
+    )
+    return AccessTokens.model_validate(pair), cookie
 
 
 @bp.get("/me")
@@ -224,14 +296,18 @@ async def me() -> UserOut:
 @security_scheme([*BEARER_SECURITY, {}])
 @optional_body
 @no_content
-@problems(401, 422, 429)
-async def logout() -> tuple[str, int]:
+@problems(401, 403, 422, 429)
+async def logout() -> tuple[str, int, Headers]:
     """End this session, every other one, or all of them.
 
     Name the session with its refresh token in the body (JSON or form fields, as at
     `/refresh`) or with a bearer access token; the refresh token wins if both are sent.
     `scope`: `local` (default) ends that session, `others` every other session of the user,
     `global` all of them. Their access tokens stop working at once.
+
+    Browsers in cookie mode send neither: the `__Host-refresh_token` cookie names the session
+    (with `X-Requested-With` and an allowed or no `Origin`, else `403`), and a logout that
+    carries the cookie clears it.
 
     `local` is idempotent: a token of ours that has not expired gets `204` even if its session
     has ended already (a retried logout). `others` and `global` need a token of a live session
@@ -240,11 +316,17 @@ async def logout() -> tuple[str, int]:
     a bearer token.
     """
     body = await _logout_request()
-    token = sessions.logout_credential(
-        services(), body.refresh_token, bearer_token(request.headers.get("Authorization"))
-    )
+    access = bearer_token(request.headers.get("Authorization"))
+    cookie = refresh_cookie.presented(services())
+    presented = body.refresh_token
+    if presented is None and access is None and cookie is not None:
+        refresh_cookie.check(services())
+        presented = cookie
+    token = sessions.logout_credential(services(), presented, access)
     await sessions.log_out(services(), token, body.scope)
-    return "", 204
+    if cookie is None:
+        return "", 204, Headers()
+    return "", 204, refresh_cookie.clearing(services(), Headers())
 
 
 @bp.post("/me/password")
@@ -324,7 +406,7 @@ async def delete_session(session_id: uuid.UUID) -> tuple[str, int]:
     return "", 204
 
 
-M = TypeVar("M", PasswordGrant, RefreshRequest, MfaLoginRequest)
+M = TypeVar("M", PasswordGrant, RefreshGrant, RefreshRequest, MfaLoginRequest)
 
 
 async def _logout_request() -> LogoutRequest:
@@ -336,11 +418,14 @@ async def _logout_request() -> LogoutRequest:
         raise validation_failed(error) from None
 
 
-def _require_password_grant(body: object) -> None:
-    """Another ``grant_type`` is ``unsupported_grant_type`` (RFC 6749 section 5.2)."""
+def _grant_type(body: object, *supported: str) -> str | None:
+    """The body's ``grant_type`` if sent; one not ``supported`` here is
+    ``unsupported_grant_type`` (RFC 6749 section 5.2)."""
     grant_type = body.get("grant_type") if isinstance(body, dict) else None
-    if grant_type is not None and grant_type != "password":
-        raise UnsupportedGrantType("Only grant_type=password is supported at this endpoint.")
+    if grant_type is not None and grant_type not in supported:
+        names = " or ".join(f"grant_type={name}" for name in supported)
+        raise UnsupportedGrantType(f"Only {names} is supported at this endpoint.")
+    return grant_type if isinstance(grant_type, str) else None
 
 
 def _parse(model: type[M], data: object) -> M:

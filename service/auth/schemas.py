@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    RootModel,
     StringConstraints,
     ValidationError,
     ValidationInfo,
@@ -133,34 +134,102 @@ class PasswordGrant(BaseModel):
 
 
 class RefreshRequest(BaseModel):
-    """A refresh token to spend."""
+    """A refresh token to spend (RFC 6749 section 6), as JSON or form fields.
+
+    Leave `refresh_token` out to spend the refresh cookie instead (cookie mode). The OAuth
+    fields `scope`, `client_id` and `client_secret` that OAuth clients send are ignored; any
+    other field is refused.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
+    grant_type: Literal["refresh_token"] | None = Field(
+        None, description="`refresh_token` if sent; another value is `unsupported_grant_type`."
+    )
+    refresh_token: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TOKEN_LENGTH,
+        description="The refresh token to spend; without it, the `__Host-refresh_token` cookie.",
+    )
+    scope: str | None = Field(None, max_length=1024, description="Ignored (RFC 6749 section 6).")
+    client_id: str | None = Field(
+        None, max_length=256, description="Ignored: clients need no registration here."
+    )
+    client_secret: str | None = Field(
+        None, max_length=256, description="Ignored: clients need no registration here."
+    )
+
+
+class RefreshGrant(BaseModel):
+    """OAuth 2.0 refresh at the token endpoint (RFC 6749 section 6).
+
+    `grant_type=refresh_token` with the `refresh_token`, as form fields or a JSON object.
+    ``scope`` and client credentials are accepted and ignored.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    grant_type: Literal["refresh_token"]
     refresh_token: str = Field(min_length=1, max_length=MAX_TOKEN_LENGTH)
+    scope: str | None = Field(None, description="Ignored.")
 
 
-class TokenPair(BaseModel):
-    """Fresh tokens (RFC 6749 section 5.1). Responses carrying them are never cached."""
+class CookieMode(BaseModel):
+    """Where the refresh token goes."""
+
+    cookie: bool = Field(
+        False,
+        description="`true`: set the refresh token as the `HttpOnly` cookie "
+        "`__Host-refresh_token` instead of putting it in the body (for browsers; the request "
+        "must send `X-Requested-With` and, if it has an `Origin`, an allowed one).",
+    )
+
+
+class AccessTokens(BaseModel):
+    """Fresh tokens in cookie mode: the refresh token is in the `__Host-refresh_token` cookie.
+
+    Responses carrying tokens are never cached.
+    """
 
     model_config = ConfigDict(from_attributes=True)
 
     access_token: str = Field(description="Send as `Authorization: Bearer <access_token>`.")
-    refresh_token: str = Field(description="Spend once at `POST /refresh` for a new pair.")
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the RFC 6750 scheme name
     expires_in: int = Field(description="Seconds until the access token expires.")
     refresh_expires_in: int = Field(description="Seconds until the refresh token expires.")
 
 
+class TokenPair(AccessTokens):
+    """Fresh tokens (RFC 6749 section 5.1). Responses carrying them are never cached."""
+
+    refresh_token: str = Field(
+        description="Spend once at `POST /refresh` (or `/login` with "
+        "`grant_type=refresh_token`) for a new pair."
+    )
+
+
+DEVICE_CREDENTIAL_TEXT = (
+    "Proof that this client has logged in to this account: send it as `device_token` with "
+    "later logins (browsers get it as the device cookie too), so that strangers failing for "
+    "this username cannot lock this client out. Expires after `DEVICE_TOKEN_TTL`."
+)
+
+
 class LoginTokens(TokenPair):
     """Fresh tokens of a new session, and a new device credential."""
 
-    device_token: str = Field(
-        description="Proof that this client has logged in to this account: send it as "
-        "`device_token` with later logins (browsers get it as the device cookie too), so that "
-        "strangers failing for this username cannot lock this client out. Expires after "
-        "`DEVICE_TOKEN_TTL`."
-    )
+    device_token: str = Field(description=DEVICE_CREDENTIAL_TEXT)
+
+
+class CookieLoginTokens(AccessTokens):
+    """Fresh tokens of a new session in cookie mode, and a new device credential."""
+
+    device_token: str = Field(description=DEVICE_CREDENTIAL_TEXT)
+
+
+class RefreshAnswer(RootModel[TokenPair | AccessTokens]):
+    """A new pair, or in cookie mode the pair without the refresh token (it is in the cookie)."""
 
 
 class PasswordChange(BaseModel):

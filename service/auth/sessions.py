@@ -5,8 +5,17 @@ Each login is a refresh-token family (RFC 9700 section 4.14). The session row re
 ``jti`` of the single refresh token that may still be spent. Spending it issues a new pair and
 records the new ``jti``; presenting any other token of the family means a spent token was
 replayed, so the whole session is revoked. The check-and-swap is one conditional ``UPDATE``, so
-of two concurrent refreshes with one token exactly one succeeds; the other is treated as the
-replay it is indistinguishable from, and the session ends.
+of concurrent refreshes with one token exactly one rotates.
+
+The reuse interval (``REFRESH_REUSE_INTERVAL``, as Supabase Auth's): for that many seconds
+after a rotation, the token just spent is answered with the same successor again, byte for
+byte, and a new access token of the session, instead of ending it. So a client's parallel
+refreshes (several tabs, a retry after a lost answer) all get one and the same refresh token.
+The successor is re-signed from the columns ``refresh_jti``, ``previous_jti`` and
+``rotated_at`` (its ``jti`` and ``iat``): token signing is deterministic
+(``service.security.tokens``), so no usable token is stored. An older token (two rotations
+back) or a reuse after the interval still ends the session. With 0 the loser of a race is
+taken for the replay it is indistinguishable from, and the session ends.
 
 Revoking sets ``revoked_at``; ``session_is_live`` is asked on every authenticated request, so
 the session's access tokens are refused from the next request on. Every revocation is logged
@@ -51,6 +60,10 @@ class SessionLike(Protocol):
     @property
     def refresh_jti(self) -> str: ...
     @property
+    def previous_jti(self) -> str | None: ...
+    @property
+    def rotated_at(self) -> datetime | None: ...
+    @property
     def expires_at(self) -> datetime: ...
     @property
     def revoked_at(self) -> datetime | None: ...
@@ -65,6 +78,8 @@ class SessionRecord:
     id: uuid.UUID
     user_id: uuid.UUID
     refresh_jti: str
+    previous_jti: str | None
+    rotated_at: datetime | None
     created_at: datetime
     last_used_at: datetime
     expires_at: datetime
@@ -109,24 +124,35 @@ REUSED_DETAIL = (
 
 class RefreshDecision(enum.Enum):
     ROTATE = "rotate"
+    REPEAT = "repeat"
     REUSED = "reused"
     DEAD = "dead"
 
 
 def decide_refresh(
-    session: SessionLike | None, token: VerifiedToken, now: datetime
+    session: SessionLike | None, token: VerifiedToken, now: datetime, reuse_interval: int
 ) -> RefreshDecision:
     """What presenting ``token`` for ``session`` means (RFC 9700 section 4.14.2).
 
-    DEAD: no such live session of this user, or past its absolute lifetime. REUSED: the token
-    is of the family but not its current one, so it was spent before. ROTATE: spend it.
+    DEAD: no such live session of this user, or past its absolute lifetime. ROTATE: it is the
+    current token: spend it. REPEAT: it is the one the current token replaced, less than
+    ``reuse_interval`` seconds ago: answer with that same successor again. REUSED: any other
+    token of the family, so one spent before: end the session.
     """
     if not is_live(session, token.user_id, now):
         return RefreshDecision.DEAD
     assert session is not None
-    if session.refresh_jti != token.token_id:
-        return RefreshDecision.REUSED
-    return RefreshDecision.ROTATE
+    if session.refresh_jti == token.token_id:
+        return RefreshDecision.ROTATE
+    if (
+        reuse_interval > 0
+        and session.previous_jti == token.token_id
+        and session.rotated_at is not None
+        # Negative when this request started before the rotation it lost to committed.
+        and now - session.rotated_at < timedelta(seconds=reuse_interval)
+    ):
+        return RefreshDecision.REPEAT
+    return RefreshDecision.REUSED
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,13 +184,25 @@ def _token_pair(services: Services, session: SessionLike, refresh: str, role: st
     )
 
 
-def _new_refresh(services: Services, session: SessionLike) -> tuple[str, str]:
+def _refresh_token(
+    services: Services,
+    session: SessionLike,
+    *,
+    token_id: str | None = None,
+    issued_at: datetime | None = None,
+) -> tuple[str, str]:
+    """A new refresh token of ``session`` (its ``jti`` and text), issued at ``issued_at`` or now.
+
+    Given the ``token_id`` and ``issued_at`` of one issued before, it is that token again.
+    """
     issued = services.tokens.issue(
         REFRESH_TYP,
         user_id=session.user_id,
         session_id=session.id,
         ttl=services.settings.refresh_token_ttl,
         not_after=int(session.expires_at.timestamp()),
+        token_id=token_id,
+        issued_at=None if issued_at is None else int(issued_at.timestamp()),
     )
     return issued.token_id, issued.value
 
@@ -172,6 +210,14 @@ def _new_refresh(services: Services, session: SessionLike) -> tuple[str, str]:
 #: RFC 8176 section 2 method names: a password login, and one completed with a TOTP code.
 PASSWORD_AMR = "pwd"  # noqa: S105 - a method name, not a password
 PASSWORD_AND_OTP_AMR = "pwd otp"  # noqa: S105 - method names
+
+
+def _current_refresh(services: Services, session: SessionLike) -> str:
+    """The session's current refresh token, re-signed from its ``jti`` and rotation time."""
+    _, value = _refresh_token(
+        services, session, token_id=session.refresh_jti, issued_at=session.rotated_at
+    )
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +228,8 @@ class NewSession:
     user_id: uuid.UUID
     expires_at: datetime
     refresh_jti: str = ""
+    previous_jti: str | None = None
+    rotated_at: datetime | None = None
     revoked_at: datetime | None = None
     amr: str = PASSWORD_AMR
 
@@ -205,7 +253,7 @@ async def start_session(
         expires_at=now.replace(microsecond=0)
         + timedelta(seconds=services.settings.refresh_token_ttl),
     )
-    refresh_jti, refresh = _new_refresh(services, session)
+    refresh_jti, refresh = _refresh_token(services, session)
     async with services.db.write() as db:
         role = await active_role(db, user_id)
         if role is None:
@@ -250,20 +298,33 @@ async def rotate(services: Services, refresh_token: str) -> IssuedPair:
     except TokenError as error:
         security_event("refresh_refused", reason=str(error))
         raise InvalidGrant(DEAD_DETAIL) from None
+    interval = services.settings.refresh_reuse_interval
     now = datetime.now(UTC)
     revoked: Sequence[uuid.UUID] = ()
     async with services.db.write() as db:
         session = await select_session(db, token.session_id)
-        decision = decide_refresh(session, token, now)
+        decision = decide_refresh(session, token, now, interval)
         if decision is RefreshDecision.ROTATE:
             assert session is not None
             role = await active_role(db, session.user_id)
             if role is None:
                 raise InvalidGrant(DEAD_DETAIL)  # disabled: its sessions are being revoked
-            refresh_jti, refresh = _new_refresh(services, session)
+            refresh_jti, refresh = _refresh_token(services, session, issued_at=now)
             if await _swap_refresh_jti(db, session.id, token.token_id, refresh_jti, now):
                 return _token_pair(services, session, refresh, role)
-            decision = RefreshDecision.REUSED  # another request spent it first
+            # Another request spent it first (PostgreSQL: it committed while this one waited
+            # at the swap): decide again on what that request wrote.
+            session = await select_session(db, token.session_id)
+            decision = decide_refresh(session, token, datetime.now(UTC), interval)
+            if decision is RefreshDecision.ROTATE:  # pragma: no cover - the swap just failed
+                decision = RefreshDecision.REUSED
+        if decision is RefreshDecision.REPEAT:
+            assert session is not None
+            role = await active_role(db, session.user_id)
+            if role is None:
+                raise InvalidGrant(DEAD_DETAIL)
+            security_event("refresh_repeated", user_id=token.user_id, session_id=token.session_id)
+            return _token_pair(services, session, _current_refresh(services, session), role)
         if decision is RefreshDecision.REUSED:
             revoked = await revoke_sessions(db, token.user_id, now, only=token.session_id)
     if decision is RefreshDecision.REUSED:
@@ -400,7 +461,11 @@ async def select_session(db: Reader, session_id: uuid.UUID) -> SessionRecord | N
 async def _swap_refresh_jti(
     db: Writer, session_id: uuid.UUID, spent: str, successor: str, now: datetime
 ) -> bool:
-    """Make ``successor`` the live token only if ``spent`` still is: an atomic check-and-set."""
+    """Make ``successor`` the live token only if ``spent`` still is: an atomic check-and-set.
+
+    ``spent`` is kept as ``previous_jti`` and ``now`` as ``rotated_at`` (the successor's
+    ``iat``), for a repeat within the reuse interval.
+    """
     swapped = await db.run(
         update(LoginSession)
         .where(
@@ -408,7 +473,7 @@ async def _swap_refresh_jti(
             LoginSession.refresh_jti == spent,
             LoginSession.revoked_at.is_(None),
         )
-        .values(refresh_jti=successor, last_used_at=now)
+        .values(refresh_jti=successor, previous_jti=spent, rotated_at=now, last_used_at=now)
     )
     return swapped == 1
 

@@ -101,8 +101,11 @@ class LoginSession(Base):
     """One login: a refresh-token family (RFC 9700 section 4.14).
 
     ``refresh_jti`` is the ``jti`` of the one refresh token of this family that may still be
-    spent; every other refresh token of the family is spent already. ``expires_at`` is the
-    absolute end set at login, which rotation never moves.
+    spent; every other refresh token of the family is spent already. ``previous_jti`` is the
+    one it replaced and ``rotated_at`` when (the replacement's ``iat`` is it in whole seconds), both
+    NULL until the first rotation: what a reuse within ``REFRESH_REUSE_INTERVAL`` needs to get
+    the same successor again. No column holds a usable token. ``expires_at`` is the absolute
+    end set at login, which rotation never moves.
     """
 
     __tablename__ = "sessions"
@@ -117,6 +120,8 @@ class LoginSession(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     refresh_jti: Mapped[str] = mapped_column(String(64))
+    previous_jti: Mapped[str | None] = mapped_column(String(64), default=None)
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

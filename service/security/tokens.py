@@ -10,6 +10,14 @@ algorithm (RFC 8725 section 3.1), only the configured keys, picked by ``kid``, a
 that points at a key elsewhere (``jku``, ``x5u``, ``jwk``, ``x5c``) or demands an extension
 (``crit``). The keys themselves (which
 signs, which only verify, what is published) are ``service.security.keys``.
+
+Signing is deterministic for every supported algorithm: the same header and claims signed with
+the same key give the same token, byte for byte. HS256 (HMAC), RS256 (RSASSA-PKCS1-v1_5) and
+Ed25519 (RFC 8032 section 5.1.6) are deterministic by construction; ES256 is signed with the
+deterministic ECDSA nonce of RFC 6979 (``DeterministicES256``), which any ES256 verifier
+accepts. That lets a refresh rotation reproduce the successor it handed out moments ago
+(``service.auth.sessions``) from its stored ``jti`` and issue time, without a usable token ever
+being stored.
 """
 
 from __future__ import annotations
@@ -21,8 +29,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
+from joserfc.jwa import ESAlgorithm, JWSAlgModel
+from joserfc.jwk import ECKey
+from joserfc.jws import JWSRegistry
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from service.security.keys import KeySet
@@ -37,6 +50,36 @@ LEEWAY_SECONDS: Final = 5
 MAX_TOKEN_LENGTH: Final = 4096
 #: How many verified tokens are remembered (a few hundred KiB at most).
 VERIFIED_CACHE_SIZE: Final = 4096
+
+
+class DeterministicES256(ESAlgorithm):
+    """ES256 (ECDSA on P-256 with SHA-256, RFC 7518 section 3.4) with the RFC 6979 nonce.
+
+    The nonce is derived from the key and the message instead of drawn at random, so one
+    message always gets one signature, and a weak random number generator can never leak the
+    key. Verifying is unchanged: a verifier cannot tell, and need not.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("ES256", "P-256", 256, recommended=True)
+
+    def sign(self, msg: bytes, key: ECKey) -> bytes:
+        der = key.get_op_key("sign").sign(msg, ECDSA(self.hash_alg(), deterministic_signing=True))
+        r, s = decode_dss_signature(der)
+        size = (key.curve_key_size + 7) // 8
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
+class DeterministicRegistry(JWSRegistry):
+    """joserfc's algorithms, with ES256 signed deterministically (``DeterministicES256``)."""
+
+    def get_alg(self, name: str) -> JWSAlgModel:
+        """The algorithm ``name`` as joserfc has it (and allows it), but ES256 deterministic."""
+        algorithm = super().get_alg(name)
+        return _DETERMINISTIC_ES256 if name == "ES256" else algorithm
+
+
+_DETERMINISTIC_ES256: Final = DeterministicES256()
 
 
 class TokenError(Exception):
@@ -64,6 +107,7 @@ class VerifiedToken:
 class IssuedToken:
     value: str
     token_id: str
+    issued_at: int
     expires_at: int
 
 
@@ -84,6 +128,7 @@ class TokenService:
         self._clock = clock
         self._claims = claims_registry(issuer, audience, now=lambda: int(clock()))
         self._verified: dict[str, VerifiedToken] = {}
+        self._registry = DeterministicRegistry(algorithms=[keys.algorithm])
 
     def issue(
         self,
@@ -95,15 +140,21 @@ class TokenService:
         not_after: int,
         role: str | None = None,
         amr: Sequence[str] = (),
+        token_id: str | None = None,
+        issued_at: int | None = None,
     ) -> IssuedToken:
         """Sign a token of kind ``typ``; it expires after ``ttl`` seconds or at ``not_after``.
 
         ``role`` becomes the ``role`` claim, for other services to read; this service never
         trusts it and asks the database instead (``service.security.roles``). ``amr``, if
         given, becomes the claim of that name (RFC 8176 section 1).
+
+        A new token gets a random ``jti`` and is issued now. Given the ``token_id`` and
+        ``issued_at`` of a token issued before (with the same claims, ``ttl`` and
+        ``not_after``), it is that token again, byte for byte, as long as the same key signs.
         """
-        now = int(self._clock())
-        token_id = secrets.token_urlsafe(16)
+        now = int(self._clock()) if issued_at is None else issued_at
+        token_id = secrets.token_urlsafe(16) if token_id is None else token_id
         expires_at = min(now + ttl, not_after)
         header = {"alg": self.keys.algorithm, "kid": self.keys.signing_kid, "typ": typ}
         claims: dict[str, object] = {
@@ -120,8 +171,8 @@ class TokenService:
             claims["role"] = role
         if amr:
             claims["amr"] = list(amr)
-        value = jwt.encode(header, claims, self.keys.signing_key, algorithms=[self.keys.algorithm])
-        return IssuedToken(value=value, token_id=token_id, expires_at=expires_at)
+        value = jwt.encode(header, claims, self.keys.signing_key, registry=self._registry)
+        return IssuedToken(value=value, token_id=token_id, issued_at=now, expires_at=expires_at)
 
     def verify(self, value: str, typ: str) -> VerifiedToken:
         """Check header, signature and claims of ``value`` as a token of kind ``typ``.

@@ -10,9 +10,12 @@ are answered by Quart's automatic ``OPTIONS`` response, before any bearer check 
 (``service/auth/bearer.py``, ``service/web/request_limit.py``), and browsers may cache them for
 ``PREFLIGHT_MAX_AGE`` seconds.
 
-No credentials mode (``Access-Control-Allow-Credentials``): the API reads no cookies; a page
-sends its bearer token in the ``Authorization`` header, which it must hold itself. That is
-also why ``*`` is acceptable here: no browser credentials ride along with a request.
+Credentials (``Access-Control-Allow-Credentials: true``) only for the origins named: a page
+of one of them may send the refresh cookie (``service/auth/refresh_cookie.py``) with
+``credentials: "include"``. With ``*`` in ``CORS_ORIGINS`` there are no credentials for
+anybody (allowing every origin is no allowance to use the user's cookies); pages then send
+bearer tokens in the ``Authorization`` header, which they hold themselves, and the CSRF check
+(``service/web/csrf.py``) refuses cookie requests from other origins all the same.
 """
 
 from __future__ import annotations
@@ -23,7 +26,14 @@ from quart_cors import cors
 from service.settings import Settings
 
 #: Request headers a page may send.
-ALLOW_HEADERS = ("Authorization", "Content-Type", "If-Match", "If-None-Match", "X-Request-ID")
+ALLOW_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "X-Request-ID",
+    "X-Requested-With",
+)
 #: Response headers beyond the CORS-safelisted ones that a page may read.
 EXPOSE_HEADERS = ("ETag", "Location", "X-Request-ID", "Retry-After")
 ALLOW_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -41,6 +51,6 @@ def init_app(app: Quart, settings: Settings) -> None:
         allow_headers=ALLOW_HEADERS,
         allow_methods=ALLOW_METHODS,
         expose_headers=EXPOSE_HEADERS,
-        allow_credentials=False,
+        allow_credentials="*" not in settings.cors_origins,
         max_age=PREFLIGHT_MAX_AGE,
     )

@@ -42,8 +42,9 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
     },
     "Set-Cookie": {
         "description": "The device cookie (`__Host-device`; `device` in development over plain "
-        "HTTP): `HttpOnly; SameSite=Strict; Path=/`, `Secure` with the prefix.",
-        "schema": {"type": "string", "pattern": "^(__Host-)?device="},
+        "HTTP) and, in cookie mode, the refresh cookie (`__Host-refresh_token`; "
+        "`refresh_token`): `HttpOnly; SameSite=Strict; Path=/`, `Secure` with the prefix.",
+        "schema": {"type": "string", "pattern": "^(__Host-)?(device|refresh_token)="},
     },
     "Retry-After": {
         "description": "Seconds to wait before trying again.",
