@@ -62,7 +62,12 @@ class Services:
 
     def init_app(self, app: Quart) -> None:
         app.extensions[_EXTENSION_KEY] = self
+        app.teardown_request(self._end_request)
         app.after_serving(self.close)
+
+    async def _end_request(self, _error: BaseException | None) -> None:
+        """Hand back the request's read connection if no read took it (``Database.read``)."""
+        await self.db.release_kept()
 
     async def close(self) -> None:
         """Close the database pools, the limit store's connections and the hashing threads."""
