@@ -30,7 +30,8 @@ transaction) and never see which engine is behind it:
 
 **Bounded time.** No database call waits without limit (``DB_STATEMENT_TIMEOUT``,
 ``DB_CONNECT_TIMEOUT``, ``DB_POOL_TIMEOUT``; a request waits at most the pool timeout plus one
-of the other two before it gets 503):
+of the other two before it gets 503, and a statement that found its connection closed, which
+fails at once, adds one connect to that):
 
 - asyncpg's ``command_timeout`` bounds every operation on a connection on the client side:
   statements, BEGIN and COMMIT, and a write's ping. It is the one that holds when the
