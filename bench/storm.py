@@ -140,7 +140,7 @@ def cpu_split(master: int) -> dict[str, float]:
     split = {"master": 0.0, "event loops": 0.0, "other threads": 0.0}
     with suppress(OSError, IndexError, ValueError):
         split["master"] = _task_cpu(Path(f"/proc/{master}/stat"))
-        workers = []
+        workers: list[int] = []
         for task in Path(f"/proc/{master}/task").iterdir():
             workers.extend(int(child) for child in (task / "children").read_text().split())
         for worker in workers:
