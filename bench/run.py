@@ -5,6 +5,7 @@
     uv run python bench/run.py --peer fastapi-users  # also the fastapi-users peer
     uv run python bench/run.py --floor               # also Quart + Hypercorn alone
     uv run python bench/run.py -d 2 --rounds 1       # a quick check that everything runs
+    uv run python bench/run.py --workers 1 2 4 -t 2  # ours with 1, 2 and 4 workers
 
 What runs, all on this machine:
 
@@ -24,6 +25,8 @@ for ``--rounds`` rounds: a ``--warmup`` second wrk run, then ``wrk -t1 -c32 -d<N
 with the bearer token. It prints requests/s and p50/p90/p99 latency (median over the rounds)
 and each server's ratio to the seed, and writes everything to ``bench/results/`` (git-ignored).
 The machine is shared and noisy: compare ratios from one run, not absolute figures across runs.
+With ``--workers 1 2 4`` ours runs once per worker count (``WEB_CONCURRENCY``, one database,
+all servers up at once and measured in turn) and a table of req/s per worker count follows.
 
 Needs Debian's wrk (``apt-get install -y wrk``); the script installs nothing system-wide.
 """
@@ -159,19 +162,26 @@ def running_peer(peer: str, log_dir: Path, database_url: str | None) -> Iterator
         yield target
 
 
+def service_name(workers: int) -> str:
+    """``ours`` for one worker (the figure compared across runs), ``ours-<n>w`` for more."""
+    return "ours" if workers == 1 else f"ours-{workers}w"
+
+
 @contextmanager
-def running_service(log_dir: Path, database_url: str) -> Iterator[Target]:
-    """Our service as the Procfile runs it, one Hypercorn worker; logs in ``<log_dir>/ours``."""
-    (log_dir / "ours").mkdir()
+def running_service(log_dir: Path, database_url: str, workers: int = 1) -> Iterator[Target]:
+    """Our service as the Procfile runs it with ``workers`` Hypercorn workers
+    (``WEB_CONCURRENCY``); logs in ``<log_dir>/<name>``."""
+    name = service_name(workers)
+    (log_dir / name).mkdir()
     with start_live_server(
         database_url,
-        log_dir / "ours",
+        log_dir / name,
         check_output=False,
-        WEB_CONCURRENCY="1",
+        WEB_CONCURRENCY=str(workers),
         LOG_LEVEL="INFO",
         BCRYPT_ROUNDS="12",
     ) as server:
-        yield Target("ours", server.base_url, server.log_path)
+        yield Target(name, server.base_url, server.log_path)
 
 
 @contextmanager
@@ -284,11 +294,11 @@ def prepare(target: Target) -> None:
         http.get(target.url, headers=headers).raise_for_status()
 
 
-def wrk(target: Target, seconds: int, connections: int) -> Measurement:
+def wrk(target: Target, seconds: int, connections: int, threads: int = 1) -> Measurement:
     result = subprocess.run(
         [
             "wrk",
-            "-t1",
+            f"-t{threads}",
             f"-c{connections}",
             f"-d{seconds}s",
             "--latency",
@@ -356,6 +366,21 @@ def table(summaries: list[Summary]) -> str:
     return "\n".join(lines)
 
 
+def scaling(summaries: list[Summary], workers: list[int]) -> str:
+    """Throughput per worker count, and per worker against one worker."""
+    by_name = {summary.name: summary for summary in summaries}
+    base = by_name[service_name(workers[0])].median("requests_per_second") / workers[0]
+    lines = [f"\n{'workers':>8}{'req/s':>10}{'p99 ms':>9}{'req/s per worker':>18}{'scaling':>9}"]
+    for count in workers:
+        summary = by_name[service_name(count)]
+        rps = summary.median("requests_per_second")
+        lines.append(
+            f"{count:>8}{rps:>10.0f}{summary.median('p99_ms'):>9.2f}{rps / count:>18.0f}"
+            f"{rps / count / base:>8.2f}x"
+        )
+    return "\n".join(lines)
+
+
 def git_commit() -> str:
     result = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],
@@ -373,6 +398,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="measurements per server")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per round")
     parser.add_argument("-c", "--connections", type=int, default=32)
+    parser.add_argument("-t", "--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="measure ours with each of these WEB_CONCURRENCY values (e.g. 1 2 4)",
+    )
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument(
         "--peer",
@@ -404,8 +437,8 @@ def measure(targets: list[Target], args: argparse.Namespace) -> list[Summary]:
     summaries = [Summary(target.name) for target in targets]
     for round_number in range(1, args.rounds + 1):
         for target, summary in zip(targets, summaries, strict=True):
-            wrk(target, args.warmup, args.connections)
-            result = wrk(target, args.duration, args.connections)
+            wrk(target, args.warmup, args.connections, args.threads)
+            result = wrk(target, args.duration, args.connections, args.threads)
             summary.rounds.append(result)
             print(
                 f"round {round_number} {target.name:<14} {result.requests_per_second:>8.0f} req/s"
@@ -444,7 +477,8 @@ def main() -> None:
     with ExitStack() as stack:
         targets = [stack.enter_context(running_peer("seed", log_dir, None))]
         service_url = new_database(stack, args.database, "service")
-        targets.append(stack.enter_context(running_service(log_dir, service_url)))
+        for workers in args.workers:
+            targets.append(stack.enter_context(running_service(log_dir, service_url, workers)))
         if args.floor:
             targets.append(stack.enter_context(running_floor(log_dir)))
         for peer in args.peer:
@@ -461,6 +495,8 @@ def main() -> None:
         f"{os.cpu_count()} CPUs\n"
     )
     print(table(summaries))
+    if len(args.workers) > 1:
+        print(scaling(summaries, args.workers))
     if not args.no_save:
         print(f"\nwritten to {save(summaries, args, started).relative_to(ROOT)}")
     if any(m.errors for summary in summaries for m in summary.rounds):

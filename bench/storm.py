@@ -38,7 +38,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,6 +126,48 @@ def process_tree_cpu_seconds(pid: int) -> float:
         except (OSError, IndexError, ValueError):
             continue
     return total
+
+
+def _task_cpu(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_split(master: int) -> dict[str, float]:
+    """CPU seconds so far of the web master, of the workers' main threads (the event loops:
+    every request's own work, the logins' included) and of their other threads (the hashing
+    threads, and aiosqlite's for SQLite writes), from ``/proc/<pid>/task/<tid>/stat``."""
+    split = {"master": 0.0, "event loops": 0.0, "other threads": 0.0}
+    with suppress(OSError, IndexError, ValueError):
+        split["master"] = _task_cpu(Path(f"/proc/{master}/stat"))
+        workers: list[int] = []
+        for task in Path(f"/proc/{master}/task").iterdir():
+            workers.extend(int(child) for child in (task / "children").read_text().split())
+        for worker in workers:
+            for task in Path(f"/proc/{worker}/task").iterdir():
+                kind = "event loops" if int(task.name) == worker else "other threads"
+                with suppress(OSError, IndexError, ValueError):
+                    split[kind] += _task_cpu(task / "stat")
+    return split
+
+
+def measured_with_cpu(master: int, measured: Callable[[], object]) -> Callable[[], object]:
+    """``measured`` that also returns the server's ``cpu_split`` over its run."""
+
+    def run() -> object:
+        before = cpu_split(master)
+        value = measured()
+        after = cpu_split(master)
+        return value, {kind: after[kind] - before[kind] for kind in after}
+
+    return run
+
+
+def describe_cpu(split: dict[str, float], seconds: float, reads: int, logins: int) -> str:
+    loops = split["event loops"]
+    text = ", ".join(f"{kind} {spent / seconds:.2f} CPUs" for kind, spent in split.items())
+    per_read = f"{loops / reads * 1e6:.0f} us of event-loop CPU per read" if reads else ""
+    return f"{text}; {per_read} (with {logins} logins answered 200)"
 
 
 def load_average() -> str:
@@ -236,18 +278,26 @@ def main() -> None:
         )
         print(f"load average before: {load_average()} ({os.cpu_count()} CPUs)")
         wrk(target, args.warmup, args.connections)
-        for number in range(1, args.rounds + 1):
-            idle.append(wrk(target, args.duration, args.connections))
-            report(f"round {number} idle", idle[-1])
-            storms.append(
-                storm_for(
-                    server.base_url,
-                    usernames,
-                    lambda: wrk(target, args.duration, args.connections),
-                )
-            )
-            report(f"round {number} storm", cast(Measurement, storms[-1].value))
         pid = server.process.pid
+
+        def read_phase() -> Measurement:
+            return wrk(target, args.duration, args.connections)
+
+        for number in range(1, args.rounds + 1):
+            started_idle = time.monotonic()
+            result, split = cast(
+                tuple[Measurement, dict[str, float]], measured_with_cpu(pid, read_phase)()
+            )
+            idle.append(result)
+            report(f"round {number} idle", idle[-1])
+            reads = result.requests
+            print(f"  cpu: {describe_cpu(split, time.monotonic() - started_idle, reads, 0)}")
+            storms.append(storm_for(server.base_url, usernames, measured_with_cpu(pid, read_phase)))
+            result, split = cast(tuple[Measurement, dict[str, float]], storms[-1].value)
+            storms[-1].value = result
+            report(f"round {number} storm", result)
+            logins = sum(1 for _, status, _ in storms[-1].answers if status == 200)
+            print(f"  cpu: {describe_cpu(split, storms[-1].seconds, result.requests, logins)}")
 
         def server_cpu_during_sleep() -> float:
             before = process_tree_cpu_seconds(pid)

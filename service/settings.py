@@ -268,7 +268,7 @@ class Settings(BaseSettings):
         5.0,
         gt=0,
         le=600,
-        description="Seconds any one database call (statement, commit, pre-ping) may take; "
+        description="Seconds any one database call (statement, commit, ping) may take; "
         "then 503 and the connection is discarded. PostgreSQL: also its server-side "
         "`statement_timeout`; SQLite: how long a write waits for the write lock.",
     )

@@ -10,8 +10,15 @@ transaction) and never see which engine is behind it:
 - **Writes** always go through SQLAlchemy's asyncio engine: aiosqlite runs SQLite in a worker
   thread because a writer may have to wait for another process's write lock; asyncpg is async.
 - **Reads on PostgreSQL** use the same pool, whose connections are in autocommit mode: no
-  BEGIN/ROLLBACK round trips for a single SELECT, nor for the pre-ping of each checkout.
-  Writes open a ``READ COMMITTED`` transaction.
+  BEGIN/ROLLBACK round trips for a single SELECT. Writes open a ``READ COMMITTED``
+  transaction.
+- **No pre-ping on PostgreSQL.** A pre-ping costs a round trip per checkout to find what the
+  first statement finds anyway. A read that meets a connection the server closed (a restart,
+  a failover) is run once more on a fresh connection (``PostgresReader``); a write, which is
+  never run twice, pings its connection before its transaction starts and replaces a closed
+  one (``Database.write``). The session check and the read of an authenticated request share
+  one checkout (``Database.read(keep=True)``): two round trips for ``GET /items/{id}``
+  where a pre-ping per read made four.
 - **Reads on SQLite** run inline on the event loop through a synchronous, ``query_only``
   connection: in WAL mode a reader never waits for a writer, and a point read is far cheaper
   than handing each DBAPI call of a query to aiosqlite's thread. A read can only stall in
@@ -23,10 +30,11 @@ transaction) and never see which engine is behind it:
 
 **Bounded time.** No database call waits without limit (``DB_STATEMENT_TIMEOUT``,
 ``DB_CONNECT_TIMEOUT``, ``DB_POOL_TIMEOUT``; a request waits at most the pool timeout plus one
-of the other two before it gets 503):
+of the other two before it gets 503, and a statement that found its connection closed, which
+fails at once, adds one connect to that):
 
 - asyncpg's ``command_timeout`` bounds every operation on a connection on the client side:
-  statements, BEGIN and COMMIT, and the pool's pre-ping. It is the one that holds when the
+  statements, BEGIN and COMMIT, and a write's ping. It is the one that holds when the
   server is frozen (SIGSTOP, a stalled disk, a partition); PostgreSQL's ``statement_timeout``,
   set to the same value, makes a live server stop the work itself (lock waits included). The
   TCP level cannot help: a frozen server's kernel still acknowledges packets and keep-alives.
@@ -45,8 +53,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,7 +77,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from service.db.prepared import Plans
+from service.db.prepared import Plan, Plans
 from service.settings import Settings
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
@@ -148,6 +158,12 @@ class PostgresReader(Reader):
 
     A driver error of a planned read is raised as SQLAlchemy raises it (``driver_error``), so
     every caller and error handler sees one kind of error whichever path ran the query.
+
+    Connections are handed out without a pre-ping. A read that finds its connection closed by
+    the server (a restart, a failover, an administrator ending it: ``connection_lost``) marks
+    every pooled connection of the same age for replacement and runs once more on a fresh
+    connection: a SELECT may run twice without harm. A timeout is never retried (the server
+    may be frozen, and a second wait would break the bound of the module doc).
     """
 
     def __init__(self, connection: AsyncConnection, plans: Plans) -> None:
@@ -157,9 +173,51 @@ class PostgresReader(Reader):
     async def first(self, statement: Executable, params: Params = None) -> RowMap | None:
         plan = self._plans.plan(statement, params)
         if plan is None:
-            return await super().first(statement, params)
+            return await self._retrying(super().first, statement, params)
         assert params is not None
-        driver = (await self._connection.get_raw_connection()).driver_connection
+        try:
+            return await self._planned_first(plan, params)
+        except _LostConnection:
+            pass
+        try:  # on a fresh connection
+            return await self._planned_first(plan, params)
+        except _LostConnection as lost:
+            raise lost.error from lost.error.orig
+
+    async def all(self, statement: Executable, params: Params = None) -> Sequence[RowMap]:
+        return await self._retrying(super().all, statement, params)
+
+    async def scalar(self, statement: Executable, params: Params = None) -> Any:
+        return await self._retrying(super().scalar, statement, params)
+
+    async def _retrying(
+        self,
+        read: Callable[[Executable, Params], Awaitable[R]],
+        statement: Executable,
+        params: Params,
+    ) -> R:
+        """``read`` through SQLAlchemy, once more on a fresh connection if this one was lost.
+
+        Only the error tells (SQLAlchemy has closed the driver's connection by the time it
+        raises), so asyncpg's protocol-state error in the instant after the server closed the
+        connection is a 503 here; the session check, the first read of most requests, is a
+        planned read and tells that case apart too.
+        """
+        try:
+            return await read(statement, params)
+        except DBAPIError as error:
+            if not connection_lost(error):
+                raise
+        # SQLAlchemy has invalidated the connection (and marked the pool, for a disconnect);
+        # the rollback ends the failed statement's autocommit transaction, so the next
+        # statement checks out a fresh connection.
+        await self._connection.rollback()
+        return await read(statement, params)
+
+    async def _planned_first(self, plan: Plan, params: Mapping[str, Any]) -> RowMap | None:
+        """The planned read; ``_LostConnection`` if the server had closed the connection."""
+        raw = await self._connection.get_raw_connection()
+        driver = raw.driver_connection
         assert isinstance(driver, asyncpg.Connection)
         try:
             row = await driver.fetchrow(plan.sql, *plan.arguments(params))
@@ -167,11 +225,26 @@ class PostgresReader(Reader):
             await asyncio.shield(self._connection.invalidate(error))
             raise
         except _ASYNCPG_ERRORS as error:
-            broken = _interrupts(error)
+            lost = connection_lost(error, closed=driver.is_closed())
+            if lost:  # as SQLAlchemy does on a disconnect: connections made before now
+                # are replaced when next checked out (they are likely closed too)
+                self._connection.sync_engine.pool._invalidate(raw, _checkin=False)
+            broken = lost or _interrupts(error)
             if broken:  # the connection's state is unknown: never hand it out again
                 await self._connection.invalidate(error)
-            raise driver_error(plan.sql, error, invalidated=broken) from error
+            wrapped = driver_error(plan.sql, error, invalidated=broken)
+            if lost:
+                raise _LostConnection(wrapped) from error
+            raise wrapped from error
         return None if row is None else plan.row(row)
+
+
+class _LostConnection(Exception):
+    """A planned read found its connection closed by the server; ``error`` is what to raise."""
+
+    def __init__(self, error: DBAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class Writer(Reader):
@@ -360,11 +433,32 @@ def _refused_input(error: BaseException) -> bool:
     return isinstance(error, asyncpg.InterfaceError) and isinstance(error, ValueError)
 
 
+def connection_lost(error: BaseException, *, closed: bool = False) -> bool:
+    """Whether ``error`` (SQLAlchemy's, or a driver's) says the connection was closed under
+    the statement: the server ended it (a restart, a failover, ``pg_terminate_backend``) or the
+    socket was reset; ``closed``: the driver says its connection is closed now. Never a
+    timeout or a cancellation, whatever state they left (the server may be frozen)."""
+    if isinstance(error, DBAPIError):
+        error = error.orig if error.orig is not None else error
+    if isinstance(error, EmulatedDBAPIException):
+        error = error.driver_exception or error
+    if isinstance(error, TimeoutError | asyncio.CancelledError):
+        return False
+    if closed:
+        return True
+    if isinstance(error, asyncpg.PostgresError):
+        # class 08 (connection exception), 57P01-57P03 (admin or crash shutdown, starting up)
+        return str(error.sqlstate).startswith(("08", "57P"))
+    if isinstance(error, asyncpg.InterfaceError):
+        return "connection is closed" in str(error)
+    return isinstance(error, ConnectionError)
+
+
 def _discard_interrupted(context: ExceptionContext) -> BaseException | None:
     """SQLAlchemy's ``handle_error`` hook of the PostgreSQL engine (see the module docstring).
 
     Marks a connection whose operation was interrupted as disconnected, so SQLAlchemy
-    invalidates it (only it: the others are checked by their pre-ping), and returns the error
+    invalidates it (only it: the others are not known to be broken), and returns the error
     to raise instead of a bare driver exception, or None to keep SQLAlchemy's own.
     """
     original = context.original_exception
@@ -411,15 +505,13 @@ def _create_write_engine(settings: Settings, url: URL) -> AsyncEngine:
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     # Autocommit unless a write asks for a transaction (``Database.write``): reads need none,
-    # and the pre-ping of every checkout is then one round trip, where asyncpg's ping outside
-    # autocommit wraps itself in BEGIN and ROLLBACK (three).
+    # and a write's ping is then one round trip. No ``pool_pre_ping``: see the module doc.
     statement_ms = round(settings.db_statement_timeout * 1000)
     engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout,
-        pool_pre_ping=True,
         pool_recycle=1800,
         isolation_level="AUTOCOMMIT",
         hide_parameters=True,
@@ -494,12 +586,37 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+async def _throw_away(connection: AsyncConnection, error: BaseException) -> None:
+    """Invalidate ``connection`` (never handed out again) and give its slot back to the pool."""
+    await connection.invalidate(error)
+    await connection.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A read connection left checked out for the next read of the same task (request)."""
+
+    database: Database
+    task: asyncio.Task[Any] | None
+    connection: AsyncConnection
+
+
+_kept: ContextVar[_Kept | None] = ContextVar("service_kept_read", default=None)
+
+
 class Database:
     """The engines of one app, bound in ``create_app``.
 
     ``engine`` is the pool of both engines' writes and of PostgreSQL's reads. On PostgreSQL its
     connections are in autocommit mode: run writes through ``write()``, which opens a
     ``READ COMMITTED`` transaction (PostgreSQL's default level, named so it cannot drift).
+
+    **One checkout per request.** ``read(keep=True)`` (the session check of an authenticated
+    request) leaves its PostgreSQL connection checked out for the next read of the same task,
+    so the check and the route's read share one checkout. A task holds at most one
+    connection: ``write()`` hands a kept one back to the pool before it checks out its own,
+    and ``release_kept()`` (the end of every request) returns one nobody took. On SQLite
+    reads are inline, so there is nothing to keep.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -516,15 +633,41 @@ class Database:
             self._writes = self._writes.execution_options(isolation_level="READ COMMITTED")
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[Reader]:
-        """A reader for queries outside any transaction (each statement sees committed data)."""
+    async def read(self, *, keep: bool = False) -> AsyncIterator[Reader]:
+        """A reader for queries outside any transaction (each statement sees committed data).
+
+        ``keep``: leave the connection for this task's next ``read()`` (see the class doc).
+        """
         if self._inline is not None:
             yield self._inline
             return
         # Only PostgreSQL gets here, and its engine is in autocommit mode already.
         assert self._plans is not None
-        async with self.engine.connect() as connection:
+        connection = self._take_kept()
+        if connection is None:
+            connection = await self.engine.connect()
+        kept = False
+        try:
             yield PostgresReader(connection, self._plans)
+            kept = keep and not connection.invalidated
+        finally:
+            if kept:
+                _kept.set(_Kept(self, asyncio.current_task(), connection))
+            else:
+                await connection.close()
+
+    def _take_kept(self) -> AsyncConnection | None:
+        found = _kept.get()
+        if found is None or found.database is not self or found.task is not asyncio.current_task():
+            return None
+        _kept.set(None)
+        return found.connection
+
+    async def release_kept(self) -> None:
+        """Return this task's kept read connection, if any, to the pool."""
+        connection = self._take_kept()
+        if connection is not None:
+            await connection.close()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Writer]:
@@ -532,14 +675,54 @@ class Database:
 
         The channels the writer asked for (``Writer.notify_after_commit``) ring after COMMIT.
         """
-        async with self._writes.begin() as connection:
-            writer = Writer(connection)
-            yield writer
+        await self.release_kept()
+        if self._inline is not None:
+            async with self._writes.begin() as connection:
+                writer = Writer(connection)
+                yield writer
+        else:
+            connection = await self._live_write_connection()
+            try:
+                async with connection.begin():
+                    writer = Writer(connection)
+                    yield writer
+            finally:
+                await connection.close()
         for channel in writer.notices:
             self.notices.ring(channel)
 
+    async def _live_write_connection(self) -> AsyncConnection:
+        """A PostgreSQL write connection that answered a ping (the pool pings nothing).
+
+        Unlike a read, a write is never run twice, so its connection is checked before the
+        transaction starts: one that the server closed is replaced (like the pool's pre-ping
+        would); a ping that times out is a 503, as the write itself would be.
+        """
+        connection = await self._writes.connect()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, asyncpg.Connection)
+        try:
+            await driver.fetchrow(";")  # SQLAlchemy's own ping statement
+        except _ASYNCPG_ERRORS as error:
+            lost = connection_lost(error, closed=driver.is_closed())
+            if lost:  # connections as old as this one are likely closed too
+                self.engine.sync_engine.pool._invalidate(raw, _checkin=False)
+            await _throw_away(connection, error)
+            if not lost:
+                raise driver_error(";", error, invalidated=True) from error
+            return await self._writes.connect()
+        except BaseException as error:  # a cancellation or a bug: the state is unknown
+            await asyncio.shield(_throw_away(connection, error))
+            raise
+        return connection
+
     async def ping(self) -> None:
-        """Raise unless the database answers ``SELECT 1`` on the write path."""
+        """Raise unless the database answers: a write connection's check on PostgreSQL (a
+        closed connection is replaced, and a new one has answered), ``SELECT 1`` on SQLite."""
+        if self._inline is None:
+            await (await self._live_write_connection()).close()
+            return
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 

@@ -34,7 +34,8 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -61,12 +62,35 @@ RULE_SENTENCES = {
 T = TypeVar("T")
 
 
+class CommonPasswords(AbstractSet[str]):
+    """The common-password list as one newline-separated text: a set of its lines.
+
+    A frozenset of the ~20,000 entries would take ~2 MiB of every worker (a string object
+    each, and the hash table); the text takes ~160 KiB, and a lookup, a substring search
+    done once per sign-up or password change, costs well under a millisecond.
+    """
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        unique = sorted(set(entries))
+        self._count = len(unique)
+        self._text = "\n" + "\n".join(unique) + "\n"
+
+    def __contains__(self, entry: object) -> bool:
+        return isinstance(entry, str) and "\n" not in entry and f"\n{entry}\n" in self._text
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._text[1:-1].split("\n"))
+
+    def __len__(self) -> int:
+        return self._count
+
+
 @cache
-def common_passwords() -> frozenset[str]:
+def common_passwords() -> CommonPasswords:
     """The shipped list of common passwords, lower-cased (~20,000 entries, read once)."""
     data = resources.files("service.security").joinpath(COMMON_PASSWORDS_FILE).read_bytes()
     lines = gzip.decompress(data).decode("utf-8").splitlines()
-    return frozenset(line.strip().lower() for line in lines if line.strip())
+    return CommonPasswords(line.strip().lower() for line in lines if line.strip())
 
 
 def is_common(password: str) -> bool:
