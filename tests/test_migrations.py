@@ -255,7 +255,7 @@ def test_0004_adds_email_columns_and_account_tokens_without_loss_and_goes_back(
         return errors
 
     run_on(empty_database_url, seed)
-    upgrade(settings, "0004")
+    upgrade(settings)  # to the head: the models describe the head's tables
 
     assert run_on(empty_database_url, counts) == (2, 1, 1)
     assert run_on(empty_database_url, use_the_new_columns) == ["duplicate email refused"]

@@ -27,7 +27,7 @@ from service.security.keys import KeySet
 from service.security.tokens import ACCESS_TYP, REFRESH_TYP
 from service.services import services
 from service.settings import Settings
-from tests.conftest import Account, AppFactory, app_factory, log_in, make_settings
+from tests.conftest import TEST_MFA_KEY, Account, AppFactory, app_factory, log_in, make_settings
 from tests.signing import claims_of
 
 BASE = "https://auth.example.com"
@@ -169,12 +169,17 @@ def test_production_needs_https_except_on_loopback() -> None:
     secret = "production-secret-that-is-long-enough-0123456789"
     with pytest.raises(ValueError, match="https"):
         Settings(
-            _env_file=None, app_env="production", secret_key=secret, public_base_url="http://a.b"
+            _env_file=None,
+            app_env="production",
+            secret_key=secret,
+            mfa_encryption_key=TEST_MFA_KEY,
+            public_base_url="http://a.b",
         )
     local = Settings(
         _env_file=None,
         app_env="production",
         secret_key=secret,
+        mfa_encryption_key=TEST_MFA_KEY,
         public_base_url="http://127.0.0.1:8000/",
     )
     assert local.public_base_url == "http://127.0.0.1:8000"

@@ -130,7 +130,7 @@ class LoginSession(Base):
     client_address: Mapped[str | None] = mapped_column(String(64), default=None)
     #: How the login authenticated (RFC 8176 method names, space-separated): ``pwd`` or
     #: ``pwd otp``; every access token of the session carries it as its ``amr`` claim.
-    amr: Mapped[str] = mapped_column(String(32), default="pwd", server_default="pwd")
+    amr: Mapped[str] = mapped_column(String(32), server_default="pwd")
 
 
 class Item(Base):
