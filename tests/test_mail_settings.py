@@ -8,6 +8,7 @@ import pytest
 
 from service.mail.smtp_url import SmtpServer, parse_smtp_url
 from service.settings import ConfigurationError, Settings, load_settings
+from tests.conftest import TEST_MFA_KEY
 
 STRONG_SECRET = "Zq8v3N1xK7pW2mR9tY4bL6cH0dF5gJ-aQeUiOs_"
 PRODUCTION_MAIL = {
@@ -33,7 +34,13 @@ def loaded(environment: pytest.MonkeyPatch, **values: str) -> Settings:
 
 
 def production(environment: pytest.MonkeyPatch, **values: str) -> Settings:
-    return loaded(environment, APP_ENV="production", SECRET_KEY=STRONG_SECRET, **values)
+    return loaded(
+        environment,
+        APP_ENV="production",
+        SECRET_KEY=STRONG_SECRET,
+        MFA_ENCRYPTION_KEY=TEST_MFA_KEY,
+        **values,
+    )
 
 
 @pytest.mark.parametrize(
