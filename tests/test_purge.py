@@ -12,7 +12,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, insert, select
 
-from service.db.models import IdempotencyKey, LoginSession
+from service.db.models import AccountToken, IdempotencyKey, LoginSession, OutboxMessage
 from service.purge import PURGE_STEPS, purge
 from service.services import services
 from tests.auth_helpers import assert_session_alive
@@ -213,3 +213,51 @@ async def test_the_command_refuses_a_bad_batch_size(run: Run, size: str) -> None
     result = await run("purge", "--batch-size", size)
 
     assert result.exit_code == 2
+
+
+async def test_purge_deletes_finished_mail_and_dead_account_tokens(
+    app: Quart, alice: Account
+) -> None:
+    """Mail sent or given up before the cutoff goes, pending mail never does; account tokens
+    go once expired."""
+    user_id = uuid.UUID(alice.id)
+    old, recent = NOW - 31 * DAY, NOW - DAY
+    async with services(app).db.write() as db:
+        for status, finished in (
+            ("sent", old),
+            ("failed", old),
+            ("sent", recent),
+            ("pending", None),
+        ):
+            await db.run(
+                insert(OutboxMessage).values(
+                    recipient="a@example.com",
+                    template="test_message",
+                    subject="s",
+                    status=status,
+                    available_at=old,
+                    finished_at=finished,
+                )
+            )
+        # An expired verification link, and a reset link still valid.
+        tokens = (("a" * 64, "verify_email", NOW - DAY), ("b" * 64, "reset_password", NOW + DAY))
+        for token_hash, purpose, expires in tokens:
+            await db.run(
+                insert(AccountToken).values(
+                    token_hash=token_hash,
+                    user_id=user_id,
+                    purpose=purpose,
+                    binding="a@example.com",
+                    expires_at=expires,
+                )
+            )
+
+    counts = await purge(services(app), now=NOW)
+
+    assert (counts["outbox"], counts["account_tokens"]) == (2, 1)
+    async with services(app).db.read() as db:
+        left = await db.all(select(OutboxMessage.status).order_by(OutboxMessage.status))
+        kept = await db.all(select(AccountToken.token_hash))
+    assert [row["status"] for row in left] == ["pending", "sent"]
+    assert [row["token_hash"] for row in kept] == ["b" * 64]
+    assert (await purge(services(app), now=NOW))["outbox"] == 0
