@@ -16,18 +16,14 @@ It proves nothing but an earlier login: it never replaces a password.
 
 from __future__ import annotations
 
-import secrets
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from joserfc import jwt
-from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
-
 from service.security.keys import KeySet
-from service.security.tokens import LEEWAY_SECONDS, TokenError, verified_claims
+from service.security.user_tokens import UserTokens, subject
 
 DEVICE_TYP: Final = "device+jwt"
 
@@ -61,49 +57,18 @@ class DeviceCredentials:
         ttl: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._keys = keys
-        self._issuer = issuer
-        self._audience = audience
-        self._ttl = ttl
-        self._clock = clock
-        required: ClaimsOption = {"essential": True}
-        self._claims = JWTClaimsRegistry(
-            now=lambda: int(clock()),
-            leeway=LEEWAY_SECONDS,
-            iss={"essential": True, "value": issuer},
-            aud={"essential": True, "value": audience},
-            sub=required,
-            jti=required,
-            iat=required,
-            nbf=required,
-            exp=required,
+        self._tokens = UserTokens(
+            DEVICE_TYP, keys=keys, issuer=issuer, audience=audience, ttl=ttl, clock=clock
         )
 
     def issue(self, user_id: uuid.UUID) -> IssuedDevice:
         """A new credential for ``user_id``, with a new device id."""
-        now = int(self._clock())
-        device_id = secrets.token_urlsafe(16)
-        header = {"alg": self._keys.algorithm, "kid": self._keys.signing_kid, "typ": DEVICE_TYP}
-        claims = {
-            "iss": self._issuer,
-            "aud": self._audience,
-            "sub": str(user_id),
-            "jti": device_id,
-            "iat": now,
-            "nbf": now,
-            "exp": now + self._ttl,
-        }
-        value = jwt.encode(
-            header, claims, self._keys.signing_key, algorithms=[self._keys.algorithm]
+        issued = self._tokens.issue(user_id)
+        return IssuedDevice(
+            value=issued.value, device_id=issued.token_id, expires_at=issued.expires_at
         )
-        return IssuedDevice(value=value, device_id=device_id, expires_at=now + self._ttl)
 
     def verify(self, value: str) -> VerifiedDevice:
         """The claims of ``value``; ``TokenError`` (saying why) unless every check passes."""
-        claims = verified_claims(value, self._keys, DEVICE_TYP, self._claims)
-        try:
-            return VerifiedDevice(
-                user_id=uuid.UUID(str(claims["sub"])), device_id=str(claims["jti"])
-            )
-        except (ValueError, KeyError, TypeError) as error:
-            raise TokenError(f"rejected: {error}") from error
+        user_id, device_id = subject(self._tokens.verify(value))
+        return VerifiedDevice(user_id=user_id, device_id=device_id)

@@ -12,18 +12,15 @@ it single-use), ``iat``, ``nbf`` and ``exp``.
 
 from __future__ import annotations
 
-import secrets
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from joserfc import jwt
-from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
-
 from service.security.keys import KeySet
-from service.security.tokens import LEEWAY_SECONDS, TokenError, verified_claims
+from service.security.tokens import TokenError
+from service.security.user_tokens import UserTokens, subject
 
 MFA_TYP: Final = "mfa+jwt"
 
@@ -53,50 +50,20 @@ class MfaTokens:
         ttl: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._keys = keys
-        self._issuer = issuer
-        self._audience = audience
-        self.ttl = ttl
-        self._clock = clock
-        required: ClaimsOption = {"essential": True}
-        self._claims = JWTClaimsRegistry(
-            now=lambda: int(clock()),
-            leeway=LEEWAY_SECONDS,
-            iss={"essential": True, "value": issuer},
-            aud={"essential": True, "value": audience},
-            sub=required,
-            jti=required,
-            iat=required,
-            nbf=required,
-            exp=required,
+        self._tokens = UserTokens(
+            MFA_TYP, keys=keys, issuer=issuer, audience=audience, ttl=ttl, clock=clock
         )
 
     def issue(self, user_id: uuid.UUID) -> IssuedMfaToken:
-        now = int(self._clock())
-        token_id = secrets.token_urlsafe(16)
-        header = {"alg": self._keys.algorithm, "kid": self._keys.signing_kid, "typ": MFA_TYP}
-        claims = {
-            "iss": self._issuer,
-            "aud": self._audience,
-            "sub": str(user_id),
-            "jti": token_id,
-            "iat": now,
-            "nbf": now,
-            "exp": now + self.ttl,
-        }
-        value = jwt.encode(
-            header, claims, self._keys.signing_key, algorithms=[self._keys.algorithm]
+        issued = self._tokens.issue(user_id)
+        return IssuedMfaToken(
+            value=issued.value, token_id=issued.token_id, expires_at=issued.expires_at
         )
-        return IssuedMfaToken(value=value, token_id=token_id, expires_at=now + self.ttl)
 
     def verify(self, value: str) -> VerifiedMfaToken:
         """The claims of ``value``; ``TokenError`` (saying why) unless every check passes."""
-        claims = verified_claims(value, self._keys, MFA_TYP, self._claims)
+        claims = self._tokens.verify(value)
         if "sid" in claims:
             raise TokenError("a session token is not an mfa_token")
-        try:
-            return VerifiedMfaToken(
-                user_id=uuid.UUID(str(claims["sub"])), token_id=str(claims["jti"])
-            )
-        except (ValueError, KeyError, TypeError) as error:
-            raise TokenError(f"rejected: {error}") from error
+        user_id, token_id = subject(claims)
+        return VerifiedMfaToken(user_id=user_id, token_id=token_id)
