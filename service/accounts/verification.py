@@ -7,14 +7,13 @@ link supersedes the older ones.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import UTC, datetime
 
 from service.accounts import addresses, messages, tokens
 from service.auth import sessions, users
 from service.db import Writer
-from service.errors import Conflict, InvalidAccountToken, NotFound, Unauthorized, ValidationFailed
+from service.errors import Conflict, InvalidAccountToken, NotFound, Unauthorized
 from service.security.account_tokens import Purpose, email_key
 from service.security.events import security_event
 from service.services import Services
@@ -101,28 +100,14 @@ async def change_email(
     notice; its verification links and every reset link die. The same address in another
     letter case only changes how it is written.
     """
-    async with services.db.read() as db:
-        user = await users.select_user(db, user_id)
-    if user is None:
-        raise NotFound("The account no longer exists.")
-    async with services.limits.password_attempt(
-        user.username_key,
+    user = await users.confirm_password(
+        services,
+        user_id,
+        session_id,
+        current_password,
         address=address,
-        device=f"session:{session_id}",
-        failure=ValidationFailed,
-    ):
-        if not (await services.passwords.verify(current_password, user.password_hash)).ok:
-            security_event(
-                "email_change_failed",
-                level=logging.WARNING,
-                user_id=user_id,
-                session_id=session_id,
-                reason="wrong_current_password",
-            )
-            raise ValidationFailed(
-                "The current password is wrong.",
-                errors=[{"field": "current_password", "message": "is not the current password"}],
-            )
+        failed_event="email_change_failed",
+    )
     same_address = user.email_key == email_key(new_email)
     if not same_address:  # a link goes out: limited like resending one
         await admit_verification(services, user.id, new_email)

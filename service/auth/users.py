@@ -226,24 +226,14 @@ async def change_password(
             RULE_SENTENCES[SAME_AS_USERNAME],
             errors=[{"field": "new_password", "message": SAME_AS_USERNAME}],
         )
-    async with services.limits.password_attempt(
-        user.username_key,
+    await check_current_password(
+        services,
+        user,
+        session_id,
+        current_password,
         address=address,
-        device=f"session:{session_id}",
-        failure=ValidationFailed,
-    ):
-        if not (await services.passwords.verify(current_password, user.password_hash)).ok:
-            security_event(
-                "password_change_failed",
-                level=logging.WARNING,
-                user_id=user_id,
-                session_id=session_id,
-                reason="wrong_current_password",
-            )
-            raise ValidationFailed(
-                "The current password is wrong.",
-                errors=[{"field": "current_password", "message": "is not the current password"}],
-            )
+        failed_event="password_change_failed",
+    )
     new_hash = await services.passwords.hash(new_password)
     now = datetime.now(UTC)
     async with services.db.write() as db:
@@ -262,15 +252,34 @@ async def confirm_password(
     password: str,
     *,
     address: str | None,
+    failed_event: str = "password_confirmation_failed",
 ) -> UserRecord:
     """The caller's account once ``password`` is its password, asked again before a sensitive
-    change (turning the second factor on or off). Limited and answered as the current
+    change (the second factor, the email address). Limited and answered as the current
     password of ``change_password``: ``ValidationFailed`` on ``current_password``, counted per
-    address and per calling session."""
+    address and per calling session; ``failed_event`` names the security event of a miss."""
     async with services.db.read() as db:
         user = await select_user(db, user_id)
     if user is None:
         raise NotFound("The account no longer exists.")
+    await check_current_password(
+        services, user, session_id, password, address=address, failed_event=failed_event
+    )
+    return user
+
+
+async def check_current_password(
+    services: Services,
+    user: UserRecord,
+    session_id: uuid.UUID,
+    password: str,
+    *,
+    address: str | None,
+    failed_event: str,
+) -> None:
+    """``ValidationFailed`` on ``current_password`` unless ``password`` is ``user``'s; a guess
+    counted on the client ``address`` and on the calling session, a known device of the
+    account (see ``change_password``), and logged as ``failed_event`` when wrong."""
     async with services.limits.password_attempt(
         user.username_key,
         address=address,
@@ -279,9 +288,9 @@ async def confirm_password(
     ):
         if not (await services.passwords.verify(password, user.password_hash)).ok:
             security_event(
-                "password_confirmation_failed",
+                failed_event,
                 level=logging.WARNING,
-                user_id=user_id,
+                user_id=user.id,
                 session_id=session_id,
                 reason="wrong_current_password",
             )
@@ -289,7 +298,6 @@ async def confirm_password(
                 "The current password is wrong.",
                 errors=[{"field": "current_password", "message": "is not the current password"}],
             )
-    return user
 
 
 async def delete_account(services: Services, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
