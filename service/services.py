@@ -94,12 +94,7 @@ class Services:
         app.extensions[_EXTENSION_KEY] = self
         if self.mail is not None and self.settings.mail_send_in_web:
             app.before_serving(self.mail.start)
-        app.teardown_request(self._end_request)
         app.after_serving(self.close)
-
-    async def _end_request(self, _error: BaseException | None) -> None:
-        """Hand back the request's read connection if no read took it (``Database.read``)."""
-        await self.db.release_kept()
 
     async def close(self) -> None:
         """Stop the mail sender, then close the database pools, the limit store's connections

@@ -82,8 +82,7 @@ async def authenticate() -> Principal:
         raise Unauthorized(
             "The access token is invalid or expired.", token_presented=True
         ) from None
-    # The connection stays checked out for the route's own read (``Database.read``).
-    async with services().db.read(keep=True) as db:
+    async with services().db.read() as db:
         live = await session_is_live(db, verified.session_id, verified.user_id)
     if not live:
         raise Unauthorized("The session of this access token has ended.", token_presented=True)

@@ -16,9 +16,10 @@ transaction) and never see which engine is behind it:
   first statement finds anyway. A read that meets a connection the server closed (a restart,
   a failover) is run once more on a fresh connection (``PostgresReader``); a write, which is
   never run twice, pings its connection before its transaction starts and replaces a closed
-  one (``Database.write``). The session check and the read of an authenticated request share
-  one checkout (``Database.read(keep=True)``): two round trips for ``GET /items/{id}``
-  where a pre-ping per read made four.
+  one (``Database.write``).
+- **The read lane.** Planned SELECTs (below) borrow one of a few long-lived connections for
+  their one statement instead of checking one out (``service.db.read_lane``): the session
+  check and the item read of ``GET /items/{id}`` are two round trips and no checkout.
 - **Reads on SQLite** run inline on the event loop through a synchronous, ``query_only``
   connection: in WAL mode a reader never waits for a writer, and a point read is far cheaper
   than handing each DBAPI call of a query to aiosqlite's thread. A read can only stall in
@@ -55,8 +56,6 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -76,8 +75,10 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from service.db.prepared import Plan, Plans
+from service.db.read_lane import ReadLane
 from service.settings import Settings
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
@@ -87,6 +88,17 @@ Params = Mapping[str, Any] | None
 _WRITE_OPTION = "service_write_transaction"
 #: How long an inline SQLite read may wait (it blocks the event loop meanwhile).
 SQLITE_READ_WAIT_MS = 100
+#: Seconds after which a PostgreSQL connection is replaced (the pool's, and the read lane's).
+POOL_RECYCLE = 1800
+#: The most connections the read lane takes (``read_lane_size``).
+MAX_READ_LANE = 4
+
+
+def read_lane_size(pool_size: int) -> int:
+    """How many of a worker's ``pool_size`` connections form the read lane: half, at most
+    ``MAX_READ_LANE``, and none below a pool of 4, so that writes and other reads keep enough
+    (``service.db.read_lane``)."""
+    return 0 if pool_size < 4 else min(MAX_READ_LANE, pool_size // 2)
 
 
 def async_url(database_url: str) -> URL:
@@ -169,6 +181,19 @@ class PostgresReader(Reader):
     def __init__(self, connection: AsyncConnection, plans: Plans) -> None:
         super().__init__(connection)
         self._plans = plans
+        #: The pool's connection and its asyncpg connection, while ``connection`` holds them
+        #: (asking the ``AsyncConnection`` each time costs a greenlet switch).
+        self._raw: PoolProxiedConnection | None = None
+        self._driver: asyncpg.Connection | None = None
+
+    @property
+    def connection(self) -> AsyncConnection:
+        return self._connection
+
+    async def close(self) -> None:
+        """Hand the connection back to the pool."""
+        self._raw = self._driver = None
+        await self._connection.close()
 
     async def first(self, statement: Executable, params: Params = None) -> RowMap | None:
         plan = self._plans.plan(statement, params)
@@ -214,11 +239,19 @@ class PostgresReader(Reader):
         await self._connection.rollback()
         return await read(statement, params)
 
+    async def _driver_connection(self) -> tuple[PoolProxiedConnection, asyncpg.Connection]:
+        raw, driver = self._raw, self._driver
+        if raw is None or driver is None or self._connection.invalidated or not raw.is_valid:
+            # A connection invalidated after an error reconnects here.
+            raw = self._raw = await self._connection.get_raw_connection()
+            found = raw.driver_connection
+            assert isinstance(found, asyncpg.Connection)
+            driver = self._driver = found
+        return raw, driver
+
     async def _planned_first(self, plan: Plan, params: Mapping[str, Any]) -> RowMap | None:
         """The planned read; ``_LostConnection`` if the server had closed the connection."""
-        raw = await self._connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert isinstance(driver, asyncpg.Connection)
+        raw, driver = await self._driver_connection()
         try:
             row = await driver.fetchrow(plan.sql, *plan.arguments(params))
         except asyncio.CancelledError as error:  # interrupted mid-exchange: state unknown
@@ -237,6 +270,49 @@ class PostgresReader(Reader):
                 raise _LostConnection(wrapped) from error
             raise wrapped from error
         return None if row is None else plan.row(row)
+
+
+class PostgresReads(Reader):
+    """The reader of one ``Database.read()`` block on PostgreSQL.
+
+    A planned SELECT borrows the read lane for its one statement; any other statement checks
+    out a connection for the block (``connect``), which then runs every later one, planned
+    or not, so the block never holds two. Without a lane everything runs on that checkout.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[PostgresReader]],
+        plans: Plans | None,
+        lane: ReadLane | None,
+    ) -> None:
+        self._connect = connect
+        self._plans = plans
+        self._lane = lane
+        self._own: PostgresReader | None = None
+
+    async def _reader(self) -> PostgresReader:
+        if self._own is None:
+            self._own = await self._connect()
+        return self._own
+
+    async def first(self, statement: Executable, params: Params = None) -> RowMap | None:
+        if self._own is None and self._lane is not None and params is not None:
+            assert self._plans is not None
+            if self._plans.plan(statement, params) is not None:
+                return await self._lane.first(statement, params)
+        return await (await self._reader()).first(statement, params)
+
+    async def all(self, statement: Executable, params: Params = None) -> Sequence[RowMap]:
+        return await (await self._reader()).all(statement, params)
+
+    async def scalar(self, statement: Executable, params: Params = None) -> Any:
+        return await (await self._reader()).scalar(statement, params)
+
+    async def close(self) -> None:
+        own, self._own = self._own, None
+        if own is not None:
+            await own.close()
 
 
 class _LostConnection(Exception):
@@ -512,7 +588,7 @@ def _create_write_engine(settings: Settings, url: URL) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout,
-        pool_recycle=1800,
+        pool_recycle=POOL_RECYCLE,
         isolation_level="AUTOCOMMIT",
         hide_parameters=True,
         connect_args={
@@ -592,18 +668,6 @@ async def _throw_away(connection: AsyncConnection, error: BaseException) -> None
     await connection.close()
 
 
-@dataclass(frozen=True, slots=True)
-class _Kept:
-    """A read connection left checked out for the next read of the same task (request)."""
-
-    database: Database
-    task: asyncio.Task[Any] | None
-    connection: AsyncConnection
-
-
-_kept: ContextVar[_Kept | None] = ContextVar("service_kept_read", default=None)
-
-
 class Database:
     """The engines of one app, bound in ``create_app``.
 
@@ -611,12 +675,11 @@ class Database:
     connections are in autocommit mode: run writes through ``write()``, which opens a
     ``READ COMMITTED`` transaction (PostgreSQL's default level, named so it cannot drift).
 
-    **One checkout per request.** ``read(keep=True)`` (the session check of an authenticated
-    request) leaves its PostgreSQL connection checked out for the next read of the same task,
-    so the check and the route's read share one checkout. A task holds at most one
-    connection: ``write()`` hands a kept one back to the pool before it checks out its own,
-    and ``release_kept()`` (the end of every request) returns one nobody took. On SQLite
-    reads are inline, so there is nothing to keep.
+    **Planned reads borrow the read lane.** On PostgreSQL, ``read_lane_size(DB_POOL_SIZE)`` of
+    the pool's connections stay checked out as the read lane (``service.db.read_lane``); a
+    ``read()`` block runs each planned SELECT on a lane connection for that one statement and
+    checks a connection of its own out only for another statement, which then serves the
+    rest of the block. ``DB_POOL_SIZE`` stays the number of connections a worker opens.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -625,49 +688,38 @@ class Database:
         self._writes = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._inline: InlineSQLiteReader | None = None
         self._plans: Plans | None = None
+        self._lane: ReadLane | None = None
         self.notices = Notices()
         if is_sqlite(url):
             self._inline = InlineSQLiteReader(_create_inline_read_engine(settings, url))
         else:
             self._plans = Plans(self.engine.dialect)
             self._writes = self._writes.execution_options(isolation_level="READ COMMITTED")
+            lane_size = read_lane_size(settings.db_pool_size)
+            if lane_size:
+                self._lane = ReadLane(
+                    self._connect_reader,
+                    size=lane_size,
+                    wait=settings.db_pool_timeout,
+                    recycle=POOL_RECYCLE,
+                )
+
+    async def _connect_reader(self) -> PostgresReader:
+        assert self._plans is not None
+        return PostgresReader(await self.engine.connect(), self._plans)
 
     @asynccontextmanager
-    async def read(self, *, keep: bool = False) -> AsyncIterator[Reader]:
-        """A reader for queries outside any transaction (each statement sees committed data).
-
-        ``keep``: leave the connection for this task's next ``read()`` (see the class doc).
-        """
+    async def read(self) -> AsyncIterator[Reader]:
+        """A reader for queries outside any transaction (each statement sees committed data)."""
         if self._inline is not None:
             yield self._inline
             return
         # Only PostgreSQL gets here, and its engine is in autocommit mode already.
-        assert self._plans is not None
-        connection = self._take_kept()
-        if connection is None:
-            connection = await self.engine.connect()
-        kept = False
+        reads = PostgresReads(self._connect_reader, self._plans, self._lane)
         try:
-            yield PostgresReader(connection, self._plans)
-            kept = keep and not connection.invalidated
+            yield reads
         finally:
-            if kept:
-                _kept.set(_Kept(self, asyncio.current_task(), connection))
-            else:
-                await connection.close()
-
-    def _take_kept(self) -> AsyncConnection | None:
-        found = _kept.get()
-        if found is None or found.database is not self or found.task is not asyncio.current_task():
-            return None
-        _kept.set(None)
-        return found.connection
-
-    async def release_kept(self) -> None:
-        """Return this task's kept read connection, if any, to the pool."""
-        connection = self._take_kept()
-        if connection is not None:
-            await connection.close()
+            await reads.close()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Writer]:
@@ -675,7 +727,6 @@ class Database:
 
         The channels the writer asked for (``Writer.notify_after_commit``) ring after COMMIT.
         """
-        await self.release_kept()
         if self._inline is not None:
             async with self._writes.begin() as connection:
                 writer = Writer(connection)
@@ -727,6 +778,8 @@ class Database:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._lane is not None:
+            await self._lane.close()
         await self.engine.dispose()
         if self._inline is not None:
             self._inline.dispose()
