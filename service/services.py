@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from quart import Quart, current_app
 
+from service.auth.live_sessions import LiveSessions, watch_sessions
 from service.db import Database
+from service.db.listener import Listener
 from service.keyring import load_key_set, mfa_encryption_key
 from service.limits import Limits
 from service.mail.sender import MailSender
@@ -44,6 +46,10 @@ class Services:
     totp: Totp
     secret_box: SecretBox
     mfa_tokens: MfaTokens
+    #: Sessions found live, kept exact by ``session_listener``; None on SQLite or when
+    #: ``SESSION_CACHE`` is off (every request asks the database).
+    live_sessions: LiveSessions | None = None
+    session_listener: Listener | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -59,6 +65,7 @@ class Services:
             ttl=settings.device_token_ttl,
         )
         db = Database(settings)
+        watch = watch_sessions(db) if settings.session_cache else None
         return cls(
             settings=settings,
             db=db,
@@ -86,6 +93,8 @@ class Services:
                 audience=settings.jwt_audience,
                 ttl=settings.mfa_token_ttl,
             ),
+            live_sessions=None if watch is None else watch[0],
+            session_listener=None if watch is None else watch[1],
         )
 
     def init_app(self, app: Quart) -> None:
@@ -94,13 +103,21 @@ class Services:
         app.extensions[_EXTENSION_KEY] = self
         if self.mail is not None and self.settings.mail_send_in_web:
             app.before_serving(self.mail.start)
+        if self.session_listener is not None:
+            app.before_serving(self._listen_for_revocations)
         app.after_serving(self.close)
 
+    async def _listen_for_revocations(self) -> None:
+        assert self.session_listener is not None
+        self.session_listener.start()
+
     async def close(self) -> None:
-        """Stop the mail sender, then close the database pools, the limit store's connections
-        and the hashing threads."""
+        """Stop the mail sender and the revocation listener, then close the database pools,
+        the limit store's connections and the hashing threads."""
         if self.mail is not None:
             await self.mail.stop()
+        if self.session_listener is not None:
+            await self.session_listener.stop()
         self.passwords.close()
         await self.db.dispose()
         await self.limits.close()

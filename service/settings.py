@@ -272,6 +272,13 @@ class Settings(BaseSettings):
         "then 503 and the connection is discarded. PostgreSQL: also its server-side "
         "`statement_timeout`; SQLite: how long a write waits for the write lock.",
     )
+    session_cache: bool = Field(
+        True,
+        description="PostgreSQL: each worker remembers the sessions it found live and forgets "
+        "them the moment any instance revokes one (LISTEN/NOTIFY, one more connection per "
+        "worker), so most authenticated requests skip the session query; false: every request "
+        "asks the database. SQLite always asks (its check costs microseconds).",
+    )
     db_connect_timeout: float = Field(
         5.0,
         gt=0,

@@ -138,9 +138,9 @@ async def one_connection(settings: Settings) -> AsyncIterator[Client]:
 async def test_every_kind_of_authenticated_request_works_with_a_pool_of_one(
     one_connection: Client,
 ) -> None:
-    """The session check keeps its connection for the route's read, and hands it back before
-    a write, at the end of a request that reads nothing more, and on an error: a request
-    that held two connections, or leaked one, would wait the pool timeout and get 503."""
+    """A pool of one has no read lane: every read checks the one connection out and hands it
+    back before a write, at the end of its block and on an error; a request that held two
+    connections, or leaked one, would wait the pool timeout and get 503."""
     client = one_connection
     account = await sign_up(client, f"pool-{uuid.uuid4().hex[:8]}")
     headers = account.headers

@@ -187,9 +187,12 @@ async def test_authenticated_reads_check_nothing_out_of_the_pool(
 
 @pytest.fixture
 async def small_lane(settings: Settings) -> AsyncIterator[Quart]:
-    """The service with a lane of two (a pool of four) and a short wait for a connection."""
+    """The service with a lane of two (a pool of four), a short wait for a connection and
+    every session check asking the database."""
     application = create_app(
-        make_settings(settings.database_url, db_pool_size=4, db_pool_timeout=0.5)
+        make_settings(
+            settings.database_url, db_pool_size=4, db_pool_timeout=0.5, session_cache=False
+        )
     )
     async with application.test_app():
         yield application

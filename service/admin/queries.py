@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, update
 
+from service.auth import sessions
 from service.auth.users import UserRecord
 from service.db import Reader, Writer, record, records
 from service.db.models import User
@@ -84,4 +85,7 @@ async def update_user(
 
 async def delete_user(db: Writer, user_id: uuid.UUID) -> bool:
     """Delete the account; its sessions, items and keys go with it (``ON DELETE CASCADE``)."""
-    return await db.run(delete(User).where(User.id == user_id)) == 1
+    if await db.run(delete(User).where(User.id == user_id)) != 1:
+        return False
+    await sessions.announce_revoked(db, user_id)
+    return True

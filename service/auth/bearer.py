@@ -1,7 +1,9 @@
 """Bearer authentication of protected routes (RFC 6750): header parsing and access-token checks.
 
-An access token is accepted only while its login session is live: one indexed lookup per
-request makes revocation (logout, password change, refresh reuse) take effect at once.
+An access token is accepted only while its login session is live, so that revocation (logout,
+password change, refresh reuse) takes effect at once: one indexed lookup per request, or on
+PostgreSQL the worker's memory of live sessions, which every revocation clears on every
+instance in its own transaction (``service.auth.live_sessions``).
 
 Tokens are read from the ``Authorization`` header only, never from the query string or a form
 body (RFC 6750 section 2.3 leaks them into logs and histories).
@@ -21,13 +23,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
 from quart import g, request
 from quart_schema import security_scheme
 
-from service.auth.sessions import session_is_live
+from service.auth.sessions import live_session_end
 from service.errors import Unauthorized
 from service.security.tokens import ACCESS_TYP, TokenError
 from service.services import services
@@ -82,13 +85,29 @@ async def authenticate() -> Principal:
         raise Unauthorized(
             "The access token is invalid or expired.", token_presented=True
         ) from None
-    async with services().db.read() as db:
-        live = await session_is_live(db, verified.session_id, verified.user_id)
-    if not live:
+    if not await _session_is_live(verified.session_id, verified.user_id):
         raise Unauthorized("The session of this access token has ended.", token_presented=True)
     principal = Principal(user_id=verified.user_id, session_id=verified.session_id)
     g.principal = principal
     return principal
+
+
+async def _session_is_live(session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """The session check: from the worker's memory of live sessions when it knows (PostgreSQL,
+    ``service.auth.live_sessions``), else one indexed read, whose answer it then remembers."""
+    found = services()
+    memory = found.live_sessions
+    now = datetime.now(UTC)
+    if memory is not None and memory.knows_live(session_id, user_id, now):
+        return True
+    epoch = 0 if memory is None else memory.epoch
+    async with found.db.read() as db:
+        ends = await live_session_end(db, session_id, user_id, now)
+    if ends is None:
+        return False
+    if memory is not None:
+        memory.remember(session_id, user_id, ends, epoch)
+    return True
 
 
 async def require_bearer() -> None:

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, insert, or_, select, update
 
+from service.auth import live_sessions
 from service.db import Reader, Writer, record, records
 from service.db.models import LoginSession, User
 from service.errors import InvalidGrant, NotFound, Unauthorized
@@ -437,7 +438,7 @@ def _live_conditions(user_id: Any, now: Any) -> list[Any]:
 
 
 #: Asked on every authenticated request, so built once.
-_SELECT_LIVE_SESSION = select(LoginSession.id).where(
+_SELECT_LIVE_SESSION = select(LoginSession.expires_at).where(
     LoginSession.id == bindparam("session_id"),
     *_live_conditions(bindparam("user_id"), bindparam("now")),
 )
@@ -450,8 +451,23 @@ async def session_is_live(db: Reader, session_id: uuid.UUID, user_id: uuid.UUID)
     Checked for every access token, so that logging out, a password change, refresh-token
     reuse or deleting the account stops the session's access tokens at once.
     """
-    params = {"session_id": session_id, "user_id": user_id, "now": datetime.now(UTC)}
-    return await db.first(_SELECT_LIVE_SESSION, params) is not None
+    return await live_session_end(db, session_id, user_id, datetime.now(UTC)) is not None
+
+
+async def live_session_end(
+    db: Reader, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime
+) -> datetime | None:
+    """When the session ends, if it is live for this user at ``now``; else None."""
+    params = {"session_id": session_id, "user_id": user_id, "now": now}
+    row = await db.first(_SELECT_LIVE_SESSION, params)
+    return None if row is None else row["expires_at"]
+
+
+async def announce_revoked(db: Writer, user_id: uuid.UUID) -> None:
+    """Tell every worker, once this transaction commits, to forget the sessions it remembers
+    as live for ``user_id`` (``service.auth.live_sessions``). Every write that ends sessions
+    (revoking them, deleting the account) calls this in its own transaction."""
+    await db.announce(live_sessions.CHANNEL, str(user_id))
 
 
 async def select_session(db: Reader, session_id: uuid.UUID) -> SessionRecord | None:
@@ -521,6 +537,8 @@ async def revoke_sessions(
     rows = await db.all(
         update(LoginSession).where(*conditions).values(revoked_at=now).returning(LoginSession.id)
     )
+    if rows:
+        await announce_revoked(db, user_id)
     return [row["id"] for row in rows]
 
 

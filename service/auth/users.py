@@ -305,6 +305,8 @@ async def delete_account(services: Services, user_id: uuid.UUID, session_id: uui
     async with services.db.write() as db:
         live = [session.id for session in await sessions.select_live_sessions(db, user_id)]
         deleted = await db.run(delete(User).where(User.id == user_id))
+        if deleted:
+            await sessions.announce_revoked(db, user_id)
     if not deleted:
         raise NotFound("The account no longer exists.")
     security_event("account_deleted", user_id=user_id, session_id=session_id)

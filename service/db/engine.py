@@ -54,13 +54,24 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import CursorResult, Engine, Executable, Result, create_engine, event, text
+from sqlalchemy import (
+    CursorResult,
+    Engine,
+    Executable,
+    Result,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.exc import (
     DatabaseError,
@@ -77,6 +88,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
 
+from service.db.listener import Listener
 from service.db.prepared import Plan, Plans
 from service.db.read_lane import ReadLane
 from service.settings import Settings
@@ -90,6 +102,8 @@ _WRITE_OPTION = "service_write_transaction"
 SQLITE_READ_WAIT_MS = 100
 #: Seconds after which a PostgreSQL connection is replaced (the pool's, and the read lane's).
 POOL_RECYCLE = 1800
+#: The longest a write that announced a change waits for its own listener to hear it.
+ANNOUNCE_WAIT = 1.0
 #: The most connections the read lane takes (``read_lane_size``).
 MAX_READ_LANE = 4
 
@@ -326,10 +340,21 @@ class _LostConnection(Exception):
 class Writer(Reader):
     """Runs statements inside one write transaction (reads see its own changes)."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, *, announces: bool = False) -> None:
         super().__init__(connection)
         #: Channels to ring once this transaction has committed (``notify_after_commit``).
         self.notices: set[str] = set()
+        self._announces = announces
+        #: What ``announce`` sent, and when (``time.monotonic()``), for ``Database.write``.
+        self.announced: list[tuple[str, str, float]] = []
+
+    async def announce(self, channel: str, payload: str) -> None:
+        """Tell every process listening on ``channel`` (``Database.listener``) ``payload``
+        when, and only if, this transaction commits: ``pg_notify`` on PostgreSQL; nothing on
+        SQLite, where nobody listens."""
+        if self._announces:
+            self.announced.append((channel, payload, time.monotonic()))
+            await self._connection.execute(select(func.pg_notify(channel, payload)))
 
     async def run(self, statement: Executable, params: Params = None) -> int:
         """Execute an INSERT, UPDATE or DELETE; the number of rows it touched."""
@@ -582,7 +607,6 @@ def _create_write_engine(settings: Settings, url: URL) -> AsyncEngine:
         return engine
     # Autocommit unless a write asks for a transaction (``Database.write``): reads need none,
     # and a write's ping is then one round trip. No ``pool_pre_ping``: see the module doc.
-    statement_ms = round(settings.db_statement_timeout * 1000)
     engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
@@ -591,14 +615,20 @@ def _create_write_engine(settings: Settings, url: URL) -> AsyncEngine:
         pool_recycle=POOL_RECYCLE,
         isolation_level="AUTOCOMMIT",
         hide_parameters=True,
-        connect_args={
-            "timeout": settings.db_connect_timeout,
-            "command_timeout": settings.db_statement_timeout,
-            "server_settings": {"statement_timeout": str(statement_ms)},
-        },
+        connect_args=_postgres_connect_args(settings),
     )
     event.listen(engine.sync_engine, "handle_error", _discard_interrupted)
     return engine
+
+
+def _postgres_connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg's ``connect`` arguments for the bounds of the module doc."""
+    statement_ms = round(settings.db_statement_timeout * 1000)
+    return {
+        "timeout": settings.db_connect_timeout,
+        "command_timeout": settings.db_statement_timeout,
+        "server_settings": {"statement_timeout": str(statement_ms)},
+    }
 
 
 def _create_inline_read_engine(settings: Settings, url: URL) -> Engine:
@@ -684,11 +714,13 @@ class Database:
 
     def __init__(self, settings: Settings) -> None:
         url = async_url(settings.database_url)
+        self._settings = settings
         self.engine = _create_write_engine(settings, url)
         self._writes = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._inline: InlineSQLiteReader | None = None
         self._plans: Plans | None = None
         self._lane: ReadLane | None = None
+        self._listeners: dict[str, Listener] = {}
         self.notices = Notices()
         if is_sqlite(url):
             self._inline = InlineSQLiteReader(_create_inline_read_engine(settings, url))
@@ -703,6 +735,32 @@ class Database:
                     wait=settings.db_pool_timeout,
                     recycle=POOL_RECYCLE,
                 )
+
+    def listener(
+        self,
+        channel: str,
+        *,
+        on_notice: Callable[[str], None],
+        on_listening: Callable[[], None],
+        on_gap: Callable[[], None],
+    ) -> Listener | None:
+        """A ``Listener`` on ``channel`` for ``Writer.announce``; None on SQLite."""
+        if self._inline is not None:
+            return None
+        listener = self._listeners[channel] = Listener(
+            self._connect_driver,
+            channel,
+            on_notice=on_notice,
+            on_listening=on_listening,
+            on_gap=on_gap,
+            timeout=self._settings.db_statement_timeout,
+        )
+        return listener
+
+    async def _connect_driver(self) -> asyncpg.Connection:
+        """An asyncpg connection outside the pool, made as the pool makes its own."""
+        _, arguments = self.engine.dialect.create_connect_args(self.engine.url)
+        return await asyncpg.connect(**arguments, **_postgres_connect_args(self._settings))
 
     async def _connect_reader(self) -> PostgresReader:
         assert self._plans is not None
@@ -735,12 +793,24 @@ class Database:
             connection = await self._live_write_connection()
             try:
                 async with connection.begin():
-                    writer = Writer(connection)
+                    writer = Writer(connection, announces=True)
                     yield writer
             finally:
                 await connection.close()
         for channel in writer.notices:
             self.notices.ring(channel)
+        for channel, payload, since in writer.announced:
+            await self._heard_by_all(channel, payload, since)
+
+    async def _heard_by_all(self, channel: str, payload: str, since: float) -> None:
+        """After an announcing commit: this worker's own subscriber hears ``payload`` at once,
+        and the write waits (``ANNOUNCE_WAIT`` at most) until this worker's listener has heard
+        it too, so every other listener has been sent it before the writer answers."""
+        listener = self._listeners.get(channel)
+        if listener is None:
+            return
+        listener.hear_locally(payload)
+        await listener.heard(payload, since, ANNOUNCE_WAIT)
 
     async def _live_write_connection(self) -> AsyncConnection:
         """A PostgreSQL write connection that answered a ping (the pool pings nothing).

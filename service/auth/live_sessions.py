@@ -1,0 +1,137 @@
+"""A worker's memory of login sessions it found live, forgotten the moment any instance revokes.
+
+Every authenticated request checks its session (``sessions.session_is_live``) so that a
+revocation (logout, a password change, refresh-token reuse, a disabled or deleted account)
+stops the session's access tokens at once. On PostgreSQL that check is a round trip per
+request. ``LiveSessions`` answers it from memory instead, and stays exact because every
+revocation announces the account in its own transaction (``sessions.announce_revoked``,
+``NOTIFY``), which PostgreSQL delivers to every worker's listener when, and only if, it
+commits (``service.db.listener``):
+
+- **Only while listening.** An answer comes from memory only while this worker's listener
+  has ``LISTEN`` in force and has not lost its connection since the answer was stored; on any
+  gap everything is forgotten and each request asks the database again, as on SQLite.
+- **No stale answer survives a race.** A read of the database that started before a notice
+  arrived is not stored: ``epoch`` counts notices and gaps, and ``remember`` stores only if
+  it has not moved since the caller took it before its read.
+- **Bounded.** An entry ends with its session (``expires_at``) and after ``ttl`` seconds
+  at most; at most ``size`` sessions are kept, the least recently used go first.
+
+A revocation is refused on every worker as soon as its notice is there: PostgreSQL signals
+all listening sessions at commit, and the revoking request answers only after its own
+transaction has committed. ``SESSION_CACHE=false`` turns it off.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from service.db import Database
+    from service.db.listener import Listener
+
+#: The channel every revocation is announced on; its payload is the account's id.
+CHANNEL = "service_sessions_revoked"
+#: The longest a session stays in memory without being asked for again (a backstop: notices
+#: and the listener's heartbeat are what keep the memory exact).
+TTL = 60.0
+
+
+class LiveSessions:
+    """Sessions found live, by id (see the module doc)."""
+
+    def __init__(self, *, ttl: float, size: int = 10_000) -> None:
+        self._ttl = ttl
+        self._size = size
+        #: session id -> (user id, expires_at, monotonic time it was stored)
+        self._entries: OrderedDict[uuid.UUID, tuple[uuid.UUID, datetime, float]] = OrderedDict()
+        self._by_user: dict[uuid.UUID, set[uuid.UUID]] = {}
+        self._listening = False
+        #: Moves on every notice and every gap: reads older than a move are not stored.
+        self.epoch = 0
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    def knows_live(self, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> bool:
+        """Whether the session is known live for this user now, without asking the database."""
+        if not self._listening:
+            return False
+        entry = self._entries.get(session_id)
+        if entry is None:
+            return False
+        owner, expires_at, stored = entry
+        if expires_at <= now or time.monotonic() - stored > self._ttl:
+            self._drop(session_id)
+            return False
+        if owner != user_id:
+            return False
+        self._entries.move_to_end(session_id)
+        return True
+
+    def remember(
+        self, session_id: uuid.UUID, user_id: uuid.UUID, expires_at: datetime, epoch: int
+    ) -> None:
+        """Store a session the database just found live, if nothing moved since ``epoch``."""
+        if not self._listening or epoch != self.epoch:
+            return
+        self._drop(session_id)
+        self._entries[session_id] = (user_id, expires_at, time.monotonic())
+        self._by_user.setdefault(user_id, set()).add(session_id)
+        while len(self._entries) > self._size:
+            oldest = next(iter(self._entries))
+            self._drop(oldest)
+
+    def revoked(self, payload: str) -> None:
+        """A notice: forget every session of the account ``payload`` names (all, if unclear)."""
+        self.epoch += 1
+        try:
+            user_id = uuid.UUID(payload)
+        except ValueError:
+            self._forget_all()
+            return
+        for session_id in self._by_user.pop(user_id, set()):
+            self._entries.pop(session_id, None)
+
+    def started_listening(self) -> None:
+        self.epoch += 1
+        self._listening = True
+
+    def gap(self) -> None:
+        """Notices may be missed from now on: forget everything and ask the database."""
+        self._listening = False
+        self.epoch += 1
+        self._forget_all()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _forget_all(self) -> None:
+        self._entries.clear()
+        self._by_user.clear()
+
+    def _drop(self, session_id: uuid.UUID) -> None:
+        entry = self._entries.pop(session_id, None)
+        if entry is not None:
+            sessions = self._by_user.get(entry[0])
+            if sessions is not None:
+                sessions.discard(session_id)
+                if not sessions:
+                    del self._by_user[entry[0]]
+
+
+def watch_sessions(db: Database) -> tuple[LiveSessions, Listener] | None:
+    """A memory of live sessions and the listener that keeps it exact; None on SQLite."""
+    memory = LiveSessions(ttl=TTL)
+    listener = db.listener(
+        CHANNEL,
+        on_notice=memory.revoked,
+        on_listening=memory.started_listening,
+        on_gap=memory.gap,
+    )
+    return None if listener is None else (memory, listener)
