@@ -14,12 +14,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
 from quart import Quart
 
-from service.auth.live_sessions import LiveSessions
+from service.auth.live_sessions import LEASE, LiveSessions, notice
+from service.db.listener import Listener
 from service.services import Services, services
 from tests.auth_helpers import another_login, assert_access_refused, assert_access_works
 from tests.conftest import AppFactory, app_factory, sign_up
@@ -28,9 +30,10 @@ NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=15)
 
 
-def listening_memory(ttl: float = 60.0, size: int = 100) -> LiveSessions:
-    memory = LiveSessions(ttl=ttl, size=size)
+def listening_memory(ttl: float = 60.0, size: int = 100, lease: float = 60.0) -> LiveSessions:
+    memory = LiveSessions(ttl=ttl, size=size, lease=lease)
     memory.started_listening()
+    memory.proven()
     return memory
 
 
@@ -51,7 +54,7 @@ def test_a_notice_forgets_that_accounts_sessions_only() -> None:
     for session in alice_sessions:
         memory.remember(session, alice, LATER, memory.epoch)
     memory.remember(bob_session, bob, LATER, memory.epoch)
-    memory.revoked(str(alice))
+    memory.revoked(notice(alice))
     assert not any(memory.knows_live(session, alice, NOW) for session in alice_sessions)
     assert memory.knows_live(bob_session, bob, NOW)
     memory.revoked("not an account id")
@@ -65,13 +68,27 @@ def test_nothing_is_answered_from_memory_while_not_listening() -> None:
     assert len(memory) == 0, "nothing is stored before the listener is in force"
     memory.started_listening()
     memory.remember(session, user, LATER, memory.epoch)
+    assert not memory.knows_live(session, user, NOW), "listening, but nothing proved yet"
+    memory.proven()
     assert memory.knows_live(session, user, NOW)
     epoch = memory.epoch
     memory.gap()
     assert not memory.knows_live(session, user, NOW)
     memory.started_listening()
+    memory.proven()
     memory.remember(session, user, LATER, epoch)  # read during the gap
     assert not memory.knows_live(session, user, NOW)
+
+
+def test_memory_answers_only_for_a_lease_after_each_proof() -> None:
+    memory = listening_memory(lease=0.05)
+    session, user = uuid.uuid4(), uuid.uuid4()
+    memory.remember(session, user, LATER, memory.epoch)
+    assert memory.knows_live(session, user, NOW)
+    time.sleep(0.06)
+    assert not memory.knows_live(session, user, NOW), "a listener that stopped proving"
+    memory.proven()
+    assert memory.knows_live(session, user, NOW), "nothing was forgotten: notices still come"
 
 
 def test_an_entry_ends_with_its_session_its_ttl_and_the_size_bound() -> None:
@@ -170,7 +187,8 @@ async def test_without_its_listener_an_instance_asks_the_database_and_listens_ag
     try:  # the listeners' connections end (a restart, a failover)
         ended = await admin.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            " WHERE datname = current_database()"
+            " AND (query LIKE 'LISTEN%' OR query = 'SELECT pg_notify($1, $2)')"
         )
     finally:
         await admin.close()
@@ -205,3 +223,36 @@ async def test_sqlite_has_no_memory_of_sessions(make_app: AppFactory, backend: s
     if backend != "sqlite":
         pytest.skip("the SQLite case")
     assert found(await make_app()).live_sessions is None
+
+
+@pytestmark_postgres
+async def test_a_listener_whose_notices_stop_arriving_stops_memory_within_the_lease(
+    make_app: AppFactory, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stalled listener (a frozen backend, a pooler that drops LISTEN) proves nothing: a
+    revocation whose notice never comes is refused within the lease, not the 60 s TTL."""
+    deaf = False
+    real_probed = Listener._probed
+
+    def probed(self: Listener, *args: Any) -> None:
+        if not deaf:
+            real_probed(self, *args)
+
+    monkeypatch.setattr(Listener, "_probed", probed)
+    app = await make_app()
+    await until_listening(app)
+    client = app.test_client()
+    alice = await sign_up(client, f"deaf-{uuid.uuid4().hex[:6]}")
+    await assert_access_works(client, alice.access_token)
+    assert len(found(app).live_sessions) == 1  # type: ignore[arg-type]
+
+    deaf = True
+    admin = await asyncpg.connect(database_url)
+    try:  # ended behind the service's back: no notice comes
+        await admin.execute("UPDATE sessions SET revoked_at = now()")
+    finally:
+        await admin.close()
+    started = time.monotonic()
+    while (await client.get("/me", headers=alice.headers)).status_code == 200:
+        assert time.monotonic() - started < LEASE + 2, "memory outlived its lease"
+        await asyncio.sleep(0.05)

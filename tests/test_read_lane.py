@@ -38,6 +38,10 @@ class GatedReader:
         self.log = log
         self.running = 0
         self.closed = False
+        self.opened = time.monotonic()
+
+    def outdated(self, recycle: float) -> bool:
+        return time.monotonic() - self.opened > recycle
 
     async def first(
         self, statement: Executable, params: Mapping[str, Any] | None = None
@@ -122,6 +126,7 @@ async def test_cancelled_callers_never_take_a_slot_with_them() -> None:
     readers.gate.set()
     handed.cancel()
     await asyncio.gather(*holders, *waiters, handed, return_exceptions=True)
+    assert readers.opened[0].closed, "the slot let the cancelled statement's connection go"
 
     readers.gate.clear()
     again = [asyncio.create_task(lane.first(STATEMENT, {})) for _ in range(2)]
@@ -139,7 +144,8 @@ async def test_a_slot_hands_its_connection_back_after_the_recycle_time() -> None
     await asyncio.sleep(0.1)
     await lane.first(STATEMENT, {})
     assert len(readers.opened) == 2
-    assert readers.opened[0].closed and not readers.opened[1].closed
+    assert readers.opened[0].closed
+    assert not readers.opened[1].closed
     await lane.close()
     assert readers.opened[1].closed
 
@@ -227,3 +233,17 @@ async def test_a_lane_kept_busy_is_a_prompt_503_and_then_serves_again(
     assert waited < 2
     assert [answer.status_code for answer in await asyncio.gather(*stuck)] == [200, 200]
     assert (await client.get("/me", headers=account.headers)).status_code == 200
+
+
+async def test_a_closed_lane_reads_nothing_and_lets_busy_connections_go_when_done() -> None:
+    readers = Readers()
+    lane = ReadLane(readers.connect, size=2, wait=5, recycle=1800)
+    busy = asyncio.create_task(lane.first(STATEMENT, {}))
+    await settle()
+    await lane.close()
+    with pytest.raises(PoolTimeoutError):
+        await lane.first(STATEMENT, {})
+    readers.gate.set()
+    await busy
+    await settle()
+    assert readers.opened[0].closed

@@ -8,9 +8,12 @@ revocation announces the account in its own transaction (``sessions.announce_rev
 ``NOTIFY``), which PostgreSQL delivers to every worker's listener when, and only if, it
 commits (``service.db.listener``):
 
-- **Only while listening.** An answer comes from memory only while this worker's listener
-  has ``LISTEN`` in force and has not lost its connection since the answer was stored; on any
-  gap everything is forgotten and each request asks the database again, as on SQLite.
+- **Only while listening, and only on a short lease.** An answer comes from memory only while
+  this worker's listener has ``LISTEN`` in force, has not lost its connection since the
+  answer was stored, and has proved within ``LEASE`` (2 s) that notices arrive (a probe of
+  its own heard back, which comes after everything committed before it). On a gap everything
+  is forgotten; without a recent proof (a stalled listener) each request asks the database
+  again, as on SQLite, until the next proof.
 - **No stale answer survives a race.** A read of the database that started before a notice
   arrived is not stored: ``epoch`` counts notices and gaps, and ``remember`` stores only if
   it has not moved since the caller took it before its read.
@@ -24,6 +27,7 @@ transaction has committed. ``SESSION_CACHE=false`` turns it off.
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from collections import OrderedDict
@@ -36,21 +40,32 @@ if TYPE_CHECKING:
 
 #: The channel every revocation is announced on; its payload is the account's id.
 CHANNEL = "service_sessions_revoked"
-#: The longest a session stays in memory without being asked for again (a backstop: notices
-#: and the listener's heartbeat are what keep the memory exact).
+#: The longest a session stays in memory (a backstop: notices keep the memory exact).
 TTL = 60.0
+#: Seconds the memory may answer after the listener last proved that notices arrive (its
+#: probes come every 0.5 s and may take 1 s: ``service.db.listener``).
+LEASE = 2.0
+
+
+def notice(user_id: uuid.UUID) -> str:
+    """The payload announcing that ``user_id``'s sessions ended: the account, and a nonce
+    that makes it this transaction's own (the writer waits to hear exactly it)."""
+    return f"{user_id} {secrets.token_hex(8)}"
 
 
 class LiveSessions:
     """Sessions found live, by id (see the module doc)."""
 
-    def __init__(self, *, ttl: float, size: int = 10_000) -> None:
+    def __init__(self, *, ttl: float, lease: float = LEASE, size: int = 10_000) -> None:
         self._ttl = ttl
+        self._lease = lease
         self._size = size
         #: session id -> (user id, expires_at, monotonic time it was stored)
         self._entries: OrderedDict[uuid.UUID, tuple[uuid.UUID, datetime, float]] = OrderedDict()
         self._by_user: dict[uuid.UUID, set[uuid.UUID]] = {}
         self._listening = False
+        #: Until when (``time.monotonic()``) the listener's last proof lets memory answer.
+        self._answer_until = 0.0
         #: Moves on every notice and every gap: reads older than a move are not stored.
         self.epoch = 0
 
@@ -60,7 +75,7 @@ class LiveSessions:
 
     def knows_live(self, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> bool:
         """Whether the session is known live for this user now, without asking the database."""
-        if not self._listening:
+        if not self._listening or time.monotonic() >= self._answer_until:
             return False
         entry = self._entries.get(session_id)
         if entry is None:
@@ -91,7 +106,7 @@ class LiveSessions:
         """A notice: forget every session of the account ``payload`` names (all, if unclear)."""
         self.epoch += 1
         try:
-            user_id = uuid.UUID(payload)
+            user_id = uuid.UUID(payload.split(" ", 1)[0])
         except ValueError:
             self._forget_all()
             return
@@ -102,9 +117,14 @@ class LiveSessions:
         self.epoch += 1
         self._listening = True
 
+    def proven(self) -> None:
+        """The listener has just seen a notice arrive: memory may answer for ``LEASE``."""
+        self._answer_until = time.monotonic() + self._lease
+
     def gap(self) -> None:
         """Notices may be missed from now on: forget everything and ask the database."""
         self._listening = False
+        self._answer_until = 0.0
         self.epoch += 1
         self._forget_all()
 
@@ -132,6 +152,7 @@ def watch_sessions(db: Database) -> tuple[LiveSessions, Listener] | None:
         CHANNEL,
         on_notice=memory.revoked,
         on_listening=memory.started_listening,
+        on_proof=memory.proven,
         on_gap=memory.gap,
     )
     return None if listener is None else (memory, listener)

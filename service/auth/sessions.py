@@ -467,7 +467,7 @@ async def announce_revoked(db: Writer, user_id: uuid.UUID) -> None:
     """Tell every worker, once this transaction commits, to forget the sessions it remembers
     as live for ``user_id`` (``service.auth.live_sessions``). Every write that ends sessions
     (revoking them, deleting the account) calls this in its own transaction."""
-    await db.announce(live_sessions.CHANNEL, str(user_id))
+    await db.announce(live_sessions.CHANNEL, live_sessions.notice(user_id))
 
 
 async def select_session(db: Reader, session_id: uuid.UUID) -> SessionRecord | None:

@@ -209,6 +209,17 @@ class PostgresReader(Reader):
         self._raw = self._driver = None
         await self._connection.close()
 
+    def outdated(self, recycle: float) -> bool:
+        """Whether the connection was opened more than ``recycle`` seconds ago or before the
+        pool's last invalidation: the test a pool checkout applies (``read_lane``)."""
+        raw = self._raw
+        record = getattr(raw, "_connection_record", None)
+        if record is None:
+            return False
+        opened: float = record.starttime
+        invalidated: float = getattr(self._connection.sync_engine.pool, "_invalidate_time", 0)
+        return time.time() - opened > recycle or opened < invalidated
+
     async def first(self, statement: Executable, params: Params = None) -> RowMap | None:
         plan = self._plans.plan(statement, params)
         if plan is None:
@@ -345,15 +356,15 @@ class Writer(Reader):
         #: Channels to ring once this transaction has committed (``notify_after_commit``).
         self.notices: set[str] = set()
         self._announces = announces
-        #: What ``announce`` sent, and when (``time.monotonic()``), for ``Database.write``.
-        self.announced: list[tuple[str, str, float]] = []
+        #: What ``announce`` sent, for ``Database.write``.
+        self.announced: list[tuple[str, str]] = []
 
     async def announce(self, channel: str, payload: str) -> None:
         """Tell every process listening on ``channel`` (``Database.listener``) ``payload``
         when, and only if, this transaction commits: ``pg_notify`` on PostgreSQL; nothing on
         SQLite, where nobody listens."""
         if self._announces:
-            self.announced.append((channel, payload, time.monotonic()))
+            self.announced.append((channel, payload))
             await self._connection.execute(select(func.pg_notify(channel, payload)))
 
     async def run(self, statement: Executable, params: Params = None) -> int:
@@ -742,6 +753,7 @@ class Database:
         *,
         on_notice: Callable[[str], None],
         on_listening: Callable[[], None],
+        on_proof: Callable[[], None],
         on_gap: Callable[[], None],
     ) -> Listener | None:
         """A ``Listener`` on ``channel`` for ``Writer.announce``; None on SQLite."""
@@ -752,8 +764,8 @@ class Database:
             channel,
             on_notice=on_notice,
             on_listening=on_listening,
+            on_proof=on_proof,
             on_gap=on_gap,
-            timeout=self._settings.db_statement_timeout,
         )
         return listener
 
@@ -799,10 +811,10 @@ class Database:
                 await connection.close()
         for channel in writer.notices:
             self.notices.ring(channel)
-        for channel, payload, since in writer.announced:
-            await self._heard_by_all(channel, payload, since)
+        for channel, payload in writer.announced:
+            await self._heard_by_all(channel, payload)
 
-    async def _heard_by_all(self, channel: str, payload: str, since: float) -> None:
+    async def _heard_by_all(self, channel: str, payload: str) -> None:
         """After an announcing commit: this worker's own subscriber hears ``payload`` at once,
         and the write waits (``ANNOUNCE_WAIT`` at most) until this worker's listener has heard
         it too, so every other listener has been sent it before the writer answers."""
@@ -810,7 +822,7 @@ class Database:
         if listener is None:
             return
         listener.hear_locally(payload)
-        await listener.heard(payload, since, ANNOUNCE_WAIT)
+        await listener.heard(payload, ANNOUNCE_WAIT)
 
     async def _live_write_connection(self) -> AsyncConnection:
         """A PostgreSQL write connection that answered a ping (the pool pings nothing).

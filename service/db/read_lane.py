@@ -16,16 +16,17 @@ The rules that keep it safe:
   own ``TimeoutError`` (503).
 - **Failures are the reader's.** A slot reads through a ``PostgresReader`` on an engine
   connection, so a lost connection is retried once on a fresh one and an interrupted or
-  cancelled statement invalidates it, exactly as on a request's own checkout; an invalidated
-  slot connection reconnects at its next statement.
-- **Connections age out.** A slot hands its connection back to the pool after
-  ``recycle`` seconds (the pool's own ``pool_recycle``) and takes a fresh one.
+  cancelled statement invalidates it, exactly as on a request's own checkout. After any
+  error the slot lets its connection go (closed in the background: an invalidation may
+  still be under way) and opens a fresh one for its next statement.
+- **Connections age out.** A slot replaces its connection once it is older than
+  ``recycle`` seconds (the pool's own ``pool_recycle``) or than the pool's last invalidation
+  (a restart or failover found on another connection), as a pool checkout would.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -43,13 +44,17 @@ class SlotReader(Protocol):
 
     async def close(self) -> None: ...
 
+    def outdated(self, recycle: float) -> bool:
+        """Whether its connection is older than ``recycle`` seconds or the pool's last
+        invalidation."""
+        ...
+
 
 class _Slot:
-    __slots__ = ("reader", "since")
+    __slots__ = ("reader",)
 
     def __init__(self) -> None:
         self.reader: SlotReader | None = None
-        self.since = 0.0
 
 
 class ReadLane:
@@ -68,26 +73,39 @@ class ReadLane:
         self._waiters: deque[asyncio.Future[_Slot]] = deque()
         self._wait = wait
         self._recycle = recycle
+        self._closed = False
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def first(
         self, statement: Executable, params: Mapping[str, Any]
     ) -> Mapping[Any, Any] | None:
         """The first row of the planned ``statement``, read on a borrowed slot."""
         slot = await self._acquire()
+        reader = slot.reader
         try:
-            reader = slot.reader
-            if reader is not None and time.monotonic() - slot.since > self._recycle:
+            if reader is not None and reader.outdated(self._recycle):
                 slot.reader = None
                 await reader.close()
                 reader = None
             if reader is None:
                 reader = slot.reader = await self._connect()
-                slot.since = time.monotonic()
             return await reader.first(statement, params)
+        except BaseException:
+            if reader is not None and slot.reader is reader:
+                slot.reader = None
+                self._close_later(reader)
+            raise
         finally:
             self._release(slot)
 
+    def _close_later(self, reader: SlotReader) -> None:
+        task = asyncio.get_running_loop().create_task(reader.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     async def _acquire(self) -> _Slot:
+        if self._closed:
+            raise PoolTimeoutError("the read lane is closed: the app stopped serving")
         if self._free:
             return self._free.pop()
         waiter: asyncio.Future[_Slot] = asyncio.get_running_loop().create_future()
@@ -107,6 +125,9 @@ class ReadLane:
             raise
 
     def _release(self, slot: _Slot) -> None:
+        if self._closed and slot.reader is not None:
+            self._close_later(slot.reader)
+            slot.reader = None
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -115,8 +136,12 @@ class ReadLane:
         self._free.append(slot)
 
     async def close(self) -> None:
-        """Hand every free slot's connection back (the app stops serving; nothing reads)."""
+        """Hand every free slot's connection back; a slot in use hands its own back when its
+        statement ends (the app stops serving)."""
+        self._closed = True
         for slot in self._free:
             reader, slot.reader = slot.reader, None
             if reader is not None:
                 await reader.close()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)

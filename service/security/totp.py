@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Final
 
 import pyotp
-import segno
 
 #: Seconds per time step (RFC 6238 section 4, X).
 STEP_SECONDS: Final = 30
@@ -80,4 +79,8 @@ class Totp:
 
 def qr_svg_data_uri(uri: str) -> str:
     """``uri`` as a QR code: an SVG image in a ``data:`` URI (RFC 2397), for an ``<img src>``."""
+    # Imported here: only enrolment draws a QR code, and segno is 1 MiB of every worker's
+    # memory otherwise (bench/memory_floor.py).
+    import segno  # noqa: PLC0415
+
     return str(segno.make(uri, error="m").svg_data_uri(scale=4))
