@@ -275,9 +275,11 @@ class Settings(BaseSettings):
     session_cache: bool = Field(
         True,
         description="PostgreSQL: each worker remembers the sessions it found live and forgets "
-        "them the moment any instance revokes one (LISTEN/NOTIFY, one more connection per "
-        "worker), so most authenticated requests skip the session query; false: every request "
-        "asks the database. SQLite always asks (its check costs microseconds).",
+        "them when any instance revokes one (LISTEN/NOTIFY, one more connection per worker), "
+        "so most authenticated requests skip the session query; other workers refuse a revoked "
+        "session as soon as the notice reaches them (milliseconds, at most 1 s). false: every "
+        "request asks the database, and revocation is refused at once everywhere. SQLite "
+        "always asks (its check costs microseconds).",
     )
     db_connect_timeout: float = Field(
         5.0,

@@ -235,15 +235,16 @@ async def test_a_lane_kept_busy_is_a_prompt_503_and_then_serves_again(
     assert (await client.get("/me", headers=account.headers)).status_code == 200
 
 
-async def test_a_closed_lane_reads_nothing_and_lets_busy_connections_go_when_done() -> None:
+async def test_closing_lets_busy_connections_go_when_done_and_a_later_read_opens_anew() -> None:
     readers = Readers()
     lane = ReadLane(readers.connect, size=2, wait=5, recycle=1800)
     busy = asyncio.create_task(lane.first(STATEMENT, {}))
     await settle()
     await lane.close()
-    with pytest.raises(PoolTimeoutError):
-        await lane.first(STATEMENT, {})
+    assert not readers.opened[0].closed, "a statement in flight keeps its connection"
     readers.gate.set()
     await busy
     await settle()
-    assert readers.opened[0].closed
+    assert readers.opened[0].closed, "handed back after the close"
+    assert await lane.first(STATEMENT, {}) == {"ok": True}, "the app may serve again"
+    assert len(readers.opened) == 2

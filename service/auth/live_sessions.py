@@ -10,7 +10,7 @@ commits (``service.db.listener``):
 
 - **Only while listening, and only on a short lease.** An answer comes from memory only while
   this worker's listener has ``LISTEN`` in force, has not lost its connection since the
-  answer was stored, and has proved within ``LEASE`` (2 s) that notices arrive (a probe of
+  answer was stored, and has proved within ``LEASE`` (1 s) that notices arrive (a probe of
   its own heard back, which comes after everything committed before it). On a gap everything
   is forgotten; without a recent proof (a stalled listener) each request asks the database
   again, as on SQLite, until the next proof.
@@ -20,9 +20,14 @@ commits (``service.db.listener``):
 - **Bounded.** An entry ends with its session (``expires_at``) and after ``ttl`` seconds
   at most; at most ``size`` sessions are kept, the least recently used go first.
 
-A revocation is refused on every worker as soon as its notice is there: PostgreSQL signals
-all listening sessions at commit, and the revoking request answers only after its own
-transaction has committed. ``SESSION_CACHE=false`` turns it off.
+**The window.** The revoking worker forgets at its own commit, so it refuses the session at
+once, and it answers only after its own listener has heard the notice. Every other worker
+refuses it as soon as its listener has the notice: PostgreSQL signals every listening session
+at commit and each one's backend sends it on when it gets to it, usually within
+milliseconds; never later than ``LEASE`` after the commit, because a probe sent after the
+commit comes back only after the notice (notices arrive in commit order). A request that
+reaches another worker inside that window is still answered. ``SESSION_CACHE=false`` closes
+it: every request asks the database, at one indexed read per request.
 """
 
 from __future__ import annotations
@@ -43,8 +48,8 @@ CHANNEL = "service_sessions_revoked"
 #: The longest a session stays in memory (a backstop: notices keep the memory exact).
 TTL = 60.0
 #: Seconds the memory may answer after the listener last proved that notices arrive (its
-#: probes come every 0.5 s and may take 1 s: ``service.db.listener``).
-LEASE = 2.0
+#: probes come every 0.25 s and may take 0.75 s: ``service.db.listener``).
+LEASE = 1.0
 
 
 def notice(user_id: uuid.UUID) -> str:

@@ -39,9 +39,9 @@ import asyncpg
 log = logging.getLogger("service.db")
 
 #: Seconds between two probes of a listening connection.
-HEARTBEAT = 0.5
+HEARTBEAT = 0.25
 #: Seconds a probe may take to come back before the connection counts as lost.
-PROBE_TIMEOUT = 1.0
+PROBE_TIMEOUT = 0.75
 #: Seconds between two attempts to connect while the database is away.
 RETRY = 1.0
 #: How many recent payloads ``heard`` remembers.
@@ -93,8 +93,9 @@ class Listener:
         False at once if not listening, and False on a gap or when time runs out.
 
         A writer that announced ``payload`` (unique to its transaction) waits for its own
-        notice before it answers: the database signals every listening session at commit,
-        so once this worker has heard it, every other worker's listener has been sent it too.
+        notice before it answers: the database has then signalled every listening session,
+        though each sends it on when its own backend gets to it (usually within
+        milliseconds, which is the window other workers have; see ``live_sessions``).
         """
         if not self._listening:
             return False

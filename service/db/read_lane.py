@@ -51,10 +51,12 @@ class SlotReader(Protocol):
 
 
 class _Slot:
-    __slots__ = ("reader",)
+    __slots__ = ("generation", "reader")
 
     def __init__(self) -> None:
         self.reader: SlotReader | None = None
+        #: The lane's ``generation`` when ``reader`` was opened.
+        self.generation = 0
 
 
 class ReadLane:
@@ -73,7 +75,8 @@ class ReadLane:
         self._waiters: deque[asyncio.Future[_Slot]] = deque()
         self._wait = wait
         self._recycle = recycle
-        self._closed = False
+        #: Moves at each ``close``: a connection opened before is closed when handed back.
+        self._generation = 0
         self._closing: set[asyncio.Task[None]] = set()
 
     async def first(
@@ -89,6 +92,7 @@ class ReadLane:
                 reader = None
             if reader is None:
                 reader = slot.reader = await self._connect()
+                slot.generation = self._generation
             return await reader.first(statement, params)
         except BaseException:
             if reader is not None and slot.reader is reader:
@@ -104,8 +108,6 @@ class ReadLane:
         task.add_done_callback(self._closing.discard)
 
     async def _acquire(self) -> _Slot:
-        if self._closed:
-            raise PoolTimeoutError("the read lane is closed: the app stopped serving")
         if self._free:
             return self._free.pop()
         waiter: asyncio.Future[_Slot] = asyncio.get_running_loop().create_future()
@@ -125,8 +127,8 @@ class ReadLane:
             raise
 
     def _release(self, slot: _Slot) -> None:
-        if self._closed and slot.reader is not None:
-            self._close_later(slot.reader)
+        if slot.reader is not None and slot.generation != self._generation:
+            self._close_later(slot.reader)  # opened before the last ``close``
             slot.reader = None
         while self._waiters:
             waiter = self._waiters.popleft()
@@ -137,8 +139,9 @@ class ReadLane:
 
     async def close(self) -> None:
         """Hand every free slot's connection back; a slot in use hands its own back when its
-        statement ends (the app stops serving)."""
-        self._closed = True
+        statement ends (the app stops serving). A later read opens fresh connections, as the
+        engine does after ``dispose`` (an app may serve again)."""
+        self._generation += 1
         for slot in self._free:
             reader, slot.reader = slot.reader, None
             if reader is not None:
