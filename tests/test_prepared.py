@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from service import create_app
-from service.auth.sessions import session_is_live
+from service.auth.sessions import live_session_end
 from service.db import Database, Reader
 from service.db.migrate import upgrade
 from service.db.models import Item, LoginSession, User
@@ -80,8 +80,8 @@ async def test_the_session_check_compares_times_as_sqlalchemy_does(
             assert (stored is not None) is live
             assert await _is_live_at(reader, session_id, user, now) is live
     async with db.read() as reader:
-        assert not await session_is_live(reader, session_id, uuid.UUID(bob.id))
-        assert not await session_is_live(reader, uuid.uuid4(), user)
+        assert await live_session_end(reader, session_id, uuid.UUID(bob.id), now) is None
+        assert await live_session_end(reader, uuid.uuid4(), user, now) is None
 
 
 async def _is_live_at(

@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
-from sqlalchemy import Executable, event
+from sqlalchemy import event
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from service import create_app
@@ -43,9 +43,7 @@ class GatedReader:
     def outdated(self, recycle: float) -> bool:
         return time.monotonic() - self.opened > recycle
 
-    async def first(
-        self, statement: Executable, params: Mapping[str, Any] | None = None
-    ) -> Mapping[Any, Any] | None:
+    async def run_plan(self, plan: Any, params: Mapping[str, Any]) -> Mapping[Any, Any] | None:
         self.running += 1
         try:
             await self.gate.wait()
@@ -76,7 +74,7 @@ class Readers:
         return sum(reader.running for reader in self.opened)
 
 
-STATEMENT: Any = object()
+PLAN: Any = object()
 
 
 async def settle() -> None:
@@ -87,7 +85,7 @@ async def settle() -> None:
 async def test_at_most_size_statements_run_at_once_and_every_one_finishes() -> None:
     readers = Readers()
     lane = ReadLane(readers.connect, size=2, wait=5, recycle=1800)
-    reads = [asyncio.create_task(lane.first(STATEMENT, {})) for _ in range(5)]
+    reads = [asyncio.create_task(lane.run_plan(PLAN, {})) for _ in range(5)]
     await settle()
     assert readers.running == 2
     assert len(readers.opened) == 2
@@ -99,29 +97,29 @@ async def test_at_most_size_statements_run_at_once_and_every_one_finishes() -> N
 async def test_a_wait_longer_than_the_pool_timeout_is_the_pools_timeout_error() -> None:
     readers = Readers()
     lane = ReadLane(readers.connect, size=1, wait=0.2, recycle=1800)
-    busy = asyncio.create_task(lane.first(STATEMENT, {}))
+    busy = asyncio.create_task(lane.run_plan(PLAN, {}))
     await settle()
     started = time.monotonic()
     with pytest.raises(PoolTimeoutError):
-        await lane.first(STATEMENT, {})
+        await lane.run_plan(PLAN, {})
     assert 0.15 < time.monotonic() - started < 1
     readers.gate.set()
     await busy
-    assert await lane.first(STATEMENT, {}) == {"ok": True}, "the slot came back"
+    assert await lane.run_plan(PLAN, {}) == {"ok": True}, "the slot came back"
 
 
 async def test_cancelled_callers_never_take_a_slot_with_them() -> None:
     readers = Readers()
     lane = ReadLane(readers.connect, size=2, wait=5, recycle=1800)
-    holders = [asyncio.create_task(lane.first(STATEMENT, {})) for _ in range(2)]
-    waiters = [asyncio.create_task(lane.first(STATEMENT, {})) for _ in range(3)]
+    holders = [asyncio.create_task(lane.run_plan(PLAN, {})) for _ in range(2)]
+    waiters = [asyncio.create_task(lane.run_plan(PLAN, {})) for _ in range(3)]
     await settle()
     for waiter in waiters:  # cancelled while waiting for a slot
         waiter.cancel()
     holders[0].cancel()  # cancelled mid-statement
     await settle()
     # a waiter handed a slot in the same turn as it is cancelled gives it back
-    handed = asyncio.create_task(lane.first(STATEMENT, {}))
+    handed = asyncio.create_task(lane.run_plan(PLAN, {}))
     await settle()
     readers.gate.set()
     handed.cancel()
@@ -129,7 +127,7 @@ async def test_cancelled_callers_never_take_a_slot_with_them() -> None:
     assert readers.opened[0].closed, "the slot let the cancelled statement's connection go"
 
     readers.gate.clear()
-    again = [asyncio.create_task(lane.first(STATEMENT, {})) for _ in range(2)]
+    again = [asyncio.create_task(lane.run_plan(PLAN, {})) for _ in range(2)]
     await settle()
     assert readers.running == 2, "both slots are free again"
     readers.gate.set()
@@ -140,9 +138,9 @@ async def test_a_slot_hands_its_connection_back_after_the_recycle_time() -> None
     readers = Readers()
     readers.gate.set()
     lane = ReadLane(readers.connect, size=1, wait=5, recycle=0.05)
-    await lane.first(STATEMENT, {})
+    await lane.run_plan(PLAN, {})
     await asyncio.sleep(0.1)
-    await lane.first(STATEMENT, {})
+    await lane.run_plan(PLAN, {})
     assert len(readers.opened) == 2
     assert readers.opened[0].closed
     assert not readers.opened[1].closed
@@ -238,7 +236,7 @@ async def test_a_lane_kept_busy_is_a_prompt_503_and_then_serves_again(
 async def test_closing_lets_busy_connections_go_when_done_and_a_later_read_opens_anew() -> None:
     readers = Readers()
     lane = ReadLane(readers.connect, size=2, wait=5, recycle=1800)
-    busy = asyncio.create_task(lane.first(STATEMENT, {}))
+    busy = asyncio.create_task(lane.run_plan(PLAN, {}))
     await settle()
     await lane.close()
     assert not readers.opened[0].closed, "a statement in flight keeps its connection"
@@ -246,5 +244,5 @@ async def test_closing_lets_busy_connections_go_when_done_and_a_later_read_opens
     await busy
     await settle()
     assert readers.opened[0].closed, "handed back after the close"
-    assert await lane.first(STATEMENT, {}) == {"ok": True}, "the app may serve again"
+    assert await lane.run_plan(PLAN, {}) == {"ok": True}, "the app may serve again"
     assert len(readers.opened) == 2

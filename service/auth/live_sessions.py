@@ -1,6 +1,6 @@
 """A worker's memory of login sessions it found live, forgotten the moment any instance revokes.
 
-Every authenticated request checks its session (``sessions.session_is_live``) so that a
+Every authenticated request checks its session (``sessions.live_session_end``) so that a
 revocation (logout, a password change, refresh-token reuse, a disabled or deleted account)
 stops the session's access tokens at once. On PostgreSQL that check is a round trip per
 request. ``LiveSessions`` answers it from memory instead, and stays exact because every

@@ -17,9 +17,10 @@ The successor is re-signed from the columns ``refresh_jti``, ``previous_jti`` an
 back) or a reuse after the interval still ends the session. With 0 the loser of a race is
 taken for the replay it is indistinguishable from, and the session ends.
 
-Revoking sets ``revoked_at``; ``session_is_live`` is asked on every authenticated request, so
-the session's access tokens are refused from the next request on. Every revocation is logged
-as a ``session_revoked`` security event saying how.
+Revoking sets ``revoked_at`` and announces it (``announce_revoked``); ``live_session_end`` is
+asked on every authenticated request, or its answer remembered until such an announcement
+(``service.auth.live_sessions``), so the session's access tokens are refused from then on.
+Every revocation is logged as a ``session_revoked`` security event saying how.
 """
 
 from __future__ import annotations
@@ -445,19 +446,16 @@ _SELECT_LIVE_SESSION = select(LoginSession.expires_at).where(
 _SELECT_SESSION = select(LoginSession).where(LoginSession.id == bindparam("session_id"))
 
 
-async def session_is_live(db: Reader, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-    """Whether the session exists for this user and is neither revoked nor past its end.
-
-    Checked for every access token, so that logging out, a password change, refresh-token
-    reuse or deleting the account stops the session's access tokens at once.
-    """
-    return await live_session_end(db, session_id, user_id, datetime.now(UTC)) is not None
-
-
 async def live_session_end(
     db: Reader, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime
 ) -> datetime | None:
-    """When the session ends, if it is live for this user at ``now``; else None."""
+    """When the session ends, if it exists for this user and is neither revoked nor past its
+    end at ``now``; else None.
+
+    Checked for every access token (or remembered, ``service.auth.live_sessions``), so that
+    logging out, a password change, refresh-token reuse or deleting the account stops the
+    session's access tokens at once.
+    """
     params = {"session_id": session_id, "user_id": user_id, "now": now}
     row = await db.first(_SELECT_LIVE_SESSION, params)
     return None if row is None else row["expires_at"]

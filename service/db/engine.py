@@ -200,10 +200,6 @@ class PostgresReader(Reader):
         self._raw: PoolProxiedConnection | None = None
         self._driver: asyncpg.Connection | None = None
 
-    @property
-    def connection(self) -> AsyncConnection:
-        return self._connection
-
     async def close(self) -> None:
         """Hand the connection back to the pool."""
         self._raw = self._driver = None
@@ -225,6 +221,11 @@ class PostgresReader(Reader):
         if plan is None:
             return await self._retrying(super().first, statement, params)
         assert params is not None
+        return await self.run_plan(plan, params)
+
+    async def run_plan(self, plan: Plan, params: Mapping[str, Any]) -> RowMap | None:
+        """The first row of a planned read, once more on a fresh connection if this one was
+        lost (see the class doc)."""
         try:
             return await self._planned_first(plan, params)
         except _LostConnection:
@@ -324,8 +325,9 @@ class PostgresReads(Reader):
     async def first(self, statement: Executable, params: Params = None) -> RowMap | None:
         if self._own is None and self._lane is not None and params is not None:
             assert self._plans is not None
-            if self._plans.plan(statement, params) is not None:
-                return await self._lane.first(statement, params)
+            plan = self._plans.plan(statement, params)
+            if plan is not None:
+                return await self._lane.run_plan(plan, params)
         return await (await self._reader()).first(statement, params)
 
     async def all(self, statement: Executable, params: Params = None) -> Sequence[RowMap]:

@@ -84,10 +84,6 @@ class Listener:
         self._recent: OrderedDict[str, float] = OrderedDict()
         self._waiting: dict[str, list[asyncio.Future[bool]]] = {}
 
-    @property
-    def channel(self) -> str:
-        return self._channel
-
     async def heard(self, payload: str, within: float) -> bool:
         """Wait up to ``within`` seconds until ``payload`` has been heard; True if it was,
         False at once if not listening, and False on a gap or when time runs out.

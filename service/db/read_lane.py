@@ -31,16 +31,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from sqlalchemy import Executable
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from service.db.prepared import Plan
 
 
 class SlotReader(Protocol):
     """What a slot reads with: a ``PostgresReader`` on one engine connection."""
 
-    async def first(
-        self, statement: Executable, params: Mapping[str, Any] | None = None
-    ) -> Mapping[Any, Any] | None: ...
+    async def run_plan(self, plan: Plan, params: Mapping[str, Any]) -> Mapping[Any, Any] | None: ...
 
     async def close(self) -> None: ...
 
@@ -79,10 +78,8 @@ class ReadLane:
         self._generation = 0
         self._closing: set[asyncio.Task[None]] = set()
 
-    async def first(
-        self, statement: Executable, params: Mapping[str, Any]
-    ) -> Mapping[Any, Any] | None:
-        """The first row of the planned ``statement``, read on a borrowed slot."""
+    async def run_plan(self, plan: Plan, params: Mapping[str, Any]) -> Mapping[Any, Any] | None:
+        """The first row of a planned read, run on a borrowed slot."""
         slot = await self._acquire()
         reader = slot.reader
         try:
@@ -93,7 +90,7 @@ class ReadLane:
             if reader is None:
                 reader = slot.reader = await self._connect()
                 slot.generation = self._generation
-            return await reader.first(statement, params)
+            return await reader.run_plan(plan, params)
         except BaseException:
             if reader is not None and slot.reader is reader:
                 slot.reader = None
