@@ -1,5 +1,5 @@
-"""The TOTP second factor of an account: enrolment, confirmation, removal, and the second step
-of a login.
+"""The TOTP second factor of an account: enrolment, confirmation, removal, and the check of a
+code or a recovery code (the login's second step, which uses it, is ``service.auth.mfa_login``).
 
 **Enrolment** (OWASP ASVS 5.0 chapter V6, the OWASP MFA cheat sheet): the caller re-enters the
 password, gets a new secret (as an ``otpauth://`` URI, a QR code and the base32 text) and
@@ -9,14 +9,6 @@ confirmation returns the ten recovery codes, once. A factor that is on must be t
 only a session would let a stolen access token swap the victim's authenticator for the
 thief's. Turning the factor on or off ends every other session of the account (a session that
 an attacker may hold started under the old rules) and is a security event.
-
-**Login**: a correct password of an account with a confirmed factor gets an ``mfa_token``
-(``service.security.mfa_tokens``) instead of a session. Its ``jti`` is stored until it is spent
-at ``/login/mfa`` with a code or a recovery code, so it completes one login at most. Wrong
-codes count on the account's own second-factor counter, or on that of a known device (a device
-credential of this account), like passwords (``service.limits``): whoever knows the password
-can use up the account's allowance, but not that of a device the owner logged in from before,
-and wrong codes never use up the password allowance or the other way round.
 
 **Codes** are accepted once: the account's last accepted time step is stored and a code must be
 of a later step (``service.security.totp``), checked and recorded in one conditional UPDATE, so
@@ -34,28 +26,21 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service.auth import devices, sessions, users
+from service.auth import sessions, users
 from service.db import Reader, Writer, record
 from service.db.models import MfaChallenge, RecoveryCode, TotpFactor
-from service.errors import Conflict, InvalidGrant, NotFound, Unauthorized, ValidationFailed
+from service.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from service.security import recovery_codes
 from service.security.events import security_event
-from service.security.mfa_tokens import IssuedMfaToken
 from service.security.secret_box import SecretBoxError
-from service.security.tokens import TokenError
 from service.security.totp import Enrolment
 from service.services import Services
 
-MFA_TOKEN_DETAIL = "The mfa_token is invalid, expired or already used: log in again."  # noqa: S105
 WRONG_CODE_DETAIL = "The code is wrong, expired or already used."
 ALREADY_ON = (
     "A TOTP authenticator is already on for this account: turn it off first "
     "(DELETE /me/mfa/totp), then enrol the new one."
 )
-
-
-class WrongCode(InvalidGrant):
-    """A wrong second-factor code at ``/login/mfa``: counted on the code limits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,46 +177,6 @@ async def select_recovery_code_count(db: Reader, user_id: uuid.UUID) -> int:
     return int(count or 0)
 
 
-async def insert_challenge(db: Writer, user_id: uuid.UUID, token: IssuedMfaToken) -> None:
-    """Remember an issued ``mfa_token`` until it is spent; the user's expired ones go."""
-    now = datetime.now(UTC)
-    await db.run(
-        delete(MfaChallenge).where(MfaChallenge.user_id == user_id, MfaChallenge.expires_at < now)
-    )
-    await db.run(
-        insert(MfaChallenge).values(
-            token_id=token.token_id,
-            user_id=user_id,
-            expires_at=datetime.fromtimestamp(token.expires_at, UTC),
-        )
-    )
-
-
-async def select_open_challenge(
-    db: Reader, user_id: uuid.UUID, token_id: str, now: datetime
-) -> bool:
-    found = await db.first(
-        select(MfaChallenge.token_id).where(
-            MfaChallenge.user_id == user_id,
-            MfaChallenge.token_id == token_id,
-            MfaChallenge.expires_at > now,
-        )
-    )
-    return found is not None
-
-
-async def delete_challenge(db: Writer, user_id: uuid.UUID, token_id: str, now: datetime) -> bool:
-    """Spend an ``mfa_token``: True if it was unspent and unexpired."""
-    deleted = await db.run(
-        delete(MfaChallenge).where(
-            MfaChallenge.user_id == user_id,
-            MfaChallenge.token_id == token_id,
-            MfaChallenge.expires_at > now,
-        )
-    )
-    return deleted == 1
-
-
 # --- rules ----------------------------------------------------------------------------------
 
 
@@ -298,7 +243,7 @@ async def confirm_enrolment(
         )
     codes = recovery_codes.new_codes()
     now = datetime.now(UTC)
-    async with _code_attempt(services, user_id, f"session:{session_id}", address):
+    async with code_attempt(services, user_id, f"session:{session_id}", address):
         step = services.totp.matching_step(_secret(services, factor), code, after=factor.last_step)
         if step is None:
             _code_refused(user_id, "wrong_code", purpose="enrolment")
@@ -335,7 +280,7 @@ async def turn_off(
     field = "code" if proof.code is not None else "recovery_code"
     now = datetime.now(UTC)
     async with (
-        _code_attempt(services, user_id, f"session:{session_id}", address),
+        code_attempt(services, user_id, f"session:{session_id}", address),
         services.db.write() as db,
     ):
         await _require_live_session(db, user_id, session_id, now)
@@ -366,54 +311,6 @@ async def reset(services: Services, username: str) -> uuid.UUID:
     security_event("mfa_disabled", level=logging.WARNING, user_id=user.id, how="operator")
     sessions.log_revoked(user.id, revoked, how="mfa_disabled")
     return user.id
-
-
-async def challenge(services: Services, user_id: uuid.UUID) -> IssuedMfaToken | None:
-    """An ``mfa_token`` if the account has a factor on (the login needs a second step)."""
-    async with services.db.read() as db:
-        if not await select_is_enabled(db, user_id):
-            return None
-    token = services.mfa_tokens.issue(user_id)
-    async with services.db.write() as db:
-        await insert_challenge(db, user_id, token)
-    security_event("mfa_required", user_id=user_id)
-    return token
-
-
-async def complete_login(
-    services: Services,
-    mfa_token: str,
-    proof: SecondFactor,
-    *,
-    address: str | None,
-    device_credential: str | None,
-) -> uuid.UUID:
-    """The user whose login ``mfa_token`` started, once ``proof`` checks out; the token is spent.
-
-    ``InvalidGrant`` for a bad, expired or spent token, or a wrong code; ``TooManyRequests``
-    while a code limit holds.
-    """
-    try:
-        token = services.mfa_tokens.verify(mfa_token)
-    except TokenError as error:
-        security_event("mfa_token_refused", reason=str(error))
-        raise InvalidGrant(MFA_TOKEN_DETAIL) from None
-    user_id = token.user_id
-    now = datetime.now(UTC)
-    async with services.db.read() as db:
-        if not await select_open_challenge(db, user_id, token.token_id, now):
-            security_event("mfa_token_refused", user_id=user_id, reason="spent or expired")
-            raise InvalidGrant(MFA_TOKEN_DETAIL)
-    device = devices.recognised_device(services, device_credential, user_id)
-    async with (
-        _code_attempt(services, user_id, device, address, failure=WrongCode),
-        services.db.write() as db,
-    ):
-        if not await check_second_factor(services, db, user_id, proof):
-            raise WrongCode(WRONG_CODE_DETAIL)
-        if not await delete_challenge(db, user_id, token.token_id, now):
-            raise InvalidGrant(MFA_TOKEN_DETAIL)  # spent by a concurrent request: roll back
-    return user_id
 
 
 async def check_second_factor(
@@ -462,13 +359,15 @@ def _secret(services: Services, factor: FactorRecord) -> str:
         return ""
 
 
-def _code_attempt(
+def code_attempt(
     services: Services,
     user_id: uuid.UUID,
     device: str | None,
     address: str | None,
     failure: type[Exception] = ValidationFailed,
 ) -> AbstractAsyncContextManager[None]:
+    """A code check of the user under the second-factor limits: on the account's counter, or
+    on that of a known ``device``, and on the client ``address``'s."""
     return services.limits.password_attempt(
         str(user_id), address=address, device=device, failure=failure, factor="otp"
     )

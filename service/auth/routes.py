@@ -24,7 +24,7 @@ from werkzeug.datastructures import Headers
 
 from service.accounts import verification
 from service.accounts.routes import refuse_email_field
-from service.auth import devices, mfa, refresh_cookie, sessions, users
+from service.auth import devices, mfa, mfa_login, refresh_cookie, sessions, users
 from service.auth.bearer import BEARER_SECURITY, bearer_token, current_principal, login_required
 from service.auth.mfa_schemas import LoginAnswer, MfaChallenge, MfaLoginRequest
 from service.auth.schemas import (
@@ -158,7 +158,7 @@ async def login() -> tuple[LoginAnswer, int, Headers]:
         address=address,
         device_credential=devices.presented_credential(services(), grant.device_token),
     )
-    pending = await mfa.challenge(services(), user.id)
+    pending = await mfa_login.challenge(services(), user.id)
     if pending is not None:
         return LoginAnswer(_mfa_challenge(pending.value, pending.expires_at)), 200, NO_STORE
     return await _new_login(user.id, sessions.PASSWORD_AMR, address, cookie_mode=cookie_mode)
@@ -188,7 +188,7 @@ async def login_mfa() -> tuple[LoginAnswer, int, Headers]:
     if cookie_mode:
         refresh_cookie.check(services())
     address = client_address()
-    user_id = await mfa.complete_login(
+    user_id = await mfa_login.complete_login(
         services(),
         body.mfa_token,
         mfa.SecondFactor(code=body.code, recovery_code=body.recovery_code),
