@@ -2,7 +2,8 @@
 each rule (replayed codes and tokens, wrong token kinds, stolen sessions).
 
 Codes come from a real TOTP clock (``tests/mfa_helpers.py``). Guessing limits are
-``tests/test_mfa_guessing.py``.
+``tests/test_mfa_guessing.py``; what a pending ``mfa_token`` is bound to,
+``tests/test_mfa_token_binding.py``.
 """
 
 from __future__ import annotations
