@@ -10,6 +10,9 @@ only a session would let a stolen access token swap the victim's authenticator f
 thief's. Turning the factor on or off ends every other session of the account (a session that
 an attacker may hold started under the old rules) and is a security event.
 
+**Guesses**: every code checked here counts on the account's own second-factor counters
+(``service.auth.mfa_state``), whatever session asks, never on the password's.
+
 **Codes** are accepted once: the account's last accepted time step is stored and a code must be
 of a later step (``service.security.totp``), checked and recorded in one conditional UPDATE, so
 two requests with one code cannot both pass.
@@ -19,14 +22,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service.auth import sessions, users
+from service.auth import mfa_state, sessions, users
 from service.db import Reader, Writer, record
 from service.db.models import MfaChallenge, RecoveryCode, TotpFactor
 from service.errors import Conflict, NotFound, Unauthorized, ValidationFailed
@@ -231,11 +233,12 @@ async def confirm_enrolment(
     """Turn the pending factor on with its first code; the new recovery codes.
 
     ``Conflict`` without a pending enrolment; a wrong code is a ``ValidationFailed`` on
-    ``code``, limited per session like a wrong current password. Every other session ends.
+    ``code``, counted on the account's code limits. Every other session ends.
     """
     async with services.db.read() as db:
         factor = await select_factor(db, user_id)
-    if factor is None or factor.confirmed_at is not None:
+        state = await mfa_state.select_state(db, user_id)
+    if factor is None or state is None or factor.confirmed_at is not None:
         raise Conflict(
             ALREADY_ON
             if factor is not None
@@ -243,7 +246,7 @@ async def confirm_enrolment(
         )
     codes = recovery_codes.new_codes()
     now = datetime.now(UTC)
-    async with code_attempt(services, user_id, f"session:{session_id}", address):
+    async with mfa_state.code_attempt(services, user_id, state, address):
         step = services.totp.matching_step(_secret(services, factor), code, after=factor.last_step)
         if step is None:
             _code_refused(user_id, "wrong_code", purpose="enrolment")
@@ -274,13 +277,14 @@ async def turn_off(
     field. Every other session ends.
     """
     async with services.db.read() as db:
-        if not await select_is_enabled(db, user_id):
+        state = await mfa_state.select_state(db, user_id)
+        if state is None or not await select_is_enabled(db, user_id):
             raise NotFound("No TOTP authenticator is on for this account.")
     await users.confirm_password(services, user_id, session_id, current_password, address=address)
     field = "code" if proof.code is not None else "recovery_code"
     now = datetime.now(UTC)
     async with (
-        code_attempt(services, user_id, f"session:{session_id}", address),
+        mfa_state.code_attempt(services, user_id, state, address),
         services.db.write() as db,
     ):
         await _require_live_session(db, user_id, session_id, now)
@@ -357,20 +361,6 @@ def _secret(services: Services, factor: FactorRecord) -> str:
             "mfa_secret_unreadable", level=logging.ERROR, user_id=factor.user_id, reason=str(error)
         )
         return ""
-
-
-def code_attempt(
-    services: Services,
-    user_id: uuid.UUID,
-    device: str | None,
-    address: str | None,
-    failure: type[Exception] = ValidationFailed,
-) -> AbstractAsyncContextManager[None]:
-    """A code check of the user under the second-factor limits: on the account's counter, or
-    on that of a known ``device``, and on the client ``address``'s."""
-    return services.limits.password_attempt(
-        str(user_id), address=address, device=device, failure=failure, factor="otp"
-    )
 
 
 def _code_refused(user_id: uuid.UUID, reason: str, purpose: str = "verification") -> None:

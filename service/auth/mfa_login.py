@@ -7,8 +7,10 @@ account's credential state (``service.auth.mfa_state``), until a code or a recov
 it, so it completes one login at most, and none once the password or the factor changed or the
 account was disabled: such a token is refused exactly as an expired one.
 
-Wrong codes count on the account's own second-factor counter, or on that of a known device (a
-device credential of this account), like passwords (``service.limits``).
+Wrong codes count per account in its credential state, whatever device credential the client
+presents, so no number of devices or addresses multiplies a guesser's allowance; only someone
+who knows the password gets this far, so the owner's devices get no allowance of their own
+(``service.limits``, docs/mfa.md).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, insert, select
 
-from service.auth import devices, mfa, mfa_state
+from service.auth import mfa, mfa_state
 from service.db import Reader, Writer
 from service.db.models import MfaChallenge
 from service.errors import InvalidGrant
@@ -96,12 +98,7 @@ async def challenge(services: Services, user_id: uuid.UUID) -> IssuedMfaToken | 
 
 
 async def complete_login(
-    services: Services,
-    mfa_token: str,
-    proof: mfa.SecondFactor,
-    *,
-    address: str | None,
-    device_credential: str | None,
+    services: Services, mfa_token: str, proof: mfa.SecondFactor, *, address: str | None
 ) -> uuid.UUID:
     """The user whose login ``mfa_token`` started, once ``proof`` checks out; the token is spent.
 
@@ -117,10 +114,9 @@ async def complete_login(
     user_id = token.user_id
     now = datetime.now(UTC)
     async with services.db.read() as db:
-        await _open_state(db, user_id, token.token_id, now)
-    device = devices.recognised_device(services, device_credential, user_id)
+        state = await _open_state(db, user_id, token.token_id, now)
     async with (
-        mfa.code_attempt(services, user_id, device, address, failure=WrongCode),
+        mfa_state.code_attempt(services, user_id, state, address, failure=WrongCode),
         services.db.write() as db,
     ):
         # Spent first, by the state read in this transaction: a password or factor change

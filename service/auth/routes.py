@@ -177,9 +177,10 @@ async def login_mfa() -> tuple[LoginAnswer, int, Headers]:
     `code` is the six digits the authenticator app shows (the previous or next 30-second
     code is accepted too, for clock drift; each code works once), or send `recovery_code`
     instead. The answer is that of a login: a new session's tokens and a device credential.
-    The `mfa_token` is spent by the login it completes; a bad, expired or spent one, or a
-    wrong code, is `400` with `error: invalid_grant`. Wrong codes are limited per account (or
-    per device credential, as at `/login`) and per address: `429` with `Retry-After`.
+    The `mfa_token` is spent by the login it completes; a bad, expired or spent one, one from
+    before a password or second-factor change, or a wrong code, is `400` with
+    `error: invalid_grant`. Wrong codes are limited per account, whatever device credential
+    comes with them, and per address: `429` with `Retry-After`.
     `?cookie=true` puts the refresh token in the cookie, with the same CSRF rules as at
     `/login`.
     """
@@ -193,7 +194,6 @@ async def login_mfa() -> tuple[LoginAnswer, int, Headers]:
         body.mfa_token,
         mfa.SecondFactor(code=body.code, recovery_code=body.recovery_code),
         address=address,
-        device_credential=devices.presented_credential(services(), body.device_token),
     )
     return await _new_login(
         user_id, sessions.PASSWORD_AND_OTP_AMR, address, cookie_mode=cookie_mode
