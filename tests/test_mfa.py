@@ -1,9 +1,9 @@
 """The TOTP second factor over HTTP: enrolment, the login's second step, removal, and attacks on
-each rule (replayed codes and tokens, wrong token kinds, guessing, stolen sessions).
+each rule (replayed codes and tokens, wrong token kinds, stolen sessions).
 
-Codes come from a real TOTP clock: the service's ``Totp.clock`` is set to a chosen instant
-and the test computes the code of that instant with ``pyotp`` from the secret the enrolment
-answer handed out, as an authenticator app would.
+Codes come from a real TOTP clock (``tests/mfa_helpers.py``). Guessing limits are
+``tests/test_mfa_guessing.py``; what a pending ``mfa_token`` is bound to,
+``tests/test_mfa_token_binding.py``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,7 @@ import asyncio
 import base64
 import json
 import logging
-import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pyotp
@@ -25,65 +22,21 @@ from quart.typing import TestClientProtocol as Client
 from sqlalchemy import select
 
 from service.db.models import TotpFactor
-from service.security.mfa_tokens import MfaTokens
 from service.services import services
 from tests.auth_helpers import assert_access_refused, assert_access_works, bearer, refresh
-from tests.conftest import Account, AppFactory, app_factory, sign_up
-
-#: An instant in the middle of a 30-second step, so that +-1 step is unambiguous.
-T0 = (int(time.time()) // 30) * 30 + 15
-
-
-@dataclass
-class Enrolled:
-    """An account with its factor on, as its owner holds it."""
-
-    account: Account
-    totp: pyotp.TOTP
-    recovery_codes: list[str]
-
-
-def at(app: Quart, instant: float) -> None:
-    """Set the service's TOTP clock."""
-    services(app).totp.clock = lambda: instant
-
-
-async def start(client: Client, account: Account) -> Any:
-    return await client.post(
-        "/me/mfa/totp", json={"current_password": account.password}, headers=account.headers
-    )
-
-
-async def enrol(app: Quart, client: Client, account: Account) -> Enrolled:
-    at(app, T0)
-    response = await start(client, account)
-    assert response.status_code == 200, await response.get_data(as_text=True)
-    totp = pyotp.parse_uri((await response.get_json())["otpauth_uri"])
-    assert isinstance(totp, pyotp.TOTP)
-    confirmed = await client.post(
-        "/me/mfa/totp/confirm", json={"code": totp.at(T0)}, headers=account.headers
-    )
-    assert confirmed.status_code == 200, await confirmed.get_data(as_text=True)
-    return Enrolled(account, totp, (await confirmed.get_json())["recovery_codes"])
-
-
-async def password_step(client: Client, account: Account) -> Any:
-    response = await client.post(
-        "/login", form={"username": account.username, "password": account.password}
-    )
-    assert response.status_code == 200, await response.get_data(as_text=True)
-    return await response.get_json()
-
-
-async def mfa_token(client: Client, account: Account) -> str:
-    body = await password_step(client, account)
-    assert body["mfa_required"] is True
-    token: str = body["mfa_token"]
-    return token
-
-
-async def second_step(client: Client, token: str, **proof: str) -> Any:
-    return await client.post("/login/mfa", json={"mfa_token": token, **proof})
+from tests.conftest import Account
+from tests.mfa_helpers import (
+    T0,
+    Enrolled,
+    at,
+    enrol,
+    expired_mfa_token,
+    mfa_token,
+    password_step,
+    remove,
+    second_step,
+    start,
+)
 
 
 def _payload(token: str) -> dict[str, Any]:
@@ -405,17 +358,10 @@ async def test_an_expired_mfa_token_is_refused(
     app: Quart, client: Client, enrolled: Enrolled
 ) -> None:
     await mfa_token(client, enrolled.account)
-    service = services(app)
-    old = MfaTokens(
-        keys=service.tokens.keys,
-        issuer=service.settings.jwt_issuer,
-        audience=service.settings.jwt_audience,
-        ttl=60,
-        clock=lambda: time.time() - 120,
-    ).issue(uuid.UUID(enrolled.account.id))
+    old = expired_mfa_token(app, enrolled.account.id)
     at(app, T0 + 30)
 
-    response = await second_step(client, old.value, code=enrolled.totp.at(T0 + 30))
+    response = await second_step(client, old, code=enrolled.totp.at(T0 + 30))
 
     assert response.status_code == 400
 
@@ -533,116 +479,7 @@ async def test_another_accounts_recovery_code_is_refused(
     assert response.status_code == 400
 
 
-# --- guessing -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def make_app(database_url: str) -> AsyncIterator[AppFactory]:
-    limits = {
-        "auth_requests_per_minute": 0,
-        "login_failures_per_username": 3,
-        "login_failures_per_device": 3,
-    }
-    async with app_factory(database_url, limits) as build:
-        yield build
-
-
-async def test_wrong_codes_are_limited_per_account_even_for_the_right_code_then(
-    make_app: AppFactory, security_events: list[logging.LogRecord]
-) -> None:
-    app = await make_app()
-    client = app.test_client()
-    enrolled = await enrol(app, client, await sign_up(client, "carol"))
-    at(app, T0 + 30)
-    wrong = enrolled.totp.at(T0 + 3000)
-    guesser = app.test_client()  # holds the password, but no device cookie of the owner's
-    for _ in range(3):
-        token = await mfa_token(guesser, enrolled.account)
-        assert (await second_step(guesser, token, code=wrong)).status_code == 400
-
-    token = await mfa_token(guesser, enrolled.account)
-    blocked = await second_step(guesser, token, code=enrolled.totp.at(T0 + 30))
-
-    assert blocked.status_code == 429
-    assert int(blocked.headers["Retry-After"]) > 0
-    assert "wrong codes" in (await blocked.get_json())["detail"]
-    assert any("limit=otp_account" in record.getMessage() for record in security_events)
-
-
-async def test_wrong_codes_do_not_use_up_the_password_allowance(make_app: AppFactory) -> None:
-    app = await make_app()
-    client = app.test_client()
-    enrolled = await enrol(app, client, await sign_up(client, "carol"))
-    at(app, T0 + 30)
-    guesser = app.test_client()
-    for _ in range(3):
-        token = await mfa_token(guesser, enrolled.account)
-        await second_step(guesser, token, code=enrolled.totp.at(T0 + 3000))
-
-    assert "mfa_token" in await password_step(guesser, enrolled.account)
-
-
-async def test_a_known_device_is_not_locked_out_by_a_guesser_with_the_password(
-    make_app: AppFactory,
-) -> None:
-    """The owner's device credential counts its wrong codes on its own counter."""
-    app = await make_app()
-    owner = app.test_client()
-    account = await sign_up(owner, "carol")
-    enrolled = await enrol(app, owner, account)
-    at(app, T0 + 30)
-    first = await second_step(
-        owner, await mfa_token(owner, account), code=enrolled.totp.at(T0 + 30)
-    )
-    device_token = (await first.get_json())["device_token"]
-    thief = app.test_client()
-    for _ in range(4):
-        token = await mfa_token(thief, account)
-        await second_step(thief, token, code=enrolled.totp.at(T0 + 3000))
-    at(app, T0 + 60)
-
-    response = await owner.post(
-        "/login/mfa",
-        json={
-            "mfa_token": await mfa_token(owner, account),
-            "code": enrolled.totp.at(T0 + 60),
-            "device_token": device_token,
-        },
-    )
-
-    assert response.status_code == 200
-
-
-async def test_wrong_first_codes_are_limited_too(make_app: AppFactory) -> None:
-    app = await make_app()
-    client = app.test_client()
-    account = await sign_up(client, "carol")
-    at(app, T0)
-    secret = (await (await start(client, account)).get_json())["secret"]
-    for _ in range(3):
-        response = await client.post(
-            "/me/mfa/totp/confirm",
-            json={"code": pyotp.TOTP(secret).at(T0 + 3000)},
-            headers=account.headers,
-        )
-        assert response.status_code == 422
-
-    response = await client.post(
-        "/me/mfa/totp/confirm", json={"code": pyotp.TOTP(secret).at(T0)}, headers=account.headers
-    )
-
-    assert response.status_code == 429
-
-
 # --- turning it off -------------------------------------------------------------------------
-
-
-async def remove(client: Client, account: Account, **body: str) -> Any:
-    return await client.delete(
-        "/me/mfa/totp",
-        json={"current_password": account.password, **body},
-        headers=account.headers,
-    )
 
 
 async def test_turning_it_off_needs_password_and_code_and_ends_other_sessions(

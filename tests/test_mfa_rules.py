@@ -1,8 +1,9 @@
 """The second factor's rules on their own: TOTP steps, the secret box, recovery codes, the
-``mfa_token`` kind, and the settings of the encryption key."""
+``mfa_token`` kind and the key it is stored under, and the settings of the encryption key."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from pydantic import ValidationError
 
 from service.keyring import mfa_encryption_key
 from service.security import keys, recovery_codes
+from service.security.account_tokens import password_binding
 from service.security.devices import DeviceCredentials
-from service.security.mfa_tokens import MFA_TYP, MfaTokens
+from service.security.mfa_tokens import MFA_TYP, MfaTokens, challenge_key
 from service.security.secret_box import SecretBox, SecretBoxError, decode_key, new_key
 from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError, TokenService
 from service.security.totp import Totp
@@ -206,6 +208,26 @@ def test_an_mfa_token_of_another_audience_is_refused(
 
     with pytest.raises(TokenError):
         mfa_tokens.verify(other.issue(USER).value)
+
+
+def test_a_stored_mfa_token_key_changes_with_the_password_or_the_factor() -> None:
+    """What the database keeps of an ``mfa_token`` names its ``jti`` and the credentials it was
+    issued under: another password hash or another factor secret gives another key."""
+    issued_under = password_binding("$bcrypt-sha256$hash-1", "sealed-1")
+    key = challenge_key("jti", issued_under)
+
+    assert challenge_key("jti", issued_under) == key
+    assert challenge_key("jti", password_binding("$bcrypt-sha256$hash-2", "sealed-1")) != key
+    assert challenge_key("jti", password_binding("$bcrypt-sha256$hash-1", "sealed-2")) != key
+    assert challenge_key("jti", password_binding("$bcrypt-sha256$hash-1")) != key
+    assert challenge_key("other-jti", issued_under) != key
+
+
+def test_a_reset_links_binding_is_unchanged_by_the_factor_argument() -> None:
+    """Reset links stored before the factor argument existed must still match."""
+    digest = hashlib.sha256(b"$bcrypt-sha256$hash-1").hexdigest()
+
+    assert password_binding("$bcrypt-sha256$hash-1") == digest
 
 
 # --- settings -------------------------------------------------------------------------------

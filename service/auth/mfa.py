@@ -1,5 +1,5 @@
-"""The TOTP second factor of an account: enrolment, confirmation, removal, and the second step
-of a login.
+"""The TOTP second factor of an account: enrolment, confirmation, removal, and the check of a
+code or a recovery code (the login's second step, which uses it, is ``service.auth.mfa_login``).
 
 **Enrolment** (OWASP ASVS 5.0 chapter V6, the OWASP MFA cheat sheet): the caller re-enters the
 password, gets a new secret (as an ``otpauth://`` URI, a QR code and the base32 text) and
@@ -10,13 +10,8 @@ only a session would let a stolen access token swap the victim's authenticator f
 thief's. Turning the factor on or off ends every other session of the account (a session that
 an attacker may hold started under the old rules) and is a security event.
 
-**Login**: a correct password of an account with a confirmed factor gets an ``mfa_token``
-(``service.security.mfa_tokens``) instead of a session. Its ``jti`` is stored until it is spent
-at ``/login/mfa`` with a code or a recovery code, so it completes one login at most. Wrong
-codes count on the account's own second-factor counter, or on that of a known device (a device
-credential of this account), like passwords (``service.limits``): whoever knows the password
-can use up the account's allowance, but not that of a device the owner logged in from before,
-and wrong codes never use up the password allowance or the other way round.
+**Guesses**: every code checked here counts on the account's own second-factor counters
+(``service.auth.mfa_state``), whatever session asks, never on the password's.
 
 **Codes** are accepted once: the account's last accepted time step is stored and a code must be
 of a later step (``service.security.totp``), checked and recorded in one conditional UPDATE, so
@@ -27,35 +22,27 @@ from __future__ import annotations
 
 import logging
 import uuid
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service.auth import devices, sessions, users
+from service.auth import mfa_state, sessions, users
 from service.db import Reader, Writer, record
 from service.db.models import MfaChallenge, RecoveryCode, TotpFactor
-from service.errors import Conflict, InvalidGrant, NotFound, Unauthorized, ValidationFailed
+from service.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from service.security import recovery_codes
 from service.security.events import security_event
-from service.security.mfa_tokens import IssuedMfaToken
 from service.security.secret_box import SecretBoxError
-from service.security.tokens import TokenError
 from service.security.totp import Enrolment
 from service.services import Services
 
-MFA_TOKEN_DETAIL = "The mfa_token is invalid, expired or already used: log in again."  # noqa: S105
 WRONG_CODE_DETAIL = "The code is wrong, expired or already used."
 ALREADY_ON = (
     "A TOTP authenticator is already on for this account: turn it off first "
     "(DELETE /me/mfa/totp), then enrol the new one."
 )
-
-
-class WrongCode(InvalidGrant):
-    """A wrong second-factor code at ``/login/mfa``: counted on the code limits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,46 +179,6 @@ async def select_recovery_code_count(db: Reader, user_id: uuid.UUID) -> int:
     return int(count or 0)
 
 
-async def insert_challenge(db: Writer, user_id: uuid.UUID, token: IssuedMfaToken) -> None:
-    """Remember an issued ``mfa_token`` until it is spent; the user's expired ones go."""
-    now = datetime.now(UTC)
-    await db.run(
-        delete(MfaChallenge).where(MfaChallenge.user_id == user_id, MfaChallenge.expires_at < now)
-    )
-    await db.run(
-        insert(MfaChallenge).values(
-            token_id=token.token_id,
-            user_id=user_id,
-            expires_at=datetime.fromtimestamp(token.expires_at, UTC),
-        )
-    )
-
-
-async def select_open_challenge(
-    db: Reader, user_id: uuid.UUID, token_id: str, now: datetime
-) -> bool:
-    found = await db.first(
-        select(MfaChallenge.token_id).where(
-            MfaChallenge.user_id == user_id,
-            MfaChallenge.token_id == token_id,
-            MfaChallenge.expires_at > now,
-        )
-    )
-    return found is not None
-
-
-async def delete_challenge(db: Writer, user_id: uuid.UUID, token_id: str, now: datetime) -> bool:
-    """Spend an ``mfa_token``: True if it was unspent and unexpired."""
-    deleted = await db.run(
-        delete(MfaChallenge).where(
-            MfaChallenge.user_id == user_id,
-            MfaChallenge.token_id == token_id,
-            MfaChallenge.expires_at > now,
-        )
-    )
-    return deleted == 1
-
-
 # --- rules ----------------------------------------------------------------------------------
 
 
@@ -286,11 +233,12 @@ async def confirm_enrolment(
     """Turn the pending factor on with its first code; the new recovery codes.
 
     ``Conflict`` without a pending enrolment; a wrong code is a ``ValidationFailed`` on
-    ``code``, limited per session like a wrong current password. Every other session ends.
+    ``code``, counted on the account's code limits. Every other session ends.
     """
     async with services.db.read() as db:
         factor = await select_factor(db, user_id)
-    if factor is None or factor.confirmed_at is not None:
+        state = await mfa_state.select_state(db, user_id)
+    if factor is None or state is None or factor.confirmed_at is not None:
         raise Conflict(
             ALREADY_ON
             if factor is not None
@@ -298,7 +246,7 @@ async def confirm_enrolment(
         )
     codes = recovery_codes.new_codes()
     now = datetime.now(UTC)
-    async with _code_attempt(services, user_id, f"session:{session_id}", address):
+    async with mfa_state.code_attempt(services, user_id, state, address):
         step = services.totp.matching_step(_secret(services, factor), code, after=factor.last_step)
         if step is None:
             _code_refused(user_id, "wrong_code", purpose="enrolment")
@@ -329,13 +277,14 @@ async def turn_off(
     field. Every other session ends.
     """
     async with services.db.read() as db:
-        if not await select_is_enabled(db, user_id):
+        state = await mfa_state.select_state(db, user_id)
+        if state is None or not await select_is_enabled(db, user_id):
             raise NotFound("No TOTP authenticator is on for this account.")
     await users.confirm_password(services, user_id, session_id, current_password, address=address)
     field = "code" if proof.code is not None else "recovery_code"
     now = datetime.now(UTC)
     async with (
-        _code_attempt(services, user_id, f"session:{session_id}", address),
+        mfa_state.code_attempt(services, user_id, state, address),
         services.db.write() as db,
     ):
         await _require_live_session(db, user_id, session_id, now)
@@ -366,54 +315,6 @@ async def reset(services: Services, username: str) -> uuid.UUID:
     security_event("mfa_disabled", level=logging.WARNING, user_id=user.id, how="operator")
     sessions.log_revoked(user.id, revoked, how="mfa_disabled")
     return user.id
-
-
-async def challenge(services: Services, user_id: uuid.UUID) -> IssuedMfaToken | None:
-    """An ``mfa_token`` if the account has a factor on (the login needs a second step)."""
-    async with services.db.read() as db:
-        if not await select_is_enabled(db, user_id):
-            return None
-    token = services.mfa_tokens.issue(user_id)
-    async with services.db.write() as db:
-        await insert_challenge(db, user_id, token)
-    security_event("mfa_required", user_id=user_id)
-    return token
-
-
-async def complete_login(
-    services: Services,
-    mfa_token: str,
-    proof: SecondFactor,
-    *,
-    address: str | None,
-    device_credential: str | None,
-) -> uuid.UUID:
-    """The user whose login ``mfa_token`` started, once ``proof`` checks out; the token is spent.
-
-    ``InvalidGrant`` for a bad, expired or spent token, or a wrong code; ``TooManyRequests``
-    while a code limit holds.
-    """
-    try:
-        token = services.mfa_tokens.verify(mfa_token)
-    except TokenError as error:
-        security_event("mfa_token_refused", reason=str(error))
-        raise InvalidGrant(MFA_TOKEN_DETAIL) from None
-    user_id = token.user_id
-    now = datetime.now(UTC)
-    async with services.db.read() as db:
-        if not await select_open_challenge(db, user_id, token.token_id, now):
-            security_event("mfa_token_refused", user_id=user_id, reason="spent or expired")
-            raise InvalidGrant(MFA_TOKEN_DETAIL)
-    device = devices.recognised_device(services, device_credential, user_id)
-    async with (
-        _code_attempt(services, user_id, device, address, failure=WrongCode),
-        services.db.write() as db,
-    ):
-        if not await check_second_factor(services, db, user_id, proof):
-            raise WrongCode(WRONG_CODE_DETAIL)
-        if not await delete_challenge(db, user_id, token.token_id, now):
-            raise InvalidGrant(MFA_TOKEN_DETAIL)  # spent by a concurrent request: roll back
-    return user_id
 
 
 async def check_second_factor(
@@ -460,18 +361,6 @@ def _secret(services: Services, factor: FactorRecord) -> str:
             "mfa_secret_unreadable", level=logging.ERROR, user_id=factor.user_id, reason=str(error)
         )
         return ""
-
-
-def _code_attempt(
-    services: Services,
-    user_id: uuid.UUID,
-    device: str | None,
-    address: str | None,
-    failure: type[Exception] = ValidationFailed,
-) -> AbstractAsyncContextManager[None]:
-    return services.limits.password_attempt(
-        str(user_id), address=address, device=device, failure=failure, factor="otp"
-    )
 
 
 def _code_refused(user_id: uuid.UUID, reason: str, purpose: str = "verification") -> None:

@@ -116,8 +116,9 @@ class MfaLoginRequest(BaseModel):
     device_token: str | None = Field(
         None,
         max_length=MAX_TOKEN_LENGTH,
-        description="The `device_token` of an earlier login, as at `/login` (browsers send "
-        "the device cookie): wrong codes from it are limited per device.",
+        deprecated=True,
+        description="Accepted so that clients may send it as at `/login`, and ignored: wrong "
+        "codes are limited per account whatever device credential comes with them.",
     )
 
     @model_validator(mode="after")

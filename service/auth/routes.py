@@ -24,7 +24,7 @@ from werkzeug.datastructures import Headers
 
 from service.accounts import verification
 from service.accounts.routes import refuse_email_field
-from service.auth import devices, mfa, refresh_cookie, sessions, users
+from service.auth import devices, mfa, mfa_login, refresh_cookie, sessions, users
 from service.auth.bearer import BEARER_SECURITY, bearer_token, current_principal, login_required
 from service.auth.mfa_schemas import LoginAnswer, MfaChallenge, MfaLoginRequest
 from service.auth.schemas import (
@@ -158,7 +158,7 @@ async def login() -> tuple[LoginAnswer, int, Headers]:
         address=address,
         device_credential=devices.presented_credential(services(), grant.device_token),
     )
-    pending = await mfa.challenge(services(), user.id)
+    pending = await mfa_login.challenge(services(), user.id)
     if pending is not None:
         return LoginAnswer(_mfa_challenge(pending.value, pending.expires_at)), 200, NO_STORE
     return await _new_login(user.id, sessions.PASSWORD_AMR, address, cookie_mode=cookie_mode)
@@ -177,9 +177,10 @@ async def login_mfa() -> tuple[LoginAnswer, int, Headers]:
     `code` is the six digits the authenticator app shows (the previous or next 30-second
     code is accepted too, for clock drift; each code works once), or send `recovery_code`
     instead. The answer is that of a login: a new session's tokens and a device credential.
-    The `mfa_token` is spent by the login it completes; a bad, expired or spent one, or a
-    wrong code, is `400` with `error: invalid_grant`. Wrong codes are limited per account (or
-    per device credential, as at `/login`) and per address: `429` with `Retry-After`.
+    The `mfa_token` is spent by the login it completes; a bad, expired or spent one, one from
+    before a password or second-factor change, or a wrong code, is `400` with
+    `error: invalid_grant`. Wrong codes are limited per account, whatever device credential
+    comes with them, and per address: `429` with `Retry-After`.
     `?cookie=true` puts the refresh token in the cookie, with the same CSRF rules as at
     `/login`.
     """
@@ -188,12 +189,11 @@ async def login_mfa() -> tuple[LoginAnswer, int, Headers]:
     if cookie_mode:
         refresh_cookie.check(services())
     address = client_address()
-    user_id = await mfa.complete_login(
+    user_id = await mfa_login.complete_login(
         services(),
         body.mfa_token,
         mfa.SecondFactor(code=body.code, recovery_code=body.recovery_code),
         address=address,
-        device_credential=devices.presented_credential(services(), body.device_token),
     )
     return await _new_login(
         user_id, sessions.PASSWORD_AND_OTP_AMR, address, cookie_mode=cookie_mode

@@ -258,7 +258,9 @@ class RecoveryCode(Base):
 
 
 class MfaChallenge(Base):
-    """An ``mfa_token`` issued by ``/login`` and not yet spent at ``/login/mfa``, by ``jti``."""
+    """An ``mfa_token`` issued by ``/login`` and not yet spent at ``/login/mfa``: ``token_id`` is
+    its ``challenge_key``, a digest of its ``jti`` and the password and factor it was issued
+    under (``service.security.mfa_tokens``)."""
 
     __tablename__ = "mfa_challenges"
 

@@ -19,10 +19,14 @@ here reads a request: callers hand in the account and the client address.
   attempts count on that device's own counter (``LOGIN_FAILURES_PER_DEVICE``) instead of the
   username's, so failures of strangers never lock it out, and its own failures never lock out
   anybody else (OWASP's device-cookie design). The address counter applies to every attempt.
-- **Second-factor codes.** A TOTP or recovery code check runs inside ``password_attempt`` with
-  ``factor="otp"``: the same sizes and window, but counters of its own, per account (the user
-  id) or per known device, so wrong codes and wrong passwords never use up each other's
-  allowance; the address counter is shared (guesses from one address count together).
+- **Second-factor codes.** A TOTP or recovery code check runs inside ``code_attempt``, on
+  counters of the account alone, whatever device credential or session comes with it: one
+  with the size and window of the username's, and a ceiling of ``CODE_FAILURE_CEILING`` wrong
+  codes (NIST SP 800-63B section 5.2.2) that lasts ``CODE_CEILING_WINDOW``. Both are keyed by
+  the account's credential state (its password and factor): only a new password or factor,
+  which a guesser holding the password cannot make, starts them again. Wrong codes and wrong
+  passwords never use up each other's allowance; the address counter is shared (guesses from
+  one address count together).
 - **Request limits.** ``admit_request`` lets one client address send bursts of
   ``AUTH_REQUESTS_PER_MINUTE`` requests to each credential endpoint, then that many a minute.
 - **Mail limits.** ``admit_mail`` lets each subject (an account, an email address, a client
@@ -42,9 +46,8 @@ import hashlib
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal
 
 from service.errors import InvalidGrant, TooManyRequests
 from service.limits.stores import LimitStore, MemoryLimitStore, Quota, RedisLimitStore
@@ -58,11 +61,18 @@ REQUEST_PERIOD = 60.0
 #: The mail limit's period, seconds.
 MAIL_PERIOD = 3600.0
 
-#: What a limited check is of: a password, or a second-factor code (TOTP or recovery code).
-Factor = Literal["password", "otp"]
+#: Wrong second-factor codes one account takes in one credential state, at most: the ceiling of
+#: NIST SP 800-63B section 5.2.2 on failed attempts per account, which no number of devices,
+#: addresses or windows multiplies.
+CODE_FAILURE_CEILING = 100
+#: Seconds the ceiling's count lasts from its first failure (a stored counter needs an end).
+CODE_CEILING_WINDOW = 365 * 24 * 3600
 
 FAILED_PASSWORDS = "Too many failed password attempts; try again after the Retry-After delay."
 FAILED_CODES = "Too many wrong codes; try again after the Retry-After delay."
+FAILED_CODES_CEILING = (
+    "Too many wrong codes for this account: a new password (or the operator) lifts this block."
+)
 TOO_MANY_REQUESTS = "Too many requests; try again after the Retry-After delay."
 TOO_MANY_MESSAGES = "Too many messages asked for; try again after the Retry-After delay."
 
@@ -83,54 +93,71 @@ class Limits:
         )
         return cls(settings, store)
 
-    def quotas(
-        self,
-        account: str,
-        address: str | None,
-        device: str | None = None,
-        factor: Factor = "password",
-    ) -> list[Quota]:
-        """The counters a check of ``account``'s ``factor`` is counted on: the account's, or
-        the ``device``'s if one is named; and the ``address``'s if given."""
+    def quotas(self, account: str, address: str | None, device: str | None = None) -> list[Quota]:
+        """The counters a password check of ``account`` is counted on: the account's, or the
+        ``device``'s if one is named; and the ``address``'s if given."""
         settings = self.settings
         window = settings.login_failure_window
-        prefix = "fail:" if factor == "password" else "fail:otp:"
         if device is None:
             first = Quota(
-                "username" if factor == "password" else "otp_account",
-                f"{prefix}user:{account_digest(account)}",
+                "username",
+                f"fail:user:{account_digest(account)}",
                 settings.login_failures_per_username,
                 window,
             )
         else:
             first = Quota(
-                "device" if factor == "password" else "otp_device",
-                f"{prefix}device:{account_digest(device)}",
+                "device",
+                f"fail:device:{account_digest(device)}",
                 settings.login_failures_per_device,
                 window,
             )
-        quotas = [first]
-        if address is not None:
-            quotas.append(
-                Quota(
-                    "address",
-                    f"fail:addr:{address_key(address)}",
-                    settings.login_failures_per_address,
-                    window,
-                )
-            )
-        return quotas
+        return [first, *self._address_quota(address)]
 
-    @asynccontextmanager
-    async def password_attempt(
+    def code_quotas(self, account: str, state: str, address: str | None) -> list[Quota]:
+        """The counters a second-factor code check of ``account`` (the user id) is counted on:
+        the ceiling and the window of the account in its credential ``state`` (a digest of its
+        password and factor), and the ``address``'s if given. No device is asked for: a
+        credential or a session must not buy a guesser more codes."""
+        settings = self.settings
+        counted = account_digest(f"{account}:{state}")
+        return [
+            Quota(
+                "otp_ceiling",
+                f"fail:otp:ceiling:{counted}",
+                CODE_FAILURE_CEILING,
+                CODE_CEILING_WINDOW,
+            ),
+            Quota(
+                "otp_account",
+                f"fail:otp:user:{counted}",
+                settings.login_failures_per_username,
+                settings.login_failure_window,
+            ),
+            *self._address_quota(address),
+        ]
+
+    def _address_quota(self, address: str | None) -> list[Quota]:
+        if address is None:
+            return []
+        settings = self.settings
+        return [
+            Quota(
+                "address",
+                f"fail:addr:{address_key(address)}",
+                settings.login_failures_per_address,
+                settings.login_failure_window,
+            )
+        ]
+
+    def password_attempt(
         self,
         account: str,
         *,
         address: str | None,
         device: str | None = None,
         failure: type[Exception] = InvalidGrant,
-        factor: Factor = "password",
-    ) -> AsyncIterator[None]:
+    ) -> AbstractAsyncContextManager[None]:
         """Run a password check under the failure limits.
 
         ``account`` is the username in its key form (``users.username_key``), whether or not
@@ -140,10 +167,38 @@ class Limits:
         unknown client; a known one is counted on its own counter instead of the username's.
         Raises ``TooManyRequests`` before the check while a limit holds. ``failure`` raised
         inside means a wrong password, which stays counted; success or any other error gives
-        the attempt back. ``factor`` ``otp`` counts a second-factor code on its own counters
-        (``account`` is then the user id).
+        the attempt back.
         """
-        quotas = self.quotas(account, address, device, factor)
+        quotas = self.quotas(account, address, device)
+        return self._attempt(quotas, failure, FAILED_PASSWORDS, account=account, device=device)
+
+    def code_attempt(
+        self,
+        account: str,
+        state: str,
+        *,
+        address: str | None,
+        failure: type[Exception] = InvalidGrant,
+    ) -> AbstractAsyncContextManager[None]:
+        """Run a second-factor code check (TOTP or recovery code) under the code limits, as
+        ``password_attempt`` runs a password check. ``account`` is the user id and ``state``
+        the ``password_binding`` of the account's password and factor."""
+        quotas = self.code_quotas(account, state, address)
+        return self._attempt(quotas, failure, FAILED_CODES, account=account)
+
+    @asynccontextmanager
+    async def _attempt(
+        self,
+        quotas: list[Quota],
+        failure: type[Exception],
+        detail: str,
+        *,
+        account: str,
+        device: str | None = None,
+    ) -> AsyncIterator[None]:
+        """Reserve one attempt on every quota (``TooManyRequests`` with ``detail`` while one is
+        full); keep it when ``failure`` is raised inside, give it back on success or any other
+        error."""
         blocked = await self.store.reserve(quotas)
         if blocked is not None:
             quota, retry_after = blocked
@@ -153,7 +208,8 @@ class Limits:
                 account=account_digest(account),
                 device=account_digest(device) if device is not None else None,
             )
-            detail = FAILED_PASSWORDS if factor == "password" else FAILED_CODES
+            if quota.name == "otp_ceiling":
+                detail = FAILED_CODES_CEILING
             raise TooManyRequests(detail, retry_after=retry_after)
         try:
             yield

@@ -7,7 +7,9 @@ hash is needed (OWASP ASVS 5.0, V6.4 and V7.2). The values are opaque, not JWTs,
 verifier of access and refresh tokens refuses them whatever they are presented as.
 
 ``password_binding`` ties a reset token to the password it may replace: any change of the
-password hash, whatever made it, kills the tokens issued before.
+password hash, whatever made it, kills the tokens issued before. An ``mfa_token`` is bound the
+same way, to the password and the second factor it was issued under
+(``service.security.mfa_tokens``).
 """
 
 from __future__ import annotations
@@ -40,9 +42,15 @@ def token_digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def password_binding(password_hash: str) -> str:
-    """What a reset token remembers of the password it was issued for (a digest of its hash)."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()
+def password_binding(password_hash: str, factor: str = "") -> str:
+    """What a token remembers of the credentials it was issued under: a digest of the password
+    hash, and of the second factor (its stored secret) when one is given.
+
+    A reset token is bound to the password alone; an ``mfa_token`` to both, so a new password
+    or a new factor (even one turned off and on again) kills it.
+    """
+    material = f"{password_hash}\n{factor}" if factor else password_hash
+    return hashlib.sha256(material.encode()).hexdigest()
 
 
 def email_key(email: str) -> str:

@@ -8,6 +8,11 @@ session token must carry), so it is never accepted as an access or refresh token
 those as an ``mfa_token`` (RFC 8725 section 3.11). Its claims are ``iss``, ``aud``, ``sub``
 (the user id), ``jti`` (a random id the database keeps until the token is spent, which makes
 it single-use), ``iat``, ``nbf`` and ``exp``.
+
+The database keeps the ``jti`` bound to the credentials the token was issued under, as a reset
+link is bound to its password (``password_binding``): ``challenge_key`` digests the two, so a
+token stops matching its stored row once the password or the second factor changes, whatever
+changed it (a password change or reset, the factor turned off, or off and on again).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from service.security.account_tokens import token_digest
 from service.security.keys import KeySet
 from service.security.tokens import TokenError
 from service.security.user_tokens import UserTokens, subject
@@ -67,3 +73,9 @@ class MfaTokens:
             raise TokenError("a session token is not an mfa_token")
         user_id, token_id = subject(claims)
         return VerifiedMfaToken(user_id=user_id, token_id=token_id)
+
+
+def challenge_key(token_id: str, binding: str) -> str:
+    """What the database keeps of an issued ``mfa_token``: a digest of its ``jti`` and of the
+    ``password_binding`` of the password and factor it was issued under."""
+    return token_digest(f"{token_id}:{binding}")

@@ -1,0 +1,152 @@
+"""The second step of a login with the TOTP factor on: the ``mfa_token``'s stored challenge and
+its spending at ``/login/mfa``.
+
+A correct password of an account with a confirmed factor gets an ``mfa_token``
+(``service.security.mfa_tokens``) instead of a session. Its ``jti`` is stored, bound to the
+account's credential state (``service.auth.mfa_state``), until a code or a recovery code spends
+it, so it completes one login at most, and none once the password or the factor changed or the
+account was disabled: such a token is refused exactly as an expired one.
+
+Wrong codes count per account in its credential state, whatever device credential the client
+presents, so no number of devices or addresses multiplies a guesser's allowance; only someone
+who knows the password gets this far, so the owner's devices get no allowance of their own
+(``service.limits``, docs/mfa.md).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, insert, select
+
+from service.auth import mfa, mfa_state
+from service.db import Reader, Writer
+from service.db.models import MfaChallenge
+from service.errors import InvalidGrant
+from service.security.events import security_event
+from service.security.mfa_tokens import IssuedMfaToken, challenge_key
+from service.security.tokens import TokenError
+from service.services import Services
+
+MFA_TOKEN_DETAIL = "The mfa_token is invalid, expired or already used: log in again."  # noqa: S105
+
+
+class WrongCode(InvalidGrant):
+    """A wrong second-factor code at ``/login/mfa``: counted on the code limits."""
+
+
+# --- data functions -------------------------------------------------------------------------
+
+
+async def insert_challenge(
+    db: Writer, user_id: uuid.UUID, key: str, token: IssuedMfaToken, now: datetime
+) -> None:
+    """Remember an issued ``mfa_token`` by its ``challenge_key`` until it is spent; the user's
+    expired ones go."""
+    await db.run(
+        delete(MfaChallenge).where(MfaChallenge.user_id == user_id, MfaChallenge.expires_at < now)
+    )
+    await db.run(
+        insert(MfaChallenge).values(
+            token_id=key,
+            user_id=user_id,
+            expires_at=datetime.fromtimestamp(token.expires_at, UTC),
+        )
+    )
+
+
+async def select_open_challenge(db: Reader, user_id: uuid.UUID, key: str, now: datetime) -> bool:
+    found = await db.first(
+        select(MfaChallenge.token_id).where(
+            MfaChallenge.user_id == user_id,
+            MfaChallenge.token_id == key,
+            MfaChallenge.expires_at > now,
+        )
+    )
+    return found is not None
+
+
+async def delete_challenge(db: Writer, user_id: uuid.UUID, key: str, now: datetime) -> bool:
+    """Spend an ``mfa_token``: True if it was unspent and unexpired."""
+    deleted = await db.run(
+        delete(MfaChallenge).where(
+            MfaChallenge.user_id == user_id,
+            MfaChallenge.token_id == key,
+            MfaChallenge.expires_at > now,
+        )
+    )
+    return deleted == 1
+
+
+# --- rules ----------------------------------------------------------------------------------
+
+
+async def challenge(services: Services, user_id: uuid.UUID) -> IssuedMfaToken | None:
+    """An ``mfa_token`` if the account has a factor on (the login needs a second step), bound
+    to the account's password and factor as they are now."""
+    async with services.db.read() as db:
+        state = await mfa_state.select_state(db, user_id)
+    if state is None or not state.factor_login:
+        return None
+    token = services.mfa_tokens.issue(user_id)
+    async with services.db.write() as db:
+        key = challenge_key(token.token_id, state.binding)
+        await insert_challenge(db, user_id, key, token, datetime.now(UTC))
+    security_event("mfa_required", user_id=user_id)
+    return token
+
+
+async def complete_login(
+    services: Services, mfa_token: str, proof: mfa.SecondFactor, *, address: str | None
+) -> uuid.UUID:
+    """The user whose login ``mfa_token`` started, once ``proof`` checks out; the token is spent.
+
+    ``InvalidGrant`` for a bad, expired or spent token, one issued under another password or
+    factor, or one of a disabled account; ``WrongCode`` for a wrong code; ``TooManyRequests``
+    while a code limit holds.
+    """
+    try:
+        token = services.mfa_tokens.verify(mfa_token)
+    except TokenError as error:
+        security_event("mfa_token_refused", reason=str(error))
+        raise InvalidGrant(MFA_TOKEN_DETAIL) from None
+    user_id = token.user_id
+    now = datetime.now(UTC)
+    async with services.db.read() as db:
+        state = await _open_state(db, user_id, token.token_id, now)
+    async with (
+        mfa_state.code_attempt(services, user_id, state, address, failure=WrongCode),
+        services.db.write() as db,
+    ):
+        # Spent first, by the state read in this transaction: a password or factor change
+        # committed since the read above leaves nothing to spend, and a wrong code below rolls
+        # the spending back.
+        current = await mfa_state.select_state(db, user_id)
+        if (
+            current is None
+            or not current.factor_login
+            or not await delete_challenge(
+                db, user_id, challenge_key(token.token_id, current.binding), now
+            )
+        ):
+            raise InvalidGrant(MFA_TOKEN_DETAIL)
+        if not await mfa.check_second_factor(services, db, user_id, proof):
+            raise WrongCode(mfa.WRONG_CODE_DETAIL)
+    return user_id
+
+
+async def _open_state(
+    db: Reader, user_id: uuid.UUID, token_id: str, now: datetime
+) -> mfa_state.CredentialState:
+    """The account's credential state if the token with ``token_id`` is still open in it, else
+    ``InvalidGrant`` before any code is checked or counted."""
+    state = await mfa_state.select_state(db, user_id)
+    if state is None or not state.factor_login:
+        reason = "no account" if state is None else "account disabled or factor off"
+    elif not await select_open_challenge(db, user_id, challenge_key(token_id, state.binding), now):
+        reason = "spent, expired, or issued under another password or factor"
+    else:
+        return state
+    security_event("mfa_token_refused", user_id=user_id, reason=reason)
+    raise InvalidGrant(MFA_TOKEN_DETAIL)
