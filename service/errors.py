@@ -3,7 +3,8 @@
 Handlers raise a subclass of ``ApiError``; framework errors (unknown route, wrong method, body
 too large, malformed JSON, schema violations) and database outages are mapped here too, so every
 error response has the same shape: ``{"type", "title", "status", "detail"}`` plus ``errors``
-for validation failures and ``error`` (the OAuth 2.0 code) for auth failures.
+for validation failures and, for auth failures, ``error`` (the OAuth 2.0 code) and
+``error_description`` (the ``detail`` in RFC 6749's alphabet, ``service.security.oauth_errors``).
 
 A database outage is 503 with ``Retry-After`` and one warning line naming the error's classes,
 without a traceback (an outage is an operational event, and a line per failed request is
@@ -33,6 +34,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
+from service.security.oauth_errors import error_description
 from service.security.passwords import HashingBusy
 
 PROBLEM_JSON = "application/problem+json"
@@ -175,6 +177,7 @@ def problem(
     }
     if oauth_error is not None:
         body["error"] = oauth_error
+        body["error_description"] = error_description(detail, fallback=oauth_error)
     if errors is not None:
         body["errors"] = list(errors)
     response = Response(current_app.json.dumps(body), status=status, mimetype=PROBLEM_JSON)

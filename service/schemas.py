@@ -87,6 +87,12 @@ class Problem(BaseModel):
     status: int
     detail: str
     error: str | None = Field(None, description="OAuth 2.0 error code, on auth failures.")
+    error_description: str | None = Field(
+        None,
+        pattern=r"^[\x20\x21\x23-\x5B\x5D-\x7E]+$",
+        description="With `error`: the `detail` as RFC 6749 section 5.2 allows it "
+        '(printable ASCII without `"` and `\\`).',
+    )
     errors: list[FieldError] | None = Field(None, description="Failing fields, on 422.")
 
 

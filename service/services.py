@@ -20,6 +20,7 @@ from service.db.listener import Listener
 from service.keyring import load_key_set, mfa_encryption_key
 from service.limits import Limits
 from service.mail.sender import MailSender
+from service.security import audiences
 from service.security.clients import ClientRegistry
 from service.security.devices import DeviceCredentials
 from service.security.mfa_tokens import MfaTokens
@@ -27,7 +28,7 @@ from service.security.passwords import PasswordHasher
 from service.security.secret_box import SecretBox
 from service.security.tokens import TokenService
 from service.security.totp import Totp
-from service.settings import Settings
+from service.settings import ConfigurationError, Settings
 
 _EXTENSION_KEY = "service"
 
@@ -53,16 +54,29 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
-        """Build every service; ``ConfigurationError`` if a configured key cannot be used."""
+        """Build every service; ``ConfigurationError`` if a configured key cannot be used or
+        ``JWT_AUDIENCE`` is the audience of the service's own tokens (``audiences``)."""
         key_set = load_key_set(settings)
+        own_audience = audiences.token_endpoint_audience(
+            settings.public_base_url, settings.jwt_issuer
+        )
+        try:
+            audiences.check_distinct(own_audience, settings.jwt_audience)
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from None
+        legacy = audiences.legacy_audiences(settings.jwt_audience)
         tokens = TokenService(
-            keys=key_set, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            keys=key_set,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            refresh_audience=own_audience,
         )
         devices = DeviceCredentials(
             keys=key_set,
             issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
+            audience=own_audience,
             ttl=settings.device_token_ttl,
+            legacy_audiences=legacy,
         )
         db = Database(settings)
         watch = watch_sessions(db) if settings.session_cache else None
@@ -90,8 +104,9 @@ class Services:
             mfa_tokens=MfaTokens(
                 keys=key_set,
                 issuer=settings.jwt_issuer,
-                audience=settings.jwt_audience,
+                audience=own_audience,
                 ttl=settings.mfa_token_ttl,
+                legacy_audiences=legacy,
             ),
             live_sessions=None if watch is None else watch[0],
             session_listener=None if watch is None else watch[1],

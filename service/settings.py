@@ -142,7 +142,10 @@ class Settings(BaseSettings):
     )
     jwt_issuer: str = Field("service", min_length=1, description="`iss` claim set and required.")
     jwt_audience: str = Field(
-        "service-api", min_length=1, description="`aud` claim set and required."
+        "service-api",
+        min_length=1,
+        description="`aud` of access tokens, set and required (refresh tokens, device "
+        "credentials and `mfa_token`s carry the token endpoint's URL instead).",
     )
     access_token_ttl: int = Field(
         900, ge=30, le=86_400, description="Access token lifetime, seconds."
@@ -294,7 +297,8 @@ class Settings(BaseSettings):
         "/.well-known/oauth-authorization-server publishes. Unset: emails link to "
         "http://localhost:PORT outside production, and discovery uses JWT_ISSUER when that is "
         "an http(s) URL, else answers 404. https in production (required there when email is "
-        "on), except on loopback.",
+        "on), except on loopback. Its token endpoint URL is the `aud` of refresh tokens and "
+        "device credentials: changing it ends every session.",
     )
     introspection_clients: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict,

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session as AuthlibSession
 from oauthlib.oauth2 import LegacyApplicationClient
 from requests_oauthlib import OAuth2Session
@@ -116,6 +117,24 @@ def test_authlib_refreshes_an_expiring_access_token_by_itself(
     assert len({update["token"]["access_token"] for update in updates}) == 3
     # The first refresh token is three rotations back: the server refuses it.
     assert spent(server, first["refresh_token"])
+
+
+def test_authlib_shows_the_servers_error_description(server: LiveServer, username: str) -> None:
+    """RFC 6749 section 5.2: the client's error names the code and says what went wrong."""
+    token_url = f"{server.base_url}/login"
+    with AuthlibSession(client_id="cli", leeway=5) as client:
+        with pytest.raises(OAuthError) as wrong_password:
+            client.fetch_token(token_url, username=username, password="wrong-horse-battery")
+        with pytest.raises(OAuthError) as dead_refresh:
+            client.refresh_token(token_url, refresh_token="not.a.token")
+        with pytest.raises(OAuthError) as other_grant:
+            client.fetch_token(token_url, grant_type="client_credentials")
+
+    assert str(wrong_password.value) == "invalid_grant: Invalid username or password."
+    assert dead_refresh.value.error == "invalid_grant"
+    assert dead_refresh.value.description == "The refresh token is invalid, expired or revoked."
+    assert other_grant.value.error == "unsupported_grant_type"
+    assert other_grant.value.description.startswith("Only grant_type=password")
 
 
 # --- requests-oauthlib ----------------------------------------------------------------------

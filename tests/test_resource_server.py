@@ -215,6 +215,14 @@ def test_the_resource_server_checks_every_part_of_a_token(
         tokens = log_in(server, "rs-check")
         assert offline.whoami(tokens["access_token"]).status_code == 200
         assert offline.whoami(tokens["refresh_token"]).status_code == 401
+        assert offline.whoami(tokens["device_token"]).status_code == 401
+        # Both are refused on their audience too, not only on typ: relabelled as access
+        # tokens (which takes the signing key) they still fail (RFC 8725 section 3.12).
+        access_header = header_of(tokens["access_token"])
+        for name in ("refresh_token", "device_token"):
+            assert claims_of(tokens[name])["aud"] == f"{url}/login", name
+            relabelled = sign(access_header, claims_of(tokens[name]), key, ALGORITHM)
+            assert offline.whoami(relabelled).status_code == 401, name
         for name, token in forged_variants(tokens["access_token"], key).items():
             answer = offline.whoami(token)
             assert answer.status_code == 401, name

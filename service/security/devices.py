@@ -9,8 +9,10 @@ A credential is a JWS-signed JWT like the session tokens, signed and verified wi
 key set (so it survives key rotation the way they do), with its own ``typ`` ``device+jwt``:
 it is never accepted as an access or refresh token, nor one of those as a credential (RFC 8725
 section 3.11), and it carries no ``sid``, which every session token must. Its claims are
-``iss``, ``aud``, ``sub`` (the user id), ``jti`` (a random nonce: the device's id, on which its
-failures are counted), ``iat``, ``nbf`` and ``exp`` (``DEVICE_TOKEN_TTL`` after the login).
+``iss``, ``aud`` (the token endpoint's URL, never the access tokens' audience, so a verifier
+that ignores ``typ`` refuses it too: ``service.security.audiences``), ``sub`` (the user id),
+``jti`` (a random nonce: the device's id, on which its failures are counted), ``iat``, ``nbf``
+and ``exp`` (``DEVICE_TOKEN_TTL`` after the login).
 It proves nothing but an earlier login: it never replaces a password.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -55,10 +57,19 @@ class DeviceCredentials:
         issuer: str,
         audience: str,
         ttl: int,
+        legacy_audiences: Sequence[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """Credentials carry ``audience``; verification accepts it and ``legacy_audiences``
+        (``service.security.audiences``)."""
         self._tokens = UserTokens(
-            DEVICE_TYP, keys=keys, issuer=issuer, audience=audience, ttl=ttl, clock=clock
+            DEVICE_TYP,
+            keys=keys,
+            issuer=issuer,
+            audience=audience,
+            ttl=ttl,
+            legacy_audiences=legacy_audiences,
+            clock=clock,
         )
 
     def issue(self, user_id: uuid.UUID) -> IssuedDevice:

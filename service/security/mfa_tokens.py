@@ -1,13 +1,14 @@
 """The ``mfa_token`` of a login that still needs its second factor.
 
 ``/login`` answers a correct password of an account with a second factor on with this token
-instead of a session: it proves the password step only, for ``MFA_TOKEN_TTL`` seconds, and
-only ``/login/mfa`` takes it. It is a JWS-signed JWT like the session tokens, signed and
-verified with the same key set, with its own ``typ`` ``mfa+jwt`` and no ``sid`` (which every
-session token must carry), so it is never accepted as an access or refresh token nor one of
-those as an ``mfa_token`` (RFC 8725 section 3.11). Its claims are ``iss``, ``aud``, ``sub``
-(the user id), ``jti`` (a random id the database keeps until the token is spent, which makes
-it single-use), ``iat``, ``nbf`` and ``exp``.
+instead of a session: it proves the password step only, for ``MFA_TOKEN_TTL`` seconds, and only
+``/login/mfa`` takes it. It is a JWS-signed JWT like the session tokens, signed and verified
+with the same key set, with its own ``typ`` ``mfa+jwt`` and no ``sid`` (which every session
+token must carry), so it is never accepted as an access or refresh token nor one of those as an
+``mfa_token`` (RFC 8725 section 3.11). Its claims are ``iss``, ``aud`` (the token endpoint's
+URL, as on refresh tokens: ``service.security.audiences``), ``sub`` (the user id), ``jti`` (a
+random id the database keeps until the token is spent, which makes it single-use), ``iat``,
+``nbf`` and ``exp``.
 
 The database keeps the ``jti`` bound to the credentials the token was issued under, as a reset
 link is bound to its password (``password_binding``): ``challenge_key`` digests the two, so a
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -54,10 +55,19 @@ class MfaTokens:
         issuer: str,
         audience: str,
         ttl: int,
+        legacy_audiences: Sequence[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """Tokens carry ``audience``; verification accepts it and ``legacy_audiences``
+        (``service.security.audiences``)."""
         self._tokens = UserTokens(
-            MFA_TYP, keys=keys, issuer=issuer, audience=audience, ttl=ttl, clock=clock
+            MFA_TYP,
+            keys=keys,
+            issuer=issuer,
+            audience=audience,
+            ttl=ttl,
+            legacy_audiences=legacy_audiences,
+            clock=clock,
         )
 
     def issue(self, user_id: uuid.UUID) -> IssuedMfaToken:

@@ -4,12 +4,14 @@ A token is a JWS-signed JWT (RFC 7519) with header ``alg``, ``kid`` and ``typ`` 
 ``iss``, ``aud``, ``sub``, ``iat``, ``nbf``, ``exp``, ``jti`` and ``sid`` (the login session).
 ``typ`` separates the kinds: ``at+jwt`` for access tokens (RFC 9068 section 2.1) and
 ``refresh+jwt`` for refresh tokens, so one kind is never accepted as the other (RFC 8725
-section 3.11). An access token also says how its login authenticated, as ``amr`` (RFC 8176
-method names: ``["pwd"]`` or ``["pwd", "otp"]``). Verification accepts only the configured
-algorithm (RFC 8725 section 3.1), only the configured keys, picked by ``kid``, and no header
-that points at a key elsewhere (``jku``, ``x5u``, ``jwk``, ``x5c``) or demands an extension
-(``crit``). The keys themselves (which
-signs, which only verify, what is published) are ``service.security.keys``.
+section 3.11). ``aud`` separates them too, for verifiers that never look at ``typ``: access
+tokens carry ``JWT_AUDIENCE``, refresh tokens the token endpoint's URL
+(``service.security.audiences``, which also says which older audience is still accepted). An
+access token also says how its login authenticated, as ``amr`` (RFC 8176 method names:
+``["pwd"]`` or ``["pwd", "otp"]``). Verification accepts only the configured algorithm (RFC
+8725 section 3.1), only the configured keys, picked by ``kid``, and no header that points at a
+key elsewhere (``jku``, ``x5u``, ``jwk``, ``x5c``) or demands an extension (``crit``). The keys
+themselves (which signs, which only verify, what is published) are ``service.security.keys``.
 
 Signing is deterministic for every supported algorithm: the same header and claims signed with
 the same key give the same token, byte for byte. HS256 (HMAC), RS256 (RSASSA-PKCS1-v1_5) and
@@ -38,6 +40,7 @@ from joserfc.jwk import ECKey
 from joserfc.jws import JWSRegistry
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
+from service.security import audiences
 from service.security.keys import KeySet
 
 ACCESS_TYP: Final = "at+jwt"
@@ -120,13 +123,27 @@ class TokenService:
         keys: KeySet,
         issuer: str,
         audience: str,
+        refresh_audience: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """Access tokens carry ``audience``; refresh tokens ``refresh_audience``, by default
+        the token endpoint's audience derived from ``issuer`` alone. ``ValueError`` if the two
+        are the same."""
+        if refresh_audience is None:
+            refresh_audience = audiences.token_endpoint_audience(None, issuer)
+        audiences.check_distinct(refresh_audience, audience)
         self.keys = keys
         self._issuer = issuer
-        self._audience = audience
+        self._audiences = {ACCESS_TYP: audience, REFRESH_TYP: refresh_audience}
         self._clock = clock
-        self._claims = claims_registry(issuer, audience, now=lambda: int(clock()))
+        accepted = {
+            ACCESS_TYP: (audience,),
+            REFRESH_TYP: (refresh_audience, *audiences.legacy_audiences(audience)),
+        }
+        self._claims = {
+            typ: claims_registry(issuer, values, now=lambda: int(clock()))
+            for typ, values in accepted.items()
+        }
         self._verified: dict[str, VerifiedToken] = {}
         self._registry = DeterministicRegistry(algorithms=[keys.algorithm])
 
@@ -159,7 +176,7 @@ class TokenService:
         header = {"alg": self.keys.algorithm, "kid": self.keys.signing_kid, "typ": typ}
         claims: dict[str, object] = {
             "iss": self._issuer,
-            "aud": self._audience,
+            "aud": self._audiences[typ],
             "sub": str(user_id),
             "sid": str(session_id),
             "jti": token_id,
@@ -193,7 +210,10 @@ class TokenService:
         return verified
 
     def _verify(self, value: str, typ: str) -> VerifiedToken:
-        return _verified(typ, verified_claims(value, self.keys, typ, self._claims))
+        registry = self._claims.get(typ)
+        if registry is None:
+            raise TokenError(f"not a kind of session token: {typ!r}")
+        return _verified(typ, verified_claims(value, self.keys, typ, registry))
 
 
 def verified_claims(
@@ -262,19 +282,21 @@ def check_header(header: Mapping[str, object], *, algorithm: str, typ: str) -> s
     return kid
 
 
-def claims_registry(issuer: str, audience: str, now: Callable[[], int]) -> JWTClaimsRegistry:
+def claims_registry(
+    issuer: str, accepted_audiences: Sequence[str], now: Callable[[], int]
+) -> JWTClaimsRegistry:
     """The claim rules: all of ``iss aud sub sid jti iat nbf exp`` present, ours, and current.
 
-    ``iss`` and ``aud`` must be this service's (RFC 7519 sections 4.1.1 and 4.1.3, RFC 9068
-    section 4); ``exp`` must be in the future and ``nbf``/``iat`` not in it, give or take
-    ``LEEWAY_SECONDS`` of clock skew (RFC 7519 sections 4.1.4 to 4.1.6).
+    ``iss`` must be this service's and ``aud`` one of ``accepted_audiences`` (RFC 7519 sections
+    4.1.1 and 4.1.3, RFC 9068 section 4); ``exp`` must be in the future and ``nbf``/``iat`` not
+    in it, give or take ``LEEWAY_SECONDS`` of clock skew (RFC 7519 sections 4.1.4 to 4.1.6).
     """
     required: ClaimsOption = {"essential": True}
     return JWTClaimsRegistry(
         now=now,
         leeway=LEEWAY_SECONDS,
         iss={"essential": True, "value": issuer},
-        aud={"essential": True, "value": audience},
+        aud={"essential": True, "values": list(accepted_audiences)},
         sub=required,
         sid=required,
         jti=required,

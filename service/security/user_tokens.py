@@ -4,7 +4,9 @@
 Each kind has its own ``typ`` (RFC 8725 section 3.11), is signed and verified with the session
 tokens' key set (so it survives key rotation the way they do) and carries exactly ``iss``,
 ``aud``, ``sub`` (the user id), ``jti`` (a random id), ``iat``, ``nbf`` and ``exp``, all of them
-required on verification.
+required on verification. Their ``aud`` is never the access tokens' (the service passes its
+token endpoint's, ``service.security.audiences``), so a verifier that ignores ``typ`` still
+refuses them as access tokens (RFC 8725 section 3.12).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +45,10 @@ class UserTokens:
         issuer: str,
         audience: str,
         ttl: int,
+        legacy_audiences: Sequence[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """Tokens carry ``audience``; verification accepts it and ``legacy_audiences``."""
         self._typ = typ
         self._keys = keys
         self._issuer = issuer
@@ -56,7 +60,7 @@ class UserTokens:
             now=lambda: int(clock()),
             leeway=LEEWAY_SECONDS,
             iss={"essential": True, "value": issuer},
-            aud={"essential": True, "value": audience},
+            aud={"essential": True, "values": [audience, *legacy_audiences]},
             sub=required,
             jti=required,
             iat=required,
