@@ -16,7 +16,7 @@ from service.auth.users import EMAIL_TAKEN, UserRecord
 from service.db import Reader, Writer, record
 from service.db.models import User
 from service.errors import Conflict
-from service.security.account_tokens import email_key
+from service.security.email_addresses import email_key
 
 _SELECT_BY_EMAIL = select(User).where(User.email_key == bindparam("email_key"))
 

@@ -22,7 +22,8 @@ from service.accounts import addresses, messages, tokens
 from service.auth import sessions, users
 from service.errors import InvalidAccountToken, ValidationFailed
 from service.limits.limiter import address_key
-from service.security.account_tokens import Purpose, email_key, password_binding
+from service.security.account_tokens import Purpose, password_binding
+from service.security.email_addresses import email_key
 from service.security.events import security_event
 from service.security.passwords import RULE_SENTENCES, SAME_AS_USERNAME, is_username
 from service.services import Services

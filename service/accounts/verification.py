@@ -14,7 +14,8 @@ from service.accounts import addresses, messages, tokens
 from service.auth import sessions, users
 from service.db import Writer
 from service.errors import Conflict, InvalidAccountToken, NotFound, Unauthorized
-from service.security.account_tokens import Purpose, email_key
+from service.security.account_tokens import Purpose
+from service.security.email_addresses import email_key
 from service.security.events import security_event
 from service.services import Services
 from service.settings import Settings

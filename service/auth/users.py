@@ -22,7 +22,7 @@ from service.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from service.security import account_tokens
+from service.security.email_addresses import email_key
 from service.security.events import security_event
 from service.security.passwords import RULE_SENTENCES, SAME_AS_USERNAME, is_username
 from service.security.roles import Role
@@ -87,7 +87,7 @@ async def insert_user(
 ) -> UserRecord:
     """Add an active account; ``Conflict`` if the username, or the optional ``email`` (already
     normalised), is taken in any letter case. The address starts unverified."""
-    key = None if email is None else account_tokens.email_key(email)
+    key = None if email is None else email_key(email)
     if key is not None:  # say which of the two is taken
         if await db.scalar(select(User.id).where(User.username_key == username_key(username))):
             raise Conflict(USERNAME_TAKEN)

@@ -43,13 +43,3 @@ def token_digest(value: str) -> str:
 def password_binding(password_hash: str) -> str:
     """What a reset token remembers of the password it was issued for (a digest of its hash)."""
     return hashlib.sha256(password_hash.encode()).hexdigest()
-
-
-def email_key(email: str) -> str:
-    """The form in which addresses must be unique: ``Alice@Example.com`` is ``alice@example.com``.
-
-    Local parts are case-sensitive by RFC 5321 section 2.4, but no provider treats them so and
-    people type them in any case; one account per address in any letter case is what users
-    of Supabase Auth and fastapi-users expect.
-    """
-    return email.casefold()
