@@ -20,7 +20,14 @@ from service.security.email_addresses import (
 )
 from service.settings import Settings
 from tests.conftest import Account, make_settings
-from tests.email_helpers import PASSWORD, assert_problem, link_token, me, sign_up_with_email
+from tests.email_helpers import (
+    PASSWORD,
+    assert_problem,
+    link_token,
+    me,
+    sign_up_verified,
+    sign_up_with_email,
+)
 from tests.mailbox import Mailbox, mail_settings
 from tests.smtp_server import SmtpServer
 
@@ -172,19 +179,12 @@ async def test_an_idn_domain_is_stored_as_its_a_label_and_mailed_there(
     assert (await me(client, alice))["email_verified"] is True
 
 
-async def verified(client: Client, mailbox: Mailbox, username: str, email: str) -> Account:
-    account = await sign_up_with_email(client, username, email)
-    token = link_token(await mailbox.next(canonical_email(email)), "/verify-email")
-    assert (await client.post("/verify-email", json={"token": token})).status_code == 204
-    return account
-
-
 async def test_strasse_and_strasse_with_eszett_are_two_addresses(
     client: Client, mailbox: Mailbox
 ) -> None:
     """Each is verified by its own account: as one address, the second would be refused."""
-    await verified(client, mailbox, "alice", "x@straße.example")
-    bob = await verified(client, mailbox, "bob", "x@strasse.example")
+    await sign_up_verified(client, mailbox, "alice", "x@straße.example")
+    bob = await sign_up_verified(client, mailbox, "bob", "x@strasse.example")
 
     assert (await me(client, bob))["email"] == "x@strasse.example"
     assert (await me(client, bob))["email_verified"] is True
@@ -195,7 +195,7 @@ async def test_the_a_label_in_any_case_is_the_same_address(
 ) -> None:
     """Writing one's own address as its A-label in capitals only changes how it is written:
     it stays verified and no mail goes out."""
-    alice = await verified(client, mailbox, "alice", "x@straße.example")
+    alice = await sign_up_verified(client, mailbox, "alice", "x@straße.example")
 
     response = await client.post(
         "/me/email",

@@ -186,6 +186,15 @@ class Limits:
                 _report("mail", retry_after, endpoint=kind)
                 raise TooManyRequests(TOO_MANY_MESSAGES, retry_after=retry_after)
 
+    async def mail_allowed(self, kind: str, *subjects: str) -> bool:
+        """Count one message of ``kind`` as ``admit_mail`` does; whether it may go, instead of
+        a 429: for messages that follow a request without being its answer."""
+        try:
+            await self.admit_mail(kind, *subjects)
+        except TooManyRequests:
+            return False
+        return True
+
     async def close(self) -> None:
         await self.store.close()
 
