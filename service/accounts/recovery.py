@@ -32,10 +32,12 @@ UNUSABLE_LINK = "The reset token is unknown, used, expired or superseded: ask fo
 
 
 async def admit_forgot(services: Services, email: str, *, address: str | None) -> None:
-    """Count a reset request per email address and per client address (``TooManyRequests``)."""
-    await services.limits.admit_mail(
-        "reset", f"email:{email_key(email)}", f"address:{address_key(address)}"
-    )
+    """Count a reset request per email address and client network, and per client network
+    (``TooManyRequests``). Every request counts, sent or not: the answer must not tell. Keyed
+    by the network too, so a flood from one never stops the owner's own reset, and apart from
+    the signup quotas, which anybody can spend on an address."""
+    network = f"address:{address_key(address)}"
+    await services.limits.admit_mail("reset", f"email:{email_key(email)}|{network}", network)
 
 
 async def send_reset_link(services: Services, email: str) -> None:

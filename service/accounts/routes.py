@@ -55,6 +55,13 @@ def email_feature(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R
     return gated
 
 
+async def admit_signup_message(email: str) -> None:
+    """Count the message a signup with ``email`` causes against the caller's quota
+    (``verification.admit_signup_message``): only once the account can be made, so a
+    refused signup spends nothing."""
+    await verification.admit_signup_message(services(), email, address=client_address())
+
+
 def mail_claim_after_answer(*user_ids: uuid.UUID) -> None:
     """After the answer, mail each account's unverified address a link, or its holder a
     notice (``claims.mail_claim``): the answer is the same either way, and so is its time."""
@@ -118,8 +125,9 @@ async def resend_verification() -> tuple[Accepted, int]:
     """Mail a new verification link to the caller's unverified address.
 
     Older links stop working. `409` if the account has no address or it is verified already.
-    Limited per account and per address (`EMAIL_REQUESTS_PER_HOUR`): `429` with
-    `Retry-After`.
+    If another account has verified the address, its holder is told instead; the answer is the
+    same. Limited per account (`EMAIL_REQUESTS_PER_HOUR`, a quota only the account's own
+    requests spend): `429` with `Retry-After`.
     """
     user_id = current_principal().user_id
     await verification.resend(services(), user_id)
@@ -156,8 +164,8 @@ async def forgot_password(data: PasswordForgotten) -> tuple[Accepted, int]:
     Always `202` with the same body, whether or not an account has verified the address: the
     lookup and the message happen after the answer, and only a verified address gets one.
     The link works once, for `RESET_TOKEN_TTL`; a newer request or any password change kills
-    it. Limited per address and per client address
-    (`EMAIL_REQUESTS_PER_HOUR`, and `AUTH_REQUESTS_PER_MINUTE`): `429` with `Retry-After`.
+    it. Limited per address and client network, and per network (`EMAIL_REQUESTS_PER_HOUR`,
+    and `AUTH_REQUESTS_PER_MINUTE`): `429` with `Retry-After`.
     """
     await recovery.admit_forgot(services(), data.email, address=client_address())
     current_app.add_background_task(recovery.send_reset_link, services(), data.email)

@@ -15,6 +15,7 @@ from service.accounts import addresses, messages, tokens
 from service.auth import sessions, users
 from service.db import Writer
 from service.errors import Conflict, NotFound, Unauthorized
+from service.limits.limiter import address_key
 from service.security.account_tokens import Purpose
 from service.security.email_addresses import email_key
 from service.security.events import security_event
@@ -37,21 +38,30 @@ async def send_verification(
     await messages.verify_email(db, settings, username=username, email=email, token=token)
 
 
-async def admit_verification(services: Services, user_id: uuid.UUID | None, email: str) -> None:
-    """Count a verification message per email address and per account (once there is one);
-    ``TooManyRequests`` past ``EMAIL_REQUESTS_PER_HOUR``. Client addresses are limited by the
-    request limit of ``/signup`` and by the password checks of ``/me/email``."""
-    subjects = [f"email:{email_key(email)}"]
-    if user_id is not None:
-        subjects.append(f"account:{user_id}")
-    await services.limits.admit_mail("verify", *subjects)
+async def admit_signup_message(services: Services, email: str, *, address: str | None) -> None:
+    """Count the message of an anonymous signup with ``email`` from the client ``address``:
+    ``EMAIL_REQUESTS_PER_HOUR`` per email address *and* client network, so a flood from one
+    network is refused there and never stops the address's owner signing up from another
+    (``TooManyRequests``). Counted the same whether a link or a holder's notice goes out."""
+    await services.limits.admit_mail("verify", _from_network(email, address))
+
+
+async def admit_account_message(services: Services, user_id: uuid.UUID) -> None:
+    """Count a message an account asks for (``/me/email``, resend): the account's own
+    ``EMAIL_REQUESTS_PER_HOUR``, which no one else's requests spend (``TooManyRequests``)."""
+    await services.limits.admit_mail("verify", f"account:{user_id}")
+
+
+def _from_network(email: str, address: str | None) -> str:
+    """The mail quota subject of an anonymous request: the email address and the network."""
+    return f"email:{email_key(email)}|address:{address_key(address)}"
 
 
 async def resend(services: Services, user_id: uuid.UUID) -> None:
     """Admit a new verification message for the account's unverified address (the caller
     then runs ``claims.mail_claim``).
 
-    Limited per account and per email address (``admit_verification``).
+    Limited per account (``admit_account_message``).
     ``Conflict`` if the account has no address or it is verified already.
     """
     async with services.db.read() as db:
@@ -62,7 +72,7 @@ async def resend(services: Services, user_id: uuid.UUID) -> None:
         raise Conflict("The account has no email address: set one with POST /me/email.")
     if user.email_verified:
         raise Conflict("The account's email address is verified already.")
-    await admit_verification(services, user.id, user.email)
+    await admit_account_message(services, user.id)
 
 
 async def change_email(
@@ -93,7 +103,7 @@ async def change_email(
     )
     same_address = user.email_key == email_key(new_email)
     if not same_address:  # a message goes out: limited like resending one
-        await admit_verification(services, user.id, new_email)
+        await admit_account_message(services, user.id)
     async with services.db.write() as db:
         if not await sessions.touch_live_session(db, user_id, session_id, datetime.now(UTC)):
             raise Unauthorized("The session of this access token has ended.", token_presented=True)

@@ -23,7 +23,6 @@ from quart_schema import (
 from werkzeug.datastructures import Headers
 
 from service.accounts import routes as email_routes
-from service.accounts import verification
 from service.auth import devices, mfa, refresh_cookie, sessions, users
 from service.auth.bearer import BEARER_SECURITY, bearer_token, current_principal, login_required
 from service.auth.mfa_schemas import LoginAnswer, MfaChallenge, MfaLoginRequest
@@ -90,7 +89,7 @@ async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
     async def create(db: Writer) -> tuple[UserOut, int, Headers]:
         user = await users.insert_user(db, data.username, password_hash, data.email)
         if user.email is not None:  # counted only once the account can be made
-            await verification.admit_verification(services(), None, user.email)
+            await email_routes.admit_signup_message(user.email)
             claimed.append(user.id)
         return UserOut.model_validate(user), 201, headers(Location="/me")
 

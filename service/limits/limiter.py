@@ -25,11 +25,15 @@ here reads a request: callers hand in the account and the client address.
   allowance; the address counter is shared (guesses from one address count together).
 - **Request limits.** ``admit_request`` lets one client address send bursts of
   ``AUTH_REQUESTS_PER_MINUTE`` requests to each credential endpoint, then that many a minute.
-- **Mail limits.** ``admit_mail`` lets each subject (an account, an email address, a client
-  address) cause ``EMAIL_REQUESTS_PER_HOUR`` messages of one kind an hour (bursts of that
-  many), so nobody can flood a mailbox or make the service a spam cannon. An address is
-  counted whether or not an account has it: a 429 tells nothing about which addresses are
-  known.
+- **Mail limits.** ``admit_mail`` lets each subject cause ``EMAIL_REQUESTS_PER_HOUR``
+  messages of one kind an hour (bursts of that many), so nobody can flood a mailbox or make
+  the service a spam cannon; ``mail_allowed`` counts the same way but answers whether instead
+  of raising, for messages that are not the request's answer. Subjects punish the sender of
+  requests, not the owner of an address: an anonymous request counts on its email address
+  *together with* its client network (and a reset request on the network too), an account's
+  own requests on the account. The callers decide (``service.accounts``); an email address
+  is counted whether or not an account has it, so a 429 tells nothing about which addresses
+  are known.
 
 When ``REDIS_URL`` is set but Redis does not answer, these checks answer 503 with
 ``Retry-After`` (fail closed): whoever can make Redis unreachable must not gain unlimited
