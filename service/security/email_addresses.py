@@ -83,8 +83,8 @@ def email_key(address: str) -> str:
 
 
 def ascii_lower(text: str) -> str:
-    """``text`` with A-Z as a-z and every other character left as it is (``str.lower`` and
-    ``casefold`` also fold ``ß``, ``ﬃ`` and the Kelvin sign into ASCII)."""
+    """``text`` with A-Z as a-z and every other character left as it is (``casefold`` would
+    also make ``ß`` ``ss`` and ``ﬃ`` ``ffi``, and ``str.lower`` the Kelvin sign ``k``)."""
     return text.translate(_ASCII_LOWER)
 
 
