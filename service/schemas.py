@@ -6,14 +6,22 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
-    EmailStr,
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    StringConstraints,
 )
 from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
-from pydantic_core import core_schema
+from pydantic_core import PydanticCustomError, core_schema
+
+from service.security.email_addresses import (
+    MAX_ADDRESS,
+    InternationalLocalPart,
+    InvalidAddress,
+    canonical_email,
+)
 
 
 def _reject_unstorable(value: str) -> str:
@@ -62,14 +70,36 @@ STORABLE = _Storable()
 
 SafeStr = Annotated[str, STORABLE]
 
-#: An email address as ``email-validator`` accepts it (syntax only, no DNS lookup), normalised:
-#: the domain in lower case, Unicode in NFC. Uniqueness ignores letter case.
+
+def _canonical_email(value: str) -> str:
+    """The address in its canonical form (``service.security.email_addresses``); a 422 that
+    says why otherwise, naming no part of the value."""
+    try:
+        return canonical_email(value)
+    except InternationalLocalPart as error:
+        raise PydanticCustomError(
+            "email_smtputf8",
+            "only ASCII is accepted before the @ (no SMTPUTF8)",
+            {"detail": str(error)},
+        ) from None
+    except InvalidAddress as error:
+        raise PydanticCustomError(
+            "value_error", "value is not a valid email address: {reason}", {"reason": str(error)}
+        ) from None
+
+
+#: An email address (syntax only, no DNS lookup), in its canonical form: the local part as
+#: received and the domain as its lower-case IDNA A-label; compared ignoring ASCII case.
 EmailAddress = Annotated[
-    EmailStr,
+    str,
+    StringConstraints(max_length=MAX_ADDRESS),
+    AfterValidator(_canonical_email),
     Field(
-        description="An email address (RFC 5321/6531 syntax), stored normalised; unique "
-        "ignoring letter case.",
+        description="An email address: ASCII before the @ (at most 64 characters), any domain "
+        "(an internationalized one is stored as its `xn--` A-label); 254 characters at most. "
+        "Compared ignoring the letter case of ASCII letters.",
         examples=["john@example.com"],
+        json_schema_extra={"format": "email"},
     ),
 ]
 

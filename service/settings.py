@@ -419,9 +419,10 @@ class Settings(BaseSettings):
         5,
         ge=1,
         le=10_000,
-        description="Links mailed per hour (bursts of this many), then 429: verification links "
-        "(signup, /me/email, /me/email/resend) per address and per account; reset links "
-        "(/password/forgot) per address and per client address.",
+        description="Messages per hour (bursts of this many), then 429: signup links per "
+        "address and client network; /me/email and resend links per account; reset links "
+        "per address and client network, and per network; notices to an address's holder "
+        "per address (dropped beyond).",
     )
 
     @field_validator("log_level", mode="before")

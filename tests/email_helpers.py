@@ -8,7 +8,9 @@ from typing import Any
 
 from quart.typing import TestClientProtocol as Client
 
+from service.security.email_addresses import canonical_email
 from tests.conftest import Account, log_in
+from tests.mailbox import Mailbox
 
 PASSWORD = "s3cret-passw0rd"
 NEW_PASSWORD = "tidal-copper-orchard-7"
@@ -25,6 +27,17 @@ async def sign_up_with_email(
     user_id = (await response.get_json())["id"]
     tokens = await log_in(client, username, password)
     return Account(user_id, username, password, tokens["access_token"], tokens["refresh_token"])
+
+
+async def sign_up_verified(
+    client: Client, mailbox: Mailbox, username: str, email: str, password: str = PASSWORD
+) -> Account:
+    """Sign up with ``email`` and follow the link mailed to it."""
+    account = await sign_up_with_email(client, username, email, password)
+    token = link_token(await mailbox.next(canonical_email(email)), "/verify-email")
+    response = await client.post("/verify-email", json={"token": token})
+    assert response.status_code == 204, await response.get_data(as_text=True)
+    return account
 
 
 def text_of(message: EmailMessage) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +178,8 @@ def test_0004_adds_email_columns_and_account_tokens_without_loss_and_goes_back(
     empty_database_url: str,
 ) -> None:
     """A database at 0002 with users, sessions and items upgrades with every row intact; the
-    new columns are empty, unique and usable; downgrading drops them and keeps the rows."""
+    new columns are empty and usable, a verified address unique; downgrading drops them and
+    keeps the rows."""
     settings = make_settings(empty_database_url)
     upgrade(settings, "0002")
     user_id, other_id = uuid.uuid4(), uuid.uuid4()
@@ -245,12 +246,20 @@ def test_0004_adds_email_columns_and_account_tokens_without_loss_and_goes_back(
         )
         connection.commit()
         errors = []
-        try:  # the address is unique
+        # At the head an unverified address is a claim that two accounts may make; a verified
+        # one is unique.
+        connection.execute(
+            users.update().where(users.c.id == other_id).values(email_key="a@example.com")
+        )
+        connection.execute(
+            users.update().where(users.c.id == user_id).values(email_verified_at=now)
+        )
+        try:
             connection.execute(
-                users.update().where(users.c.id == other_id).values(email_key="a@example.com")
+                users.update().where(users.c.id == other_id).values(email_verified_at=now)
             )
         except sa.exc.IntegrityError:
-            errors.append("duplicate email refused")
+            errors.append("duplicate verified email refused")
         connection.rollback()
         return errors
 
@@ -258,7 +267,7 @@ def test_0004_adds_email_columns_and_account_tokens_without_loss_and_goes_back(
     upgrade(settings)  # to the head: the models describe the head's tables
 
     assert run_on(empty_database_url, counts) == (2, 1, 1)
-    assert run_on(empty_database_url, use_the_new_columns) == ["duplicate email refused"]
+    assert run_on(empty_database_url, use_the_new_columns) == ["duplicate verified email refused"]
     assert run_on(empty_database_url, differences) == []
 
     downgrade(settings, "0002")
@@ -596,3 +605,140 @@ def test_0007_adds_the_refresh_grace_columns_to_sessions_with_data_and_goes_back
     assert sessions[0]["refresh_jti"] == "jti-1"
     assert "previous_jti" not in sessions[0]
     assert run_on(empty_database_url, current_revision) == "0002"
+
+
+def test_0008_makes_addresses_canonical_and_unique_only_once_verified_then_goes_back(
+    empty_database_url: str,
+) -> None:
+    """From 0007 with addresses as the old code stored them: each becomes canonical (the
+    domain as its A-label, the key folding ASCII letters only) and its pending verification
+    link follows it; two verified addresses that become one stay with the first to verify,
+    the other account keeps it as an unverified claim; an address that needs SMTPUTF8 (it
+    could not have been stored) goes. Downgrading restores the old forms and the old unique
+    index, each old address with one account."""
+    settings = make_settings(empty_database_url)
+    upgrade(settings, "0007")
+    now = datetime.now(UTC)
+    hour = timedelta(hours=1)
+    ids = {name: uuid.uuid4() for name in ("alice", "x1", "x2", "y", "z", "office", "long")}
+    long_local = "l" * 70
+    # name: (email, email_key, verified at, created at), as revision 0004's code wrote them.
+    seeded = {
+        "alice": ("Alice@example.com", "alice@example.com", now, now - 9 * hour),
+        "x1": ("x@straße.example", "x@strasse.example", now - 2 * hour, now - 8 * hour),
+        # The same domain written as its A-label (an older normaliser, a manual fix).
+        "x2": ("x@xn--strae-oqa.example", "x@xn--strae-oqa.example", now - hour, now - 9 * hour),
+        "y": ("Y@strasse.example", "y@strasse.example", None, now - 7 * hour),
+        "z": ("Z@faß.de", "z@fass.de", None, now - 6 * hour),
+        "office": ("oﬃce@example.com", "office@example.com", now, now - 5 * hour),
+        "long": (f"{long_local}@example.com", f"{long_local}@example.com", now, now - 4 * hour),
+    }
+
+    def seed(connection: Connection) -> None:
+        for name, (email, key, verified_at, created_at) in seeded.items():
+            connection.execute(
+                sa.text(
+                    "INSERT INTO users (id, username, username_key, password_hash, created_at, "
+                    "email, email_key, email_verified_at) "
+                    "VALUES (:id, :name, :name, 'x', :created, :email, :key, :verified)"
+                ).bindparams(
+                    sa.bindparam("id", type_=sa.Uuid()),
+                    sa.bindparam("created", type_=TIMESTAMP),
+                    sa.bindparam("verified", type_=TIMESTAMP),
+                ),
+                {
+                    "id": ids[name],
+                    "name": name,
+                    "created": created_at,
+                    "email": email,
+                    "key": key,
+                    "verified": verified_at,
+                },
+            )
+        for number, (name, binding) in enumerate(
+            [("y", "y@strasse.example"), ("z", "z@fass.de"), ("office", "office@example.com")]
+        ):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO account_tokens (token_hash, user_id, purpose, binding, "
+                    "created_at, expires_at) VALUES (:hash, :user_id, 'verify_email', "
+                    ":binding, :now, :later)"
+                ).bindparams(
+                    sa.bindparam("user_id", type_=sa.Uuid()),
+                    sa.bindparam("now", type_=TIMESTAMP),
+                    sa.bindparam("later", type_=TIMESTAMP),
+                ),
+                {
+                    "hash": str(number) * 64,
+                    "user_id": ids[name],
+                    "binding": binding,
+                    "now": now,
+                    "later": now + hour,
+                },
+            )
+        connection.commit()
+
+    def addresses(connection: Connection) -> dict[str, tuple[str | None, str | None, bool]]:
+        rows = connection.execute(
+            sa.text("SELECT username, email, email_key, email_verified_at FROM users")
+        )
+        return {row[0]: (row[1], row[2], row[3] is not None) for row in rows}
+
+    def bindings(connection: Connection) -> dict[str, str]:
+        rows = connection.execute(
+            sa.text(
+                "SELECT users.username, account_tokens.binding FROM account_tokens "
+                "JOIN users ON users.id = account_tokens.user_id"
+            )
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def verify_twice(connection: Connection) -> list[str]:
+        """A claim of a verified address is allowed; a second verified copy is refused."""
+        found = []
+        users = sa.table(
+            "users", sa.column("id", sa.Uuid()), sa.column("email_verified_at", TIMESTAMP)
+        )
+        try:
+            connection.execute(
+                users.update().where(users.c.id == ids["x2"]).values(email_verified_at=now)
+            )
+        except sa.exc.IntegrityError:
+            found.append("second verified copy refused")
+        connection.rollback()
+        return found
+
+    run_on(empty_database_url, seed)
+    upgrade(settings)
+
+    assert run_on(empty_database_url, addresses) == {
+        "alice": ("Alice@example.com", "alice@example.com", True),
+        "x1": ("x@xn--strae-oqa.example", "x@xn--strae-oqa.example", True),
+        "x2": ("x@xn--strae-oqa.example", "x@xn--strae-oqa.example", False),
+        "y": ("Y@strasse.example", "y@strasse.example", False),
+        "z": ("Z@xn--fa-hia.de", "z@xn--fa-hia.de", False),
+        "office": (None, None, False),
+        "long": (f"{long_local}@example.com", f"{long_local}@example.com", True),
+    }
+    assert run_on(empty_database_url, bindings) == {
+        "y": "y@strasse.example",
+        "z": "z@xn--fa-hia.de",
+    }
+    assert run_on(empty_database_url, verify_twice) == ["second verified copy refused"]
+    assert run_on(empty_database_url, differences) == []
+
+    downgrade(settings, "0007")
+
+    assert run_on(empty_database_url, addresses) == {
+        "alice": ("Alice@example.com", "alice@example.com", True),
+        "x1": ("x@straße.example", "x@strasse.example", True),
+        "x2": (None, None, False),  # the old index allows one account per folded address
+        "y": ("Y@strasse.example", "y@strasse.example", False),
+        "z": ("Z@faß.de", "z@fass.de", False),
+        "office": (None, None, False),
+        "long": (f"{long_local}@example.com", f"{long_local}@example.com", True),
+    }
+    assert run_on(empty_database_url, bindings) == {"y": "y@strasse.example", "z": "z@fass.de"}
+    assert run_on(empty_database_url, current_revision) == "0007"
+    upgrade(settings)
+    assert run_on(empty_database_url, differences) == []

@@ -24,6 +24,7 @@ from tests.email_helpers import (
     assert_problem,
     link_token,
     me,
+    sign_up_verified,
     sign_up_with_email,
     text_of,
 )
@@ -57,8 +58,7 @@ async def reset_token(client: Client, mailbox: Mailbox, email: str) -> str:
 async def test_known_and_unknown_addresses_get_the_same_answer(
     app: Quart, client: Client, mailbox: Mailbox
 ) -> None:
-    await sign_up_with_email(client, "alice", "alice@example.com")
-    await mailbox.next("alice@example.com")
+    await sign_up_verified(client, mailbox, "alice", "alice@example.com")
 
     known = await forgot(client, "alice@example.com")
     unknown = await forgot(client, "nobody@example.com")
@@ -71,10 +71,24 @@ async def test_known_and_unknown_addresses_get_the_same_answer(
     assert await mailbox.queued("nobody@example.com") == 0
 
 
+async def test_only_a_verified_address_gets_a_link(client: Client, mailbox: Mailbox) -> None:
+    """An unverified address is only a claim, perhaps on someone else's mailbox: the answer is
+    the same, and nothing is sent."""
+    await sign_up_with_email(client, "alice", "alice@example.com")
+    await mailbox.next("alice@example.com")  # the signup's verification link
+
+    response = await forgot(client, "alice@example.com")
+    unknown = await forgot(client, "nobody@example.com")
+
+    assert response.status_code == 202
+    assert await response.get_data() == await unknown.get_data()
+    assert await mailbox.queued("alice@example.com") == 1
+
+
 async def test_the_link_sets_a_new_password_and_ends_every_session(
     client: Client, mailbox: Mailbox
 ) -> None:
-    alice = await sign_up_with_email(client, "alice", "alice@example.com")
+    alice = await sign_up_verified(client, mailbox, "alice", "alice@example.com")
     other = await another_login(client, alice)
     assert (await forgot(client, "alice@example.com")).status_code == 202
     message = await mailbox.next("alice@example.com", containing=RESET + "#token=")
@@ -93,12 +107,11 @@ async def test_the_link_sets_a_new_password_and_ends_every_session(
     notice = await mailbox.next("alice@example.com")
     assert "reset" in text_of(notice)
     assert "#token=" not in text_of(notice)
-    # Following the link proved the mailbox: the address is verified.
     assert (await me(client, alice.with_tokens(new)))["email_verified"] is True
 
 
 async def test_a_reset_token_works_once(client: Client, mailbox: Mailbox) -> None:
-    await sign_up_with_email(client, "alice", "alice@example.com")
+    await sign_up_verified(client, mailbox, "alice", "alice@example.com")
     token = await reset_token(client, mailbox, "alice@example.com")
     assert (await reset(client, token)).status_code == 204
 
@@ -111,7 +124,7 @@ async def test_a_reset_token_works_once(client: Client, mailbox: Mailbox) -> Non
 async def test_of_two_simultaneous_resets_exactly_one_succeeds(
     client: Client, mailbox: Mailbox
 ) -> None:
-    await sign_up_with_email(client, "alice", "alice@example.com")
+    await sign_up_verified(client, mailbox, "alice", "alice@example.com")
     token = await reset_token(client, mailbox, "alice@example.com")
 
     responses = await asyncio.gather(
@@ -123,7 +136,7 @@ async def test_of_two_simultaneous_resets_exactly_one_succeeds(
 
 
 async def test_a_newer_request_supersedes_the_older_link(client: Client, mailbox: Mailbox) -> None:
-    await sign_up_with_email(client, "alice", "alice@example.com")
+    await sign_up_verified(client, mailbox, "alice", "alice@example.com")
     first = await reset_token(client, mailbox, "alice@example.com")
     second = await reset_token(client, mailbox, "alice@example.com")
 
@@ -132,7 +145,7 @@ async def test_a_newer_request_supersedes_the_older_link(client: Client, mailbox
 
 
 async def test_a_password_change_kills_the_link(client: Client, mailbox: Mailbox) -> None:
-    alice = await sign_up_with_email(client, "alice", "alice@example.com")
+    alice = await sign_up_verified(client, mailbox, "alice", "alice@example.com")
     token = await reset_token(client, mailbox, "alice@example.com")
 
     changed = await client.post(
@@ -147,7 +160,7 @@ async def test_a_password_change_kills_the_link(client: Client, mailbox: Mailbox
 
 
 async def test_an_address_change_kills_the_link(client: Client, mailbox: Mailbox) -> None:
-    alice = await sign_up_with_email(client, "alice", "alice@example.com")
+    alice = await sign_up_verified(client, mailbox, "alice", "alice@example.com")
     token = await reset_token(client, mailbox, "alice@example.com")
 
     changed = await client.post(
@@ -161,7 +174,7 @@ async def test_an_address_change_kills_the_link(client: Client, mailbox: Mailbox
 
 
 async def test_an_expired_link_is_refused(app: Quart, client: Client, mailbox: Mailbox) -> None:
-    alice = await sign_up_with_email(client, "alice", "alice@example.com")
+    alice = await sign_up_verified(client, mailbox, "alice", "alice@example.com")
     token = await reset_token(client, mailbox, "alice@example.com")
     async with services(app).db.write() as db:
         await db.run(
@@ -175,7 +188,7 @@ async def test_an_expired_link_is_refused(app: Quart, client: Client, mailbox: M
 async def test_a_weak_new_password_is_refused_and_the_link_still_works(
     client: Client, mailbox: Mailbox
 ) -> None:
-    await sign_up_with_email(client, "alicewonderland", "alice@example.com")
+    await sign_up_verified(client, mailbox, "alicewonderland", "alice@example.com")
     token = await reset_token(client, mailbox, "alice@example.com")
 
     for weak in ("short", "password123", "AliceWonderland"):
@@ -188,7 +201,7 @@ async def test_a_weak_new_password_is_refused_and_the_link_still_works(
 async def test_a_reset_token_is_no_access_or_refresh_token(
     client: Client, mailbox: Mailbox
 ) -> None:
-    await sign_up_with_email(client, "alice", "alice@example.com")
+    await sign_up_verified(client, mailbox, "alice", "alice@example.com")
     token = await reset_token(client, mailbox, "alice@example.com")
 
     await assert_problem(await client.get("/me", headers={"Authorization": f"Bearer {token}"}), 401)
@@ -210,7 +223,7 @@ async def test_a_verification_token_resets_nothing(client: Client, mailbox: Mail
 async def test_only_the_hash_of_a_token_is_stored(
     app: Quart, client: Client, mailbox: Mailbox
 ) -> None:
-    await sign_up_with_email(client, "alice", "alice@example.com")
+    await sign_up_verified(client, mailbox, "alice", "alice@example.com")
     token = await reset_token(client, mailbox, "alice@example.com")
 
     async with services(app).db.read() as db:
@@ -237,22 +250,25 @@ async def test_a_reset_without_an_account_behind_the_token_is_refused(client: Cl
 async def test_delete_spent_tokens_removes_expired_and_superseded_ones(
     app: Quart, client: Client, mailbox: Mailbox
 ) -> None:
-    alice = await sign_up_with_email(client, "alice", "alice@example.com")
+    alice = await sign_up_verified(client, mailbox, "alice", "alice@example.com")
     await reset_token(client, mailbox, "alice@example.com")
     await client.post(  # the signup's verification token is for an address alice no longer has
         "/me/email",
         json={"email": "new@example.com", "current_password": alice.password},
         headers=alice.headers,
     )
-    await sign_up_with_email(client, "bob", "bob@example.com")  # a live verification token
+    await sign_up_verified(client, mailbox, "bob", "bob@example.com")
     await reset_token(client, mailbox, "bob@example.com")  # a live reset token
+    await sign_up_with_email(client, "carol", "carol@example.com")  # a live verification token
+    await mailbox.next("carol@example.com")
 
     async def count() -> int:
         async with services(app).db.read() as db:
             found: int = await db.scalar(select(func.count()).select_from(AccountToken))
         return found
 
-    assert await count() == 3  # alice's new link, bob's two: the change deleted the old ones
+    # alice's new link, bob's reset link, carol's link: the change deleted alice's old ones.
+    assert await count() == 3
     async with services(app).db.write() as db:  # a link for an address alice no longer has
         await db.run(
             insert(AccountToken).values(

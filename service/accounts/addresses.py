@@ -1,44 +1,64 @@
-"""The email columns of an account: look up by address, change the address, mark it verified.
+"""The email columns of accounts: who holds an address, who claims it, and changes to them.
 
-Addresses arrive normalised by ``email-validator`` (through the schemas' ``EmailStr``) and are
-unique by ``email_key``, their case-folded form.
+Addresses arrive in their canonical form (``service.security.email_addresses``, through the
+schemas' ``EmailAddress``) and are compared by ``email_key``. An unverified address is a
+claim, which any number of accounts may make; a verified one belongs to one account (the
+partial unique index ``ix_users_verified_email_key``).
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.exc import IntegrityError
 
-from service.auth.users import EMAIL_TAKEN, UserRecord
-from service.db import Reader, Writer, record
+from service.auth.users import UserRecord
+from service.db import Reader, Writer, record, records
 from service.db.models import User
-from service.errors import Conflict
-from service.security.account_tokens import email_key
+from service.security.email_addresses import email_key
 
-_SELECT_BY_EMAIL = select(User).where(User.email_key == bindparam("email_key"))
+_SELECT_HOLDER = select(User).where(
+    User.email_key == bindparam("email_key"), User.email_verified_at.is_not(None)
+)
 
 
-async def select_user_by_email(db: Reader, email: str) -> UserRecord | None:
-    return record(UserRecord, await db.first(_SELECT_BY_EMAIL, {"email_key": email_key(email)}))
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An account that has the address, verified (its holder) or not (a claim)."""
+
+    id: uuid.UUID
+    username: str
+    email: str
+    email_verified_at: datetime | None
+
+
+async def select_holder(db: Reader, email: str) -> UserRecord | None:
+    """The account whose verified address ``email`` is, if one is."""
+    return record(UserRecord, await db.first(_SELECT_HOLDER, {"email_key": email_key(email)}))
+
+
+async def select_claims_for_update(db: Writer, key: str) -> list[Claim]:
+    """Every account with the address of key ``key``, their rows locked until the transaction
+    ends, always in id order (PostgreSQL; SQLite has one writer): two verifications of one
+    address take turns instead of deadlocking."""
+    query = (
+        select(User.id, User.username, User.email, User.email_verified_at)
+        .where(User.email_key == key)
+        .order_by(User.id)
+        .with_for_update()
+    )
+    return records(Claim, await db.all(query))
 
 
 async def update_email(db: Writer, user_id: uuid.UUID, email: str) -> None:
-    """Give the account a new, unverified address; ``Conflict`` if another account has it."""
-    key = email_key(email)
-    taken = select(User.id).where(User.email_key == key, User.id != user_id)
-    if await db.scalar(taken) is not None:
-        raise Conflict(EMAIL_TAKEN)
-    try:
-        await db.run(
-            update(User)
-            .where(User.id == user_id)
-            .values(email=email, email_key=key, email_verified_at=None)
-        )
-    except IntegrityError:  # another account took it meanwhile
-        raise Conflict(EMAIL_TAKEN) from None
+    """Give the account a new address, unverified: a claim until its link is followed."""
+    await db.run(
+        update(User)
+        .where(User.id == user_id)
+        .values(email=email, email_key=email_key(email), email_verified_at=None)
+    )
 
 
 async def update_email_spelling(db: Writer, user_id: uuid.UUID, email: str) -> None:
@@ -46,14 +66,20 @@ async def update_email_spelling(db: Writer, user_id: uuid.UUID, email: str) -> N
     await db.run(update(User).where(User.id == user_id).values(email=email))
 
 
-async def update_email_verified(
-    db: Writer, user_id: uuid.UUID, address_key: str, now: datetime
-) -> bool:
-    """Mark the address verified if it is still ``address_key``; whether it was."""
-    return bool(
+async def update_email_verified(db: Writer, user_id: uuid.UUID, key: str, now: datetime) -> None:
+    """Mark the account's address verified (the caller holds the claims' locks)."""
+    await db.run(
+        update(User)
+        .where(User.id == user_id, User.email_key == key, User.email_verified_at.is_(None))
+        .values(email_verified_at=now)
+    )
+
+
+async def delete_claims(db: Writer, user_ids: list[uuid.UUID]) -> None:
+    """Take the unverified address off these accounts: another account verified it."""
+    if user_ids:
         await db.run(
             update(User)
-            .where(User.id == user_id, User.email_key == address_key)
-            .values(email_verified_at=now)
+            .where(User.id.in_(user_ids), User.email_verified_at.is_(None))
+            .values(email=None, email_key=None)
         )
-    )

@@ -59,6 +59,28 @@ async def email_changed(db: Writer, *, username: str, old_email: str, new_email:
     )
 
 
+async def address_in_use(db: Writer, *, username: str, email: str, claimant: str) -> None:
+    """The notice to the holder of a verified address that the account ``claimant`` asked
+    for it: sent instead of a verification link, which would have come here too."""
+    await enqueue(
+        db,
+        to=email,
+        template="address_in_use",
+        context={"username": username, "email": email, "claimant": claimant},
+    )
+
+
+async def claims_ended(db: Writer, *, username: str, email: str, others: list[str]) -> None:
+    """The notice to the address just verified: the accounts ``others`` had given it without
+    verifying it and lost it (this mailbox is the only one they gave)."""
+    await enqueue(
+        db,
+        to=email,
+        template="claims_ended",
+        context={"username": username, "email": email, "others": ", ".join(others)},
+    )
+
+
 async def password_reset(
     db: Writer, settings: Settings, *, username: str, email: str, token: str
 ) -> None:

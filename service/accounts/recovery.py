@@ -5,12 +5,12 @@ route only counts the request against the limits and leaves the lookup, the toke
 message to ``send_reset_link``, run after the answer is sent. Nothing the caller sees depends
 on the address being known (OWASP ASVS 5.0 V6.4.1, the Forgot Password cheat sheet).
 
-A reset token is bound to the password it may replace (``password_binding``): any password
-change, whatever made it, kills the tokens issued before; a newer request supersedes older
-ones; a change of address kills them too. ``reset`` spends the token, stores the new hash,
-ends every session of the account (their access tokens die at once), marks the address
-verified (following the link proved the mailbox is the owner's) and sends a notice, all in
-one transaction.
+Links go only to a verified address: an unverified one is a claim that anybody can make on
+someone else's mailbox. A reset token is bound to the password it may replace
+(``password_binding``): any password change, whatever made it, kills the tokens issued
+before; a newer request supersedes older ones; a change of address kills them too. ``reset``
+spends the token, stores the new hash, ends every session of the account (their access tokens
+die at once) and sends a notice, all in one transaction.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from service.accounts import addresses, messages, tokens
 from service.auth import sessions, users
 from service.errors import InvalidAccountToken, ValidationFailed
 from service.limits.limiter import address_key
-from service.security.account_tokens import Purpose, email_key, password_binding
+from service.security.account_tokens import Purpose, password_binding
+from service.security.email_addresses import email_key
 from service.security.events import security_event
 from service.security.passwords import RULE_SENTENCES, SAME_AS_USERNAME, is_username
 from service.services import Services
@@ -31,16 +32,21 @@ UNUSABLE_LINK = "The reset token is unknown, used, expired or superseded: ask fo
 
 
 async def admit_forgot(services: Services, email: str, *, address: str | None) -> None:
-    """Count a reset request per email address and per client address (``TooManyRequests``)."""
-    await services.limits.admit_mail(
-        "reset", f"email:{email_key(email)}", f"address:{address_key(address)}"
-    )
+    """Count a reset request per email address and client network, and per client network
+    (``TooManyRequests``). Every request counts, sent or not: the answer must not tell. Keyed
+    by the network too, so a flood from one never stops the owner's own reset, and apart from
+    the signup quotas, which anybody can spend on an address."""
+    network = f"address:{address_key(address)}"
+    await services.limits.admit_mail("reset", f"email:{email_key(email)}|{network}", network)
 
 
 async def send_reset_link(services: Services, email: str) -> None:
-    """If an account has ``email``, supersede its reset tokens and mail it a new one."""
+    """If an account has verified ``email``, supersede its reset tokens and mail it a new one.
+
+    An unverified address gets nothing: it is only a claim, perhaps on someone else's mailbox.
+    """
     async with services.db.read() as db:
-        user = await addresses.select_user_by_email(db, email)
+        user = await addresses.select_holder(db, email)
     if user is None or user.email is None:
         security_event("password_reset_requested", known=False)
         return
@@ -69,8 +75,8 @@ async def reset(services: Services, token: str, new_password: str) -> None:
     now = datetime.now(UTC)
     async with services.db.read() as db:
         # Refused early, before bcrypt, when the token is not live.
-        user_id = await tokens.select_token_owner(db, token, Purpose.RESET_PASSWORD, now)
-        user = None if user_id is None else await users.select_user(db, user_id)
+        live = await tokens.select_live_token(db, token, Purpose.RESET_PASSWORD, now)
+        user = None if live is None else await users.select_user(db, live.user_id)
     if user is None:
         security_event("password_reset_failed", level=logging.WARNING, reason="invalid_token")
         raise InvalidAccountToken(UNUSABLE_LINK)
@@ -92,8 +98,7 @@ async def reset(services: Services, token: str, new_password: str) -> None:
             raise InvalidAccountToken(UNUSABLE_LINK)
         await users.update_password_hash(db, current.id, new_hash)
         revoked = await sessions.revoke_sessions(db, current.id, now)
-        if current.email is not None and current.email_key is not None:
-            await addresses.update_email_verified(db, current.id, current.email_key, now)
+        if current.email is not None and current.email_verified:
             await messages.password_changed(db, username=current.username, email=current.email)
     security_event("password_reset", user_id=current.id)
     sessions.log_revoked(current.id, revoked, how="password_reset")

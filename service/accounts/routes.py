@@ -6,6 +6,7 @@ false): the features do not exist then.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
@@ -13,7 +14,7 @@ from typing import ParamSpec, TypeVar
 from quart import Blueprint, current_app
 from quart_schema import tag_blueprint, validate_request, validate_response
 
-from service.accounts import recovery, verification
+from service.accounts import claims, recovery, verification
 from service.accounts.schemas import (
     Accepted,
     EmailChange,
@@ -54,6 +55,27 @@ def email_feature(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R
     return gated
 
 
+async def admit_signup_message(email: str) -> None:
+    """Count the message a signup with ``email`` causes against the caller's quota
+    (``verification.admit_signup_message``): only once the account can be made, so a
+    refused signup spends nothing."""
+    await verification.admit_signup_message(services(), email, address=client_address())
+
+
+def mail_claim_after_answer(*user_ids: uuid.UUID) -> None:
+    """After the answer, mail each account's unverified address a link, or its holder a
+    notice (``claims.mail_claim``): the answer is the same either way, and so is its time."""
+    for user_id in user_ids:
+        current_app.add_background_task(claims.mail_claim, services(), user_id)
+
+
+async def mail_link_after_refused_login(user_id: uuid.UUID) -> None:
+    """A login refused for an unverified address (the password was right) mails a new link,
+    limited per account: a lost or expired link must not lock its owner out."""
+    if await services().limits.mail_allowed("verify", f"account:{user_id}"):
+        mail_claim_after_answer(user_id)
+
+
 def refuse_email_field() -> None:
     """An address given while the service sends no email: 422 on the ``email`` field."""
     if not services().settings.email_enabled:
@@ -67,20 +89,21 @@ def refuse_email_field() -> None:
 @login_required
 @validate_request(EmailChange)
 @no_content
-@problems(401, 409, 422, 429, 503)
+@problems(401, 422, 429, 503)
 async def change_email(data: EmailChange) -> tuple[str, int]:
     """Set or change the caller's email address.
 
     The new address is unverified until the link mailed to it is followed; links sent to the
-    old address stop working, and the old address gets a notice. The same address in other
-    letter case only changes how it is written. A wrong `current_password` is `422` on that
-    field and is limited like failed logins (`429` with `Retry-After`); so are the links
-    mailed, as at `/me/email/resend`. An address of another account: `409`. `422` too when
-    the service sends no email.
+    old address stop working, and a verified old address gets a notice. The same address in
+    other letter case only changes how it is written. The answer is the same whether or not
+    another account has verified the address (its holder is told instead of a link being
+    sent). A wrong `current_password` is `422` on that field and is limited like failed
+    logins (`429` with `Retry-After`); so are the messages mailed, as at `/me/email/resend`.
+    `422` too when the service sends no email.
     """
     refuse_email_field()
     principal = current_principal()
-    await verification.change_email(
+    changed = await verification.change_email(
         services(),
         principal.user_id,
         principal.session_id,
@@ -88,6 +111,8 @@ async def change_email(data: EmailChange) -> tuple[str, int]:
         data.email,
         address=client_address(),
     )
+    if changed:
+        mail_claim_after_answer(principal.user_id)
     return "", 204
 
 
@@ -100,10 +125,13 @@ async def resend_verification() -> tuple[Accepted, int]:
     """Mail a new verification link to the caller's unverified address.
 
     Older links stop working. `409` if the account has no address or it is verified already.
-    Limited per account and per address (`EMAIL_REQUESTS_PER_HOUR`): `429` with
-    `Retry-After`.
+    If another account has verified the address, its holder is told instead; the answer is the
+    same. Limited per account (`EMAIL_REQUESTS_PER_HOUR`, a quota only the account's own
+    requests spend): `429` with `Retry-After`.
     """
-    await verification.resend(services(), current_principal().user_id)
+    user_id = current_principal().user_id
+    await verification.resend(services(), user_id)
+    mail_claim_after_answer(user_id)
     return RESEND_ACCEPTED, 202
 
 
@@ -117,9 +145,10 @@ async def verify_email(data: EmailVerification) -> tuple[str, int]:
     """Confirm an email address with the token of the link mailed to it.
 
     No login needed: the token is the proof. It works once, until `EMAIL_TOKEN_TTL`, and only
-    while the account still has the address it was sent to; otherwise `400`.
+    while the account still has the address it was sent to and no other account verified it
+    first; otherwise `400`. Other accounts that gave the address lose it.
     """
-    await verification.confirm(services(), data.token)
+    await claims.confirm(services(), data.token)
     return "", 204
 
 
@@ -132,10 +161,11 @@ async def verify_email(data: EmailVerification) -> tuple[str, int]:
 async def forgot_password(data: PasswordForgotten) -> tuple[Accepted, int]:
     """Ask for a password reset link by email.
 
-    Always `202` with the same body, whether or not an account has the address: the lookup
-    and the message happen after the answer. The link works once, for `RESET_TOKEN_TTL`; a
-    newer request or any password change kills it. Limited per address and per client address
-    (`EMAIL_REQUESTS_PER_HOUR`, and `AUTH_REQUESTS_PER_MINUTE`): `429` with `Retry-After`.
+    Always `202` with the same body, whether or not an account has verified the address: the
+    lookup and the message happen after the answer, and only a verified address gets one.
+    The link works once, for `RESET_TOKEN_TTL`; a newer request or any password change kills
+    it. Limited per address and client network, and per network (`EMAIL_REQUESTS_PER_HOUR`,
+    and `AUTH_REQUESTS_PER_MINUTE`): `429` with `Retry-After`.
     """
     await recovery.admit_forgot(services(), data.email, address=client_address())
     current_app.add_background_task(recovery.send_reset_link, services(), data.email)

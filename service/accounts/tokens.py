@@ -69,18 +69,18 @@ async def delete_token_returning(
     return SpentToken(row["user_id"], row["binding"])
 
 
-async def select_token_owner(
+async def select_live_token(
     db: Reader, value: str, purpose: Purpose, now: datetime
-) -> uuid.UUID | None:
-    """The account of a live token of ``purpose``, without spending it."""
+) -> SpentToken | None:
+    """What a live token of ``purpose`` is for, without spending it."""
     row = await db.first(
-        select(AccountToken.user_id).where(
+        select(AccountToken.user_id, AccountToken.binding).where(
             AccountToken.token_hash == token_digest(value),
             AccountToken.purpose == purpose,
             AccountToken.expires_at > now,
         )
     )
-    return None if row is None else row["user_id"]
+    return None if row is None else SpentToken(row["user_id"], row["binding"])
 
 
 async def delete_tokens(db: Writer, user_id: uuid.UUID, purpose: Purpose) -> int:

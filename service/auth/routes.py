@@ -22,8 +22,7 @@ from quart_schema import (
 )
 from werkzeug.datastructures import Headers
 
-from service.accounts import verification
-from service.accounts.routes import refuse_email_field
+from service.accounts import routes as email_routes
 from service.auth import devices, mfa, mfa_login, refresh_cookie, sessions, users
 from service.auth.bearer import BEARER_SECURITY, bearer_token, current_principal, login_required
 from service.auth.mfa_schemas import LoginAnswer, MfaChallenge, MfaLoginRequest
@@ -75,32 +74,31 @@ tag_blueprint(bp, ["auth"])
 async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
     """Create an account.
 
-    Usernames are unique ignoring letter case. The password is stored as a bcrypt-SHA256 hash.
-    With an `email`, a verification link is mailed to it; an address another account has
-    (in any letter case) is `409`, and any address is `422` when the service sends no email.
-    Links mailed to one address are limited per hour
-    (`EMAIL_REQUESTS_PER_HOUR`): `429` with `Retry-After`.
-    Too many requests from one address: `429` with `Retry-After` (seconds). Too many password
-    checks waiting: `503` with `Retry-After`. With an `Idempotency-Key`, a retry with the same
-    key and username gets the first answer again.
+    Usernames are unique ignoring letter case (`409`); the password is stored bcrypt-SHA256
+    hashed. An `email` starts unverified and gets a link, or, if another account verified it,
+    that account a notice: the answer is the same either way (`422` if the service sends no
+    email). Messages are limited per hour, requests per minute: `429` with `Retry-After`. Too
+    many password checks waiting: `503` with `Retry-After`. With an `Idempotency-Key`, a retry
+    with the same key and username gets the first answer again.
     """
     if data.email is not None:
-        refuse_email_field()
-        await verification.admit_verification(services(), None, data.email)
+        email_routes.refuse_email_field()
     password_hash = await services().passwords.hash(data.password)
+    claimed: list[uuid.UUID] = []
 
     async def create(db: Writer) -> tuple[UserOut, int, Headers]:
         user = await users.insert_user(db, data.username, password_hash, data.email)
-        if user.email is not None:
-            await verification.send_verification(
-                db, services().settings, user.id, user.username, user.email
-            )
+        if user.email is not None:  # counted only once the account can be made
+            await email_routes.admit_signup_message(user.email)
+            claimed.append(user.id)
         return UserOut.model_validate(user), 201, headers(Location="/me")
 
     # The password stays out of the fingerprint: no fast hash of it is ever stored. Without
     # an email the fingerprint is what it was before accounts had one.
     fields = data.model_dump(mode="json", exclude={"password"}, exclude_none=True)
-    return await idempotency.once(idempotency.SIGNUP_SCOPE, fields, create)
+    answer = await idempotency.once(idempotency.SIGNUP_SCOPE, fields, create)
+    email_routes.mail_claim_after_answer(*claimed)
+    return answer
 
 
 @bp.post("/login")
@@ -136,8 +134,8 @@ async def login() -> tuple[LoginAnswer, int, Headers]:
     When more password checks are waiting than can be done within `PASSWORD_QUEUE_WAIT`, the
     answer is `503` with `Retry-After` at once, for known and unknown usernames alike.
 
-    With `REQUIRE_VERIFIED_EMAIL`, an account whose email address is not verified yet gets
-    `403` (type `urn:service:problem:email-not-verified`), only after its password checked out.
+    With `REQUIRE_VERIFIED_EMAIL`, an unverified address is `403` (type `...:email-not-verified`)
+    once the password checked out, and a new link is mailed to it (a few an hour at most).
     For an account with a TOTP second factor on, the right password gets
     `{"mfa_required": true, "mfa_token", "expires_in"}` instead (no tokens, no cookie): finish
     the login at `POST /login/mfa`.
@@ -157,6 +155,7 @@ async def login() -> tuple[LoginAnswer, int, Headers]:
         grant.password,
         address=address,
         device_credential=devices.presented_credential(services(), grant.device_token),
+        unverified=email_routes.mail_link_after_refused_login,
     )
     pending = await mfa_login.challenge(services(), user.id)
     if pending is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,7 +23,7 @@ from service.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from service.security import account_tokens
+from service.security.email_addresses import email_key
 from service.security.events import security_event
 from service.security.passwords import RULE_SENTENCES, SAME_AS_USERNAME, is_username
 from service.security.roles import Role
@@ -50,13 +51,11 @@ class UserRecord:
 
 
 USERNAME_TAKEN = "This username is already taken."
-EMAIL_TAKEN = "This email address is already used by another account."
-TAKEN = "This username or this email address is already taken."
 
 UNVERIFIED = (
-    "Confirm the account's email address first with the link mailed to it. If that link is "
-    "lost or expired, ask for a password reset at POST /password/forgot: following its link "
-    "confirms the address too."
+    "Confirm the account's email address first with the link mailed to it. A login refused "
+    "for this asks for a new link (a few an hour at most), should the last one be lost or "
+    "expired."
 )
 
 #: Asked at every login and by every authenticated password check: built once.
@@ -85,14 +84,9 @@ async def insert_user(
     email: str | None = None,
     role: Role = Role.USER,
 ) -> UserRecord:
-    """Add an active account; ``Conflict`` if the username, or the optional ``email`` (already
-    normalised), is taken in any letter case. The address starts unverified."""
-    key = None if email is None else account_tokens.email_key(email)
-    if key is not None:  # say which of the two is taken
-        if await db.scalar(select(User.id).where(User.username_key == username_key(username))):
-            raise Conflict(USERNAME_TAKEN)
-        if await db.scalar(select(User.id).where(User.email_key == key)):
-            raise Conflict(EMAIL_TAKEN)
+    """Add an active account; ``Conflict`` if the username is taken in any letter case. The
+    optional ``email`` (canonical) starts unverified: a claim, whoever else has it."""
+    key = None if email is None else email_key(email)
     try:
         user = await db.first(
             insert(User)
@@ -109,9 +103,8 @@ async def insert_user(
             )
             .returning(User)
         )
-    except IntegrityError:
-        # Its unique index refused the username, or a simultaneous signup took either.
-        raise Conflict(USERNAME_TAKEN if key is None else TAKEN) from None
+    except IntegrityError:  # its unique index refused the username
+        raise Conflict(USERNAME_TAKEN) from None
     assert user is not None
     found = record(UserRecord, user)
     assert found is not None
@@ -138,6 +131,7 @@ async def log_in(
     *,
     address: str | None,
     device_credential: str | None,
+    unverified: Callable[[uuid.UUID], Awaitable[None]] | None = None,
 ) -> UserRecord:
     """The account whose password this is, checked under the brute-force limits.
 
@@ -147,7 +141,8 @@ async def log_in(
     the username. ``InvalidGrant`` for a wrong password, ``TooManyRequests`` while a limit
     holds. With ``REQUIRE_VERIFIED_EMAIL``, ``EmailNotVerified`` for an account with an
     unverified address, only once the password is known to be right: the answer tells the
-    verification state to nobody without the password.
+    verification state to nobody without the password; ``unverified`` is called with the
+    account's id first (to mail a new link).
     """
     async with services.db.read() as db:
         user = await select_user_by_username(db, username)
@@ -162,6 +157,8 @@ async def log_in(
         security_event(
             "login_refused", level=logging.WARNING, user_id=found.id, reason="unverified_email"
         )
+        if unverified is not None:
+            await unverified(found.id)
         raise EmailNotVerified(UNVERIFIED)
     return found
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -74,14 +75,25 @@ class Base(DeclarativeBase):
 class User(Base):
     """An account. ``username_key`` is the case-folded username that must be unique.
 
-    ``email`` is the optional address as normalised by ``email-validator``; ``email_key`` its
-    case-folded form, unique like ``username_key``. ``email_verified_at`` is when the owner
-    confirmed the current address (None: unverified or no address).
+    ``email`` is the optional address in its canonical form and ``email_key`` the form it is
+    compared in (``service.security.email_addresses``). ``email_verified_at`` is when the
+    owner confirmed the current address (None: unverified or no address). An unverified
+    address is only a claim, which any number of accounts may make; a verified one is unique
+    (``ix_users_verified_email_key``, a partial index both engines enforce).
     ``role`` is ``user`` or ``admin`` (``service.security.roles``); a user whose ``is_active``
     is false is disabled: it cannot log in and has no live session.
     """
 
     __tablename__ = "users"
+    __table_args__ = (
+        Index(
+            "ix_users_verified_email_key",
+            "email_key",
+            unique=True,
+            sqlite_where=text("email_verified_at IS NOT NULL"),
+            postgresql_where=text("email_verified_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     username: Mapped[str] = mapped_column(String(64))
@@ -89,9 +101,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     email: Mapped[str | None] = mapped_column(String(320), default=None)
-    email_key: Mapped[str | None] = mapped_column(
-        String(320), unique=True, index=True, default=None
-    )
+    email_key: Mapped[str | None] = mapped_column(String(320), index=True, default=None)
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     role: Mapped[str] = mapped_column(String(16), server_default="user")
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=true())

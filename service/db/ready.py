@@ -19,7 +19,7 @@ from pathlib import Path
 import asyncpg
 
 #: The head revision of ``service/db/migrations``; a new migration file changes it.
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 #: Seconds the check waits for PostgreSQL to accept the connection.
 CONNECT_TIMEOUT = 10.0
 _POSTGRES = re.compile(r"^postgres(?:ql)?(?:\+asyncpg)?://")

@@ -29,11 +29,15 @@ here reads a request: callers hand in the account and the client address.
   one address count together).
 - **Request limits.** ``admit_request`` lets one client address send bursts of
   ``AUTH_REQUESTS_PER_MINUTE`` requests to each credential endpoint, then that many a minute.
-- **Mail limits.** ``admit_mail`` lets each subject (an account, an email address, a client
-  address) cause ``EMAIL_REQUESTS_PER_HOUR`` messages of one kind an hour (bursts of that
-  many), so nobody can flood a mailbox or make the service a spam cannon. An address is
-  counted whether or not an account has it: a 429 tells nothing about which addresses are
-  known.
+- **Mail limits.** ``admit_mail`` lets each subject cause ``EMAIL_REQUESTS_PER_HOUR``
+  messages of one kind an hour (bursts of that many), so nobody can flood a mailbox or make
+  the service a spam cannon; ``mail_allowed`` counts the same way but answers whether instead
+  of raising, for messages that are not the request's answer. Subjects punish the sender of
+  requests, not the owner of an address: an anonymous request counts on its email address
+  *together with* its client network (and a reset request on the network too), an account's
+  own requests on the account. The callers decide (``service.accounts``); an email address
+  is counted whether or not an account has it, so a 429 tells nothing about which addresses
+  are known.
 
 When ``REDIS_URL`` is set but Redis does not answer, these checks answer 503 with
 ``Retry-After`` (fail closed): whoever can make Redis unreachable must not gain unlimited
@@ -241,6 +245,15 @@ class Limits:
             if retry_after is not None:
                 _report("mail", retry_after, endpoint=kind)
                 raise TooManyRequests(TOO_MANY_MESSAGES, retry_after=retry_after)
+
+    async def mail_allowed(self, kind: str, *subjects: str) -> bool:
+        """Count one message of ``kind`` as ``admit_mail`` does; whether it may go, instead of
+        a 429: for messages that follow a request without being its answer."""
+        try:
+            await self.admit_mail(kind, *subjects)
+        except TooManyRequests:
+            return False
+        return True
 
     async def close(self) -> None:
         await self.store.close()

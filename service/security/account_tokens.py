@@ -51,13 +51,3 @@ def password_binding(password_hash: str, factor: str = "") -> str:
     """
     material = f"{password_hash}\n{factor}" if factor else password_hash
     return hashlib.sha256(material.encode()).hexdigest()
-
-
-def email_key(email: str) -> str:
-    """The form in which addresses must be unique: ``Alice@Example.com`` is ``alice@example.com``.
-
-    Local parts are case-sensitive by RFC 5321 section 2.4, but no provider treats them so and
-    people type them in any case; one account per address in any letter case is what users
-    of Supabase Auth and fastapi-users expect.
-    """
-    return email.casefold()
