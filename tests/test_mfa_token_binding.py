@@ -18,7 +18,7 @@ from service.admin import actions
 from service.services import services
 from service.settings import Settings
 from tests.conftest import Account, make_settings
-from tests.email_helpers import NEW_PASSWORD, link_token, sign_up_with_email
+from tests.email_helpers import NEW_PASSWORD, link_token, sign_up_verified
 from tests.mailbox import Mailbox, mail_settings
 from tests.mfa_helpers import (
     T0,
@@ -42,8 +42,9 @@ def settings(database_url: str, smtp_server: SmtpServer) -> Settings:
 
 
 @pytest.fixture
-async def enrolled(app: Quart, client: Client) -> Enrolled:
-    account = await sign_up_with_email(client, "alice", "alice@example.com")
+async def enrolled(app: Quart, client: Client, mailbox: Mailbox) -> Enrolled:
+    # Verified: a reset link goes only to a verified address.
+    account = await sign_up_verified(client, mailbox, "alice", "alice@example.com")
     return await enrol(app, client, account)
 
 
