@@ -1,14 +1,15 @@
 """Driver failures: which ones cost their connection, and the errors the data layer raises.
 
 An operation that failed without the server's answer (a timeout, a reset socket, asyncpg's
-"another operation is in progress", a cancelled request) leaves the connection in an
-unknown state: ``discard_interrupted`` (the PostgreSQL engine's ``handle_error`` hook) has
-SQLAlchemy invalidate it (closed, never handed out again) and raises the error marked
-``connection_invalidated`` (as an ``OperationalError`` or ``InterfaceError`` where SQLAlchemy
-would pass the driver's exception through bare), which ``service.errors`` answers with 503.
-A server error (SQLSTATE) is an answer and keeps its connection. ``driver_error`` gives the
-readers that call asyncpg or sqlite3 directly (``service.db.engine``) the same errors
-SQLAlchemy would raise.
+"another operation is in progress", a cancelled request or one cut short by its deadline,
+``service.db.deadline``) leaves the connection in an unknown state: ``discard_interrupted``
+(the PostgreSQL engine's ``handle_error`` hook) has SQLAlchemy invalidate it (closed, never
+handed out again) and raises the error marked ``connection_invalidated`` (as an
+``OperationalError`` or ``InterfaceError`` where SQLAlchemy would pass the driver's exception
+through bare), which ``service.errors`` answers with 503; ``close_at_once`` (its
+``invalidate`` hook) closes the socket at once. A server error (SQLSTATE) is an answer and
+keeps its connection. ``driver_error`` gives the readers that call asyncpg or sqlite3
+directly (``service.db.engine``) the same errors SQLAlchemy would raise.
 """
 
 from __future__ import annotations
@@ -150,3 +151,12 @@ def discard_interrupted(context: ExceptionContext) -> BaseException | None:
         return None  # SQLAlchemy named a PEP 249 class; it sets connection_invalidated itself
     sql = context.statement or "(no statement)"
     return driver_error(sql, original, invalidated=interrupted or context.is_disconnect)
+
+
+def close_at_once(dbapi_connection: Any, record: Any, _error: BaseException | None) -> None:
+    """The PostgreSQL engine's ``invalidate`` hook: close a thrown-away connection's socket at
+    once. SQLAlchemy would first close it politely, which waits up to 2 s for an answer that
+    a frozen server never sends; the server ends the session when it sees the socket gone."""
+    driver = record.driver_connection
+    if isinstance(driver, asyncpg.Connection):
+        driver.terminate()
