@@ -16,7 +16,7 @@ of it and charged to it:
 
 A call that runs out of time fails as a statement over ``DB_STATEMENT_TIMEOUT`` does (an
 ``OperationalError`` from a ``TimeoutError``: 503), or, waiting for a connection, as the
-pool's own timeout does. Once nothing is left, a call may still run if it need not wait.
+pool's own timeout does. Once nothing is left, a call that has to wait fails at once.
 
 Only waits for the database are charged. Reading the request body, a password hash in the
 hashing pool or a Redis round trip between two database calls are not, so a slow upload or a
@@ -36,7 +36,6 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from service.db.driver_errors import driver_error
@@ -107,9 +106,10 @@ class Waiting:
 
 async def bounded(call: Awaitable[T], *, checkout: bool = False) -> T:
     """Await ``call`` (one through SQLAlchemy, which takes no timeout) within what the request
-    has left, and charge its time. Running out cancels it and raises ``timed_out`` (a
-    ``checkout``: the pool's ``TimeoutError``); a cancelled statement's connection is thrown
-    away by the engine's error hook."""
+    has left, and charge its time. Running out cancels it and raises what a statement over
+    asyncpg's ``command_timeout`` raises through the data layer (an ``OperationalError`` from
+    a ``TimeoutError``; a ``checkout``: the pool's ``TimeoutError``); the engine's error hook
+    throws the cancelled statement's connection away."""
     found = _budget.get()
     if found is None:
         return await call
@@ -123,13 +123,7 @@ async def bounded(call: Awaitable[T], *, checkout: bool = False) -> T:
             raise
         if checkout:  # as the pool's own timeout is raised
             raise PoolTimeoutError("no database connection within the request's time") from None
-        raise timed_out() from error
+        sql = "(out of the request's database time)"
+        raise driver_error(sql, TimeoutError(), invalidated=True) from error
     finally:
         found.left -= time.monotonic() - started
-
-
-def timed_out() -> DBAPIError:
-    """What a statement cut short by the request's deadline raises: what the data layer
-    raises for one over asyncpg's ``command_timeout`` (an ``OperationalError`` from a
-    ``TimeoutError``), its connection thrown away."""
-    return driver_error("(out of the request's database time)", TimeoutError(), invalidated=True)
