@@ -19,7 +19,7 @@ from service.logs import configure_logging
 from service.oauth.routes import bp as oauth_bp
 from service.services import Services
 from service.settings import Settings, exit_on_configuration_error, load_settings_or_exit
-from service.web import access_log, cors, h2c_upgrade
+from service.web import access_log, cors, h2c_upgrade, request_deadline
 from service.web.converters import OpaqueIdConverter
 from service.web.docs import bp as docs_bp
 from service.web.health import bp as health_bp
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     services.init_app(app)
     access_log.init_app(app)
+    request_deadline.init_app(app, settings.db_statement_timeout)
     cors.init_app(app, settings)
     register_error_handlers(app)
     app.before_request(require_bearer_under_protected_prefixes)

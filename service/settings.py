@@ -271,9 +271,11 @@ class Settings(BaseSettings):
         5.0,
         gt=0,
         le=600,
-        description="Seconds any one database call (statement, commit, ping) may take; "
-        "then 503 and the connection is discarded. PostgreSQL: also its server-side "
-        "`statement_timeout`; SQLite: how long a write waits for the write lock.",
+        description="Seconds a request may wait for the database, all its calls together "
+        "(statements, commits, pings, waits for a connection; SQLite: a write's wait for the "
+        "write lock); then 503 and a call cut short discards its connection. Outside a "
+        "request (commands, the mail sender) each call gets this long. PostgreSQL: also its "
+        "server-side `statement_timeout`.",
     )
     session_cache: bool = Field(
         True,

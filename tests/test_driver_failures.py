@@ -25,7 +25,8 @@ from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalErr
 
 from service import create_app
 from service.db import Reader
-from service.db.engine import PostgresReader, driver_error
+from service.db.driver_errors import driver_error
+from service.db.engine import PostgresReader
 from service.db.models import User
 from service.db.prepared import Plans
 from service.items import repository

@@ -21,12 +21,13 @@ commits (``service.db.listener``):
   at most; at most ``size`` sessions are kept, the least recently used go first.
 
 **The window.** The revoking worker forgets at its own commit, so it refuses the session at
-once, and it answers only after its own listener has heard the notice. Every other worker
-refuses it as soon as its listener has the notice: PostgreSQL signals every listening session
-at commit and each one's backend sends it on when it gets to it, usually within
-milliseconds; never later than ``LEASE`` after the commit, because a probe sent after the
-commit comes back only after the notice (notices arrive in commit order). A request that
-reaches another worker inside that window is still answered. ``SESSION_CACHE=false`` closes
+once, and it answers only after its own listener has heard the notice (or after 1 s, or when
+the request's database time is up). Every other worker refuses it as soon as its listener has
+the notice: PostgreSQL signals every listening session at commit and each one's backend sends
+it on when it gets to it, usually within milliseconds; never later than ``LEASE`` after the
+commit, because a probe sent after the commit comes back only after the notice (notices
+arrive in commit order). A request that reaches another worker inside that window is still
+answered. ``SESSION_CACHE=false`` closes
 it: every request asks the database, at one indexed read per request.
 """
 

@@ -29,25 +29,23 @@ transaction) and never see which engine is behind it:
   (``service.db.prepared``) with the driver itself. Callers cannot tell: same rows, same
   errors.
 
-**Bounded time.** No database call waits without limit (``DB_STATEMENT_TIMEOUT``,
-``DB_CONNECT_TIMEOUT``, ``DB_POOL_TIMEOUT``; a request waits at most the pool timeout plus one
-of the other two before it gets 503, and a statement that found its connection closed, which
-fails at once, adds one connect to that):
+**Bounded time.** No database call waits without limit, and in a request all of them
+together wait at most ``DB_STATEMENT_TIMEOUT``: each wait below gets what the request has
+left of it (``service.db.deadline``: checkouts, statements, BEGIN and COMMIT, a write's
+ping, a lane connection, SQLite's write lock):
 
-- asyncpg's ``command_timeout`` bounds every operation on a connection on the client side:
-  statements, BEGIN and COMMIT, and a write's ping. It is the one that holds when the
+- asyncpg's ``command_timeout`` (``DB_STATEMENT_TIMEOUT``) bounds every operation on a
+  connection on the client side, in a request or not. It is the one that holds when the
   server is frozen (SIGSTOP, a stalled disk, a partition); PostgreSQL's ``statement_timeout``,
   set to the same value, makes a live server stop the work itself (lock waits included). The
   TCP level cannot help: a frozen server's kernel still acknowledges packets and keep-alives.
-- asyncpg's connect ``timeout`` bounds opening a connection (TCP and the start-up exchange).
+- asyncpg's connect ``timeout`` (``DB_CONNECT_TIMEOUT``) bounds opening a connection, and
+  ``DB_POOL_TIMEOUT`` the wait for a pooled one.
 - SQLite's ``busy_timeout`` bounds a writer's wait for another process's write lock.
 
-**Interrupted connections.** An operation that failed without the server's answer (a
-timeout, a reset socket, asyncpg's "another operation is in progress", a cancelled request)
-leaves the connection in an unknown state: ``_discard_interrupted`` has SQLAlchemy invalidate
-it (closed, never handed out again) and raises the error marked ``connection_invalidated``
-(as an ``OperationalError`` or ``InterfaceError`` where SQLAlchemy would pass the driver's
-exception through bare), which ``service.errors`` answers with 503.
+**Interrupted connections** (a timeout, a reset socket, a cancelled request) are thrown
+away, and every driver failure is raised as SQLAlchemy would raise it, whichever path ran the
+statement (``service.db.driver_errors``).
 """
 
 from __future__ import annotations
@@ -57,6 +55,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,22 +71,20 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
-from sqlalchemy.exc import (
-    DatabaseError,
-    DataError,
-    DBAPIError,
-    EmulatedDBAPIException,
-    IntegrityError,
-    InterfaceError,
-    InternalError,
-    NotSupportedError,
-    OperationalError,
-    ProgrammingError,
-)
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
 
+from service.db import deadline
+from service.db.driver_errors import (
+    ASYNCPG_ERRORS,
+    close_at_once,
+    connection_lost,
+    discard_interrupted,
+    driver_error,
+    interrupts,
+)
 from service.db.listener import Listener
 from service.db.prepared import Plan, Plans
 from service.db.read_lane import ReadLane
@@ -98,6 +95,8 @@ _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncp
 Params = Mapping[str, Any] | None
 #: Execution option that makes ``_sqlite_begin`` take the write lock up front.
 _WRITE_OPTION = "service_write_transaction"
+#: Key of a SQLite write connection's ``busy_timeout`` (ms) in its pool record's ``info``.
+_BUSY_MS = "service_busy_ms"
 #: How long an inline SQLite read may wait (it blocks the event loop meanwhile).
 SQLITE_READ_WAIT_MS = 100
 #: Seconds after which a PostgreSQL connection is replaced (the pool's, and the read lane's).
@@ -160,23 +159,28 @@ def records(kind: type[R], rows: Sequence[RowMap]) -> list[R]:
 class Reader:
     """Runs read statements; each row comes back as a mapping of its columns by key.
 
-    The base class runs them through SQLAlchemy on an ``AsyncConnection``. The readers below
-    run a SELECT on its prepared plan (``service.db.prepared``) when it has one.
+    The base class runs them through SQLAlchemy on an ``AsyncConnection``, on PostgreSQL
+    within the request's database time (``bounded``, ``service.db.deadline``). The readers
+    below run a SELECT on its prepared plan (``service.db.prepared``) when it has one.
     """
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, *, bounded: bool = False) -> None:
         self._connection = connection
+        self._bounded = bounded
+
+    async def _result(self, statement: Executable, params: Params) -> Result[Any]:
+        return await _within(self._connection.execute(statement, params), self._bounded)
 
     async def first(self, statement: Executable, params: Params = None) -> RowMap | None:
         """The first row, or None."""
-        return (await self._connection.execute(statement, params)).mappings().first()
+        return (await self._result(statement, params)).mappings().first()
 
     async def all(self, statement: Executable, params: Params = None) -> Sequence[RowMap]:
-        return (await self._connection.execute(statement, params)).mappings().all()
+        return (await self._result(statement, params)).mappings().all()
 
     async def scalar(self, statement: Executable, params: Params = None) -> Any:
         """The first column of the first row, or None."""
-        return (await self._connection.execute(statement, params)).scalar()
+        return (await self._result(statement, params)).scalar()
 
 
 class PostgresReader(Reader):
@@ -193,7 +197,7 @@ class PostgresReader(Reader):
     """
 
     def __init__(self, connection: AsyncConnection, plans: Plans) -> None:
-        super().__init__(connection)
+        super().__init__(connection, bounded=True)
         self._plans = plans
         #: The pool's connection and its asyncpg connection, while ``connection`` holds them
         #: (asking the ``AsyncConnection`` each time costs a greenlet switch).
@@ -269,7 +273,8 @@ class PostgresReader(Reader):
         raw, driver = self._raw, self._driver
         if raw is None or driver is None or self._connection.invalidated or not raw.is_valid:
             # A connection invalidated after an error reconnects here.
-            raw = self._raw = await self._connection.get_raw_connection()
+            reconnect = self._connection.get_raw_connection()
+            raw = self._raw = await deadline.bounded(reconnect, checkout=True)
             found = raw.driver_connection
             assert isinstance(found, asyncpg.Connection)
             driver = self._driver = found
@@ -279,16 +284,19 @@ class PostgresReader(Reader):
         """The planned read; ``_LostConnection`` if the server had closed the connection."""
         raw, driver = await self._driver_connection()
         try:
-            row = await driver.fetchrow(plan.sql, *plan.arguments(params))
+            with deadline.Waiting():
+                row = await driver.fetchrow(
+                    plan.sql, *plan.arguments(params), timeout=deadline.timeout()
+                )
         except asyncio.CancelledError as error:  # interrupted mid-exchange: state unknown
             await asyncio.shield(self._connection.invalidate(error))
             raise
-        except _ASYNCPG_ERRORS as error:
+        except ASYNCPG_ERRORS as error:
             lost = connection_lost(error, closed=driver.is_closed())
             if lost:  # as SQLAlchemy does on a disconnect: connections made before now
                 # are replaced when next checked out (they are likely closed too)
                 self._connection.sync_engine.pool._invalidate(raw, _checkin=False)
-            broken = lost or _interrupts(error)
+            broken = lost or interrupts(error)
             if broken:  # the connection's state is unknown: never hand it out again
                 await self._connection.invalidate(error)
             wrapped = driver_error(plan.sql, error, invalidated=broken)
@@ -351,13 +359,14 @@ class _LostConnection(Exception):
 
 
 class Writer(Reader):
-    """Runs statements inside one write transaction (reads see its own changes)."""
+    """Runs statements inside one write transaction (reads see its own changes); on
+    ``postgres`` it announces with ``pg_notify`` and its statements are ``bounded``."""
 
-    def __init__(self, connection: AsyncConnection, *, announces: bool = False) -> None:
-        super().__init__(connection)
+    def __init__(self, connection: AsyncConnection, *, postgres: bool = False) -> None:
+        super().__init__(connection, bounded=postgres)
         #: Channels to ring once this transaction has committed (``notify_after_commit``).
         self.notices: set[str] = set()
-        self._announces = announces
+        self._announces = postgres
         #: What ``announce`` sent, for ``Database.write``.
         self.announced: list[tuple[str, str]] = []
 
@@ -367,11 +376,11 @@ class Writer(Reader):
         SQLite, where nobody listens."""
         if self._announces:
             self.announced.append((channel, payload))
-            await self._connection.execute(select(func.pg_notify(channel, payload)))
+            await self._result(select(func.pg_notify(channel, payload)), None)
 
     async def run(self, statement: Executable, params: Params = None) -> int:
         """Execute an INSERT, UPDATE or DELETE; the number of rows it touched."""
-        result = await self._connection.execute(statement, params)
+        result = await self._result(statement, params)
         assert isinstance(result, CursorResult)
         return result.rowcount
 
@@ -474,125 +483,6 @@ class InlineSQLiteReader(Reader):
         self._engine.dispose()
 
 
-#: What asyncpg raises: server errors, misuse of a connection or a protocol state it cannot
-#: handle ("cannot switch to state ...; another operation is in progress"), its timeouts and
-#: the socket's own errors.
-_ASYNCPG_ERRORS = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-    TimeoutError,
-)
-#: PEP 249's exception classes by SQLSTATE class (PostgreSQL's documentation, appendix A), for
-#: errors whose driver names no PEP 249 class; any other class is a ``DatabaseError``.
-_PEP249_BY_SQLSTATE: Mapping[str, type[DBAPIError]] = {
-    "08": OperationalError,  # connection exception
-    "0A": NotSupportedError,
-    "22": DataError,
-    "23": IntegrityError,
-    "42": ProgrammingError,  # syntax error or access rule violation
-    "53": OperationalError,  # insufficient resources
-    "57": OperationalError,  # operator intervention (shutdown, cancel)
-    "58": OperationalError,  # system error
-    "XX": InternalError,
-}
-
-
-def driver_error(sql: str, error: Exception, *, invalidated: bool) -> DBAPIError:
-    """A driver's exception as the ``DBAPIError`` subclass that SQLAlchemy would raise.
-
-    sqlite3's exceptions are PEP 249's own classes, so the names carry over. asyncpg's server
-    errors are classed by their SQLSTATE, its ``InterfaceError`` (a connection misused or
-    lost mid-operation) and ``InternalClientError`` (its protocol in a state it cannot
-    handle) are ``InterfaceError``, except a value the driver cannot encode (its
-    ``DataError``, raised before anything is sent), and a timeout or a socket error is an
-    ``OperationalError``. Parameters are never kept, so no message or log line can show them.
-    """
-    options: dict[str, Any] = {"hide_parameters": True, "connection_invalidated": invalidated}
-    if isinstance(error, sqlite3.Error):
-        wrapped = DBAPIError.instance(sql, None, error, sqlite3.Error, **options)
-        assert isinstance(wrapped, DBAPIError)
-        return wrapped
-    kind: type[DBAPIError]
-    if isinstance(error, asyncpg.PostgresError):
-        kind = _PEP249_BY_SQLSTATE.get(str(error.sqlstate)[:2], DatabaseError)
-    elif _refused_input(error):
-        kind = DataError
-    elif isinstance(error, asyncpg.InterfaceError | asyncpg.InternalClientError):
-        kind = InterfaceError
-    else:
-        kind = OperationalError
-    return kind(sql, None, error, **options)
-
-
-def _interrupts(error: BaseException) -> bool:
-    """Whether ``error`` left its asyncpg connection in an unknown state.
-
-    A server error (``PostgresError``) is an answer: the exchange completed and the connection
-    is fine, unless it is a connection error; so is a value asyncpg refused to encode before
-    sending anything (its ``DataError``, SQLSTATE class 22, or a configuration error).
-    Anything else (a timeout, a socket error, an interface or protocol-state error, a
-    cancellation) may have cut an exchange in the middle.
-    """
-    if isinstance(error, asyncpg.PostgresConnectionError):
-        return True  # SQLSTATE class 08, raised by asyncpg itself: the connection is gone
-    return not (isinstance(error, asyncpg.PostgresError) or _refused_input(error))
-
-
-def _refused_input(error: BaseException) -> bool:
-    """asyncpg refused a value or an option before sending anything: its client-side
-    ``DataError`` and ``ClientConfigurationError``, the interface errors that are also a
-    ``ValueError`` (the name ``asyncpg.DataError`` is the server's SQLSTATE class 22)."""
-    return isinstance(error, asyncpg.InterfaceError) and isinstance(error, ValueError)
-
-
-def connection_lost(error: BaseException, *, closed: bool = False) -> bool:
-    """Whether ``error`` (SQLAlchemy's, or a driver's) says the connection was closed under
-    the statement: the server ended it (a restart, a failover, ``pg_terminate_backend``) or the
-    socket was reset; ``closed``: the driver says its connection is closed now. Never a
-    timeout or a cancellation, whatever state they left (the server may be frozen)."""
-    if isinstance(error, DBAPIError):
-        error = error.orig if error.orig is not None else error
-    if isinstance(error, EmulatedDBAPIException):
-        error = error.driver_exception or error
-    if isinstance(error, TimeoutError | asyncio.CancelledError):
-        return False
-    if closed:
-        return True
-    if isinstance(error, asyncpg.PostgresError):
-        # class 08 (connection exception), 57P01-57P03 (admin or crash shutdown, starting up)
-        return str(error.sqlstate).startswith(("08", "57P"))
-    if isinstance(error, asyncpg.InterfaceError):
-        return "connection is closed" in str(error)
-    return isinstance(error, ConnectionError)
-
-
-def _discard_interrupted(context: ExceptionContext) -> BaseException | None:
-    """SQLAlchemy's ``handle_error`` hook of the PostgreSQL engine (see the module docstring).
-
-    Marks a connection whose operation was interrupted as disconnected, so SQLAlchemy
-    invalidates it (only it: the others are not known to be broken), and returns the error
-    to raise instead of a bare driver exception, or None to keep SQLAlchemy's own.
-    """
-    original = context.original_exception
-    if isinstance(original, EmulatedDBAPIException):  # asyncpg's error, as SQLAlchemy wraps it
-        original = original.driver_exception
-    if not isinstance(original, (*_ASYNCPG_ERRORS, asyncio.CancelledError)):
-        return None
-    interrupted = _interrupts(original)
-    if interrupted and not context.is_disconnect:
-        context.is_disconnect = True
-        context.invalidate_pool_on_disconnect = False
-    if isinstance(original, asyncio.CancelledError):
-        return None  # the request is gone; let the cancellation go on
-    wrapped = context.sqlalchemy_exception
-    if isinstance(wrapped, DBAPIError) and type(wrapped) is not DBAPIError:
-        return None  # SQLAlchemy named a PEP 249 class; it sets connection_invalidated itself
-    sql = context.statement or "(no statement)"
-    return driver_error(sql, original, invalidated=interrupted or context.is_disconnect)
-
-
 def _sqlite_file(url: URL) -> str:
     assert url.database is not None
     Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -616,7 +506,7 @@ def _create_write_engine(settings: Settings, url: URL) -> AsyncEngine:
             "connect",
             lambda connection, record: _sqlite_connect(connection, record, busy_ms=busy_ms),
         )
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        event.listen(engine.sync_engine, "begin", partial(_sqlite_begin, busy_ms=busy_ms))
         return engine
     # Autocommit unless a write asks for a transaction (``Database.write``): reads need none,
     # and a write's ping is then one round trip. No ``pool_pre_ping``: see the module doc.
@@ -630,7 +520,8 @@ def _create_write_engine(settings: Settings, url: URL) -> AsyncEngine:
         hide_parameters=True,
         connect_args=_postgres_connect_args(settings),
     )
-    event.listen(engine.sync_engine, "handle_error", _discard_interrupted)
+    event.listen(engine.sync_engine, "handle_error", discard_interrupted)
+    event.listen(engine.sync_engine, "invalidate", close_at_once)
     return engine
 
 
@@ -694,15 +585,30 @@ def _pragmas(dbapi_connection: Any, *pragmas: str) -> None:
     cursor.close()
 
 
-def _sqlite_begin(connection: Connection) -> None:
+def _sqlite_begin(connection: Connection, *, busy_ms: int) -> None:
     """Start write transactions with ``BEGIN IMMEDIATE``.
 
     A deferred transaction that reads and then writes cannot wait for a competing writer in
     WAL mode: SQLite fails it at once with "database is locked". Taking the write lock up
-    front makes writers queue on ``busy_timeout`` instead.
+    front makes writers queue on ``busy_timeout`` instead: ``busy_ms``, or what the request
+    has left of its database time (``service.db.deadline``), set on the connection for this
+    wait and set back by the next write that has more.
     """
-    immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if not connection.get_execution_options().get(_WRITE_OPTION, False):
+        connection.exec_driver_sql("BEGIN")
+        return
+    wait_ms = round(deadline.left(busy_ms / 1000) * 1000)
+    info = connection.connection.info
+    if info.get(_BUSY_MS, busy_ms) != wait_ms:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")
+        info[_BUSY_MS] = wait_ms
+    with deadline.Waiting():
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _within(call: Awaitable[R], bounded: bool) -> Awaitable[R]:
+    """``call``, within the request's database time if ``bounded`` (``service.db.deadline``)."""
+    return deadline.bounded(call) if bounded else call
 
 
 async def _throw_away(connection: AsyncConnection, error: BaseException) -> None:
@@ -778,7 +684,8 @@ class Database:
 
     async def _connect_reader(self) -> PostgresReader:
         assert self._plans is not None
-        return PostgresReader(await self.engine.connect(), self._plans)
+        connection = await deadline.bounded(self.engine.connect(), checkout=True)
+        return PostgresReader(connection, self._plans)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Reader]:
@@ -799,18 +706,22 @@ class Database:
 
         The channels the writer asked for (``Writer.notify_after_commit``) ring after COMMIT.
         """
-        if self._inline is not None:
-            async with self._writes.begin() as connection:
-                writer = Writer(connection)
-                yield writer
-        else:
+        postgres = self._inline is None
+        if postgres:
             connection = await self._live_write_connection()
-            try:
-                async with connection.begin():
-                    writer = Writer(connection, announces=True)
+        else:
+            connection = await deadline.bounded(self._writes.connect(), checkout=True)
+        try:
+            async with connection.begin() as transaction:
+                writer = Writer(connection, postgres=postgres)
+                try:
                     yield writer
-            finally:
-                await connection.close()
+                except BaseException:
+                    await _within(transaction.rollback(), postgres)
+                    raise
+                await _within(transaction.commit(), postgres)
+        finally:
+            await connection.close()
         for channel in writer.notices:
             self.notices.ring(channel)
         for channel, payload in writer.announced:
@@ -818,13 +729,17 @@ class Database:
 
     async def _heard_by_all(self, channel: str, payload: str) -> None:
         """After an announcing commit: this worker's own subscriber hears ``payload`` at once,
-        and the write waits (``ANNOUNCE_WAIT`` at most) until this worker's listener has heard
-        it too, so every other listener has been sent it before the writer answers."""
+        and the write waits (``ANNOUNCE_WAIT`` at most, and no longer than the request has
+        left) until this worker's listener has heard it too, so every other listener has been
+        sent it before the writer answers."""
         listener = self._listeners.get(channel)
         if listener is None:
             return
         listener.hear_locally(payload)
-        await listener.heard(payload, ANNOUNCE_WAIT)
+        within = deadline.left(ANNOUNCE_WAIT)
+        if within > 0:
+            with deadline.Waiting():
+                await listener.heard(payload, within)
 
     async def _live_write_connection(self) -> AsyncConnection:
         """A PostgreSQL write connection that answered a ping (the pool pings nothing).
@@ -833,20 +748,21 @@ class Database:
         transaction starts: one that the server closed is replaced (like the pool's pre-ping
         would); a ping that times out is a 503, as the write itself would be.
         """
-        connection = await self._writes.connect()
+        connection = await deadline.bounded(self._writes.connect(), checkout=True)
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
         assert isinstance(driver, asyncpg.Connection)
         try:
-            await driver.fetchrow(";")  # SQLAlchemy's own ping statement
-        except _ASYNCPG_ERRORS as error:
+            with deadline.Waiting():  # SQLAlchemy's own ping statement
+                await driver.fetchrow(";", timeout=deadline.timeout())
+        except ASYNCPG_ERRORS as error:
             lost = connection_lost(error, closed=driver.is_closed())
             if lost:  # connections as old as this one are likely closed too
                 self.engine.sync_engine.pool._invalidate(raw, _checkin=False)
             await _throw_away(connection, error)
             if not lost:
                 raise driver_error(";", error, invalidated=True) from error
-            return await self._writes.connect()
+            return await deadline.bounded(self._writes.connect(), checkout=True)
         except BaseException as error:  # a cancellation or a bug: the state is unknown
             await asyncio.shield(_throw_away(connection, error))
             raise
@@ -858,8 +774,11 @@ class Database:
         if self._inline is None:
             await (await self._live_write_connection()).close()
             return
-        async with self.engine.connect() as connection:
+        connection = await deadline.bounded(self.engine.connect(), checkout=True)
+        try:
             await connection.execute(text("SELECT 1"))
+        finally:
+            await connection.close()
 
     async def dispose(self) -> None:
         if self._lane is not None:

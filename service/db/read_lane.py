@@ -12,8 +12,9 @@ The rules that keep it safe:
 - **A slot is held for one statement and nothing else.** Its holder never waits for anything
   but the database, so a request that waits for a slot (whatever connection it holds) can
   never be waited for by a slot holder: no deadlock.
-- **Waiting is bounded** by ``DB_POOL_TIMEOUT``, as a pool checkout is, and ends in the pool's
-  own ``TimeoutError`` (503).
+- **Waiting is bounded** by ``DB_POOL_TIMEOUT``, as a pool checkout is, or by what the request
+  has left of its database time (``service.db.deadline``), and ends in the pool's own
+  ``TimeoutError`` (503).
 - **Failures are the reader's.** A slot reads through a ``PostgresReader`` on an engine
   connection, so a lost connection is retried once on a fresh one and an interrupted or
   cancelled statement invalidates it, exactly as on a request's own checkout. After any
@@ -33,6 +34,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from service.db import deadline
 from service.db.prepared import Plan
 
 
@@ -109,18 +111,18 @@ class ReadLane:
             return self._free.pop()
         waiter: asyncio.Future[_Slot] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        wait = deadline.left(self._wait)
         try:
-            async with asyncio.timeout(self._wait):
-                return await waiter
+            with deadline.Waiting():
+                async with asyncio.timeout(wait):
+                    return await waiter
         except BaseException as error:
             if waiter.done() and not waiter.cancelled():
                 self._release(waiter.result())  # handed over just as the wait ended
             else:
                 waiter.cancel()
             if isinstance(error, TimeoutError):
-                raise PoolTimeoutError(
-                    f"no read connection was free within {self._wait:g} s"
-                ) from None
+                raise PoolTimeoutError(f"no read connection was free within {wait:g} s") from None
             raise
 
     def _release(self, slot: _Slot) -> None:
