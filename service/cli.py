@@ -54,7 +54,9 @@ def migrate_command(revision: str) -> None:
 
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=None, help="Defaults to PORT (8000).")
+@click.option(
+    "--port", type=int, default=None, help="Defaults to PORT, else 8000 (not in production)."
+)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
     "--config",
@@ -83,12 +85,10 @@ def serve_command(
     from service.db.ready import DatabaseNotReady, check_ready, database_location
 
     settings = _checked_settings()
-    address = f"http://{host}:{port or settings.port}"
     try:
-        config = serving.hypercorn_config(
-            config_path, host=host, port=port or settings.port, workers=workers
-        )
-        serving.check_can_listen(config)
+        config = serving.hypercorn_config(config_path, workers=workers)
+        port = serving.serving_port(settings, port)
+        serving.listen(config, host, port)
         if migrate:
             from service.db.migrate import upgrade
 
@@ -98,7 +98,7 @@ def serve_command(
     except (serving.StartupError, DatabaseNotReady) as error:
         raise _failure(error) from None
     click.echo(f"database: {database_location(settings.database_url)}")
-    click.echo(f"serving on {address} (docs at /docs)")
+    click.echo(f"serving on http://{host}:{port} (docs at /docs)")
     status = serving.run_hypercorn(config)
     if status != 0:
         raise _failure(

@@ -5,8 +5,8 @@
 would otherwise fail in every worker, or only on the first request:
 
 1. the settings and the token keys they name (``service.keyring``);
-2. the Hypercorn configuration file, and that the address can be bound (port in use, a
-   privileged port);
+2. the Hypercorn configuration file, the port (in production ``PORT`` or ``--port`` must name
+   it), and the address, which the master binds itself (``listen``);
 3. the database: migrated first by ``serve``, or (``--no-migrate``, the release phase has
    migrated) reachable, existing and at this release's schema head.
 
@@ -18,7 +18,17 @@ build the app, so a bad setting is printed once per worker, and Hypercorn 0.18's
 returns 0 (its last ``_join_exited`` overwrites the failed worker's status), so a supervisor
 saw a clean stop. ``run_hypercorn`` therefore also notes whether a stop signal arrived
 (``signal.set_wakeup_fd``): workers gone without one is a failure, status 1, whatever
-Hypercorn returns. Everything here is Hypercorn's public API (``Config``, ``run``).
+Hypercorn returns.
+
+Why the master binds the address itself: with more than one worker Hypercorn sets
+``SO_REUSEPORT`` on the sockets it binds, and Linux then lets a second server of the same
+user bind the same port too, so two releases started on one port would both serve and split
+the traffic. ``listen`` binds and listens once, without ``SO_REUSEPORT``, and hands the
+socket to Hypercorn as ``fd://`` (its documented bind form for an inherited socket), which
+uses it as it is; its workers share that one socket as they would share Hypercorn's own.
+Nothing can take the address between the check and the serving, and ``SO_REUSEADDR`` (as
+Hypercorn sets it) lets a restart bind over the previous server's closing connections.
+Everything here is Hypercorn's public API (``Config``, ``run``).
 """
 
 from __future__ import annotations
@@ -48,8 +58,9 @@ class StartupError(Exception):
     """The server cannot start; the message is one line, safe to print."""
 
 
-def hypercorn_config(path: Path | None, *, host: str, port: int, workers: int) -> Config:
-    """Hypercorn's settings from ``path`` (default ``hypercorn.toml`` in ``config_dir()``)."""
+def hypercorn_config(path: Path | None, *, workers: int) -> Config:
+    """Hypercorn's settings from ``path`` (default ``hypercorn.toml`` in ``config_dir()``);
+    ``listen`` gives them the address."""
     path = path or config_dir() / HYPERCORN_FILE
     if not path.is_file():
         raise StartupError(
@@ -61,30 +72,50 @@ def hypercorn_config(path: Path | None, *, host: str, port: int, workers: int) -
     except (ValueError, OSError) as error:
         raise StartupError(f"cannot read {path}: {' '.join(str(error).split())}") from None
     config.application_path = APPLICATION
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.workers = workers
     return config
 
 
-def check_can_listen(config: Config) -> None:
-    """Bind the configured addresses once and let them go: a port in use fails here, in one line.
+def serving_port(settings: Settings, port: int | None) -> int:
+    """``--port``, else ``PORT``; in production one of them must be given.
 
-    Hypercorn binds again in ``run``; another process taking the port in between is a race
-    this check does not close (the error then comes from Hypercorn).
+    A platform names the port of a web process in ``PORT``; one that did not (a Procfile run
+    by hand, a missing variable) must not quietly serve on 8000 where nothing routes to it.
     """
+    if port is not None:
+        return port
+    if settings.app_env == "production" and "port" not in settings.model_fields_set:
+        raise StartupError(
+            "PORT is not set: in production the port must be named, by the platform (PORT) "
+            "or with --port"
+        )
+    return settings.port
+
+
+def listen(config: Config, host: str, port: int) -> None:
+    """Bind and listen on ``host:port`` exclusively, in this process, and make ``config`` serve
+    that socket; a port in use fails here, in one line (see the module's doc for why)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sockets = config.create_sockets()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(config.backlog)
     except OSError as error:
-        address = ", ".join(config.bind)
-        if error.errno == errno.EADDRINUSE:
-            cause = "the address is already in use: stop the other server or choose another port"
-        elif error.errno == errno.EACCES:
-            cause = "permission denied: choose a port above 1023"
-        else:
-            cause = f"{error.strerror or error}: check the host"
-        raise StartupError(f"cannot listen on {address} ({cause}; set PORT or --port)") from None
-    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
         sock.close()
+        address = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        cause = _cause(error)
+        raise StartupError(f"cannot listen on {address} ({cause}; set PORT or --port)") from None
+    config.bind = [f"fd://{sock.detach()}"]
+
+
+def _cause(error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return "the address is already in use: stop the other server or choose another port"
+    if error.errno == errno.EACCES:
+        return "permission denied: choose a port above 1023"
+    return f"{error.strerror or error}: check the host"
 
 
 def check_settings(settings: Settings) -> None:

@@ -99,7 +99,8 @@ class Settings(BaseSettings):
     app_env: AppEnv = Field("development", description="development, testing or production.")
     database_url: str = Field(
         "sqlite:///instance/service.db",
-        description="sqlite:///path, postgresql://... or Heroku's postgres://...",
+        description="sqlite:///path, postgresql://... or Heroku's postgres://...; required in "
+        "production, where a SQLite file needs its path named.",
     )
     secret_key: SecretStr | None = Field(
         None, description="HS256: the HMAC secret that signs tokens."
@@ -250,7 +251,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="DEBUG, INFO (one access line per request), WARNING or ERROR."
     )
-    port: int = Field(8000, ge=1, le=65_535, description="Port of `service serve`.")
+    port: int = Field(
+        8000, ge=1, le=65_535, description="Port of `service serve`; production needs it set."
+    )
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger request bodies get 413."
     )
@@ -683,6 +686,17 @@ class Settings(BaseSettings):
                 "MFA_ENCRYPTION_KEY must be set in production: 32 random bytes in base64url, "
                 '(python -c "import base64, os; '
                 'print(base64.urlsafe_b64encode(os.urandom(32)).decode())")'
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _require_a_named_database_in_production(self) -> Settings:
+        """The default file under ``instance/`` sits on the machine's disk, which on a dyno is
+        wiped at every restart: production names its database, even a SQLite file."""
+        if self.app_env == "production" and "database_url" not in self.model_fields_set:
+            raise ValueError(
+                "DATABASE_URL must be set in production: a postgresql:// URL, or "
+                "sqlite:///PATH for a SQLite file on a disk that outlives restarts"
             )
         return self
 

@@ -63,6 +63,7 @@ async def test_create_user_without_the_flag_makes_an_ordinary_user(
 async def test_set_role_user_takes_the_admin_api_from_a_still_valid_token_at_once(
     client: Client, run: Run
 ) -> None:
+    await run("create-user", "root", "--admin", "--password-stdin", input=PASSWORD)
     account = await sign_up(client, "dora")
     promoted = await run("set-role", "DORA", "admin")
     assert promoted.exit_code == 0, promoted.output
@@ -76,6 +77,21 @@ async def test_set_role_user_takes_the_admin_api_from_a_still_valid_token_at_onc
     assert await admin_status(client, account.access_token) == 403
     me = await client.get("/me", headers=account.headers)
     assert me.status_code == 200  # the account itself is untouched
+
+
+async def test_set_role_refuses_to_demote_the_last_active_admin(client: Client, run: Run) -> None:
+    await run("create-user", "root", "--admin", "--password-stdin", input=PASSWORD)
+    tokens = await log_in(client, "root", PASSWORD)
+
+    refused = await run("set-role", "root", "user")
+
+    assert refused.exit_code == 1
+    assert refused.output == (
+        "Error: root is the last active admin: make another account an admin first\n"
+    )
+    assert await admin_status(client, tokens["access_token"]) == 200
+    await run("create-user", "ops", "--admin", "--password-stdin", input=PASSWORD)
+    assert (await run("set-role", "root", "user")).exit_code == 0
 
 
 async def test_set_role_refuses_an_unknown_user_and_an_unknown_role(
@@ -100,11 +116,12 @@ async def test_the_commands_are_security_events_naming_the_operator(
     logger.setLevel(logging.INFO)
     try:
         await run("create-user", "root", "--admin", "--password-stdin", input=PASSWORD)
+        await run("create-user", "ops", "--admin", "--password-stdin", input=PASSWORD)
         await run("set-role", "root", "user")
     finally:
         logger.setLevel(level)
 
     found = [vars(r) for r in security_events if getattr(r, "event", "") == "admin_action"]
-    assert [event["action"] for event in found] == ["create_admin", "set_role"]
+    assert [event["action"] for event in found] == ["create_admin", "create_admin", "set_role"]
     assert all(event["actor"].startswith("cli:") for event in found)
-    assert found[1]["role"] == "user"
+    assert found[2]["role"] == "user"

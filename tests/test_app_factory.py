@@ -22,6 +22,7 @@ STRONG_SECRET = "Zq8v3N1xK7pW2mR9tY4bL6cH0dF5gJ-aQeUiOs_"
 
 def production(**values: object) -> Settings:
     values.setdefault("mfa_encryption_key", TEST_MFA_KEY)
+    values.setdefault("database_url", "postgresql://db.invalid/service")
     return Settings(_env_file=None, app_env="production", **values)  # type: ignore[arg-type]
 
 

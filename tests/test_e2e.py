@@ -23,7 +23,7 @@ PROBLEM_JSON = "application/problem+json"
 def test_procfile_declares_release_and_web() -> None:
     commands = procfile_commands()
     assert commands["release"] == "service migrate"
-    assert "--host 0.0.0.0 --port $PORT" in commands["web"]
+    assert "--host 0.0.0.0 " in commands["web"]  # on PORT, which ``service serve`` reads
     assert "WEB_CONCURRENCY" in commands["web"]
 
 

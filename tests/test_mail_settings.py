@@ -39,6 +39,7 @@ def production(environment: pytest.MonkeyPatch, **values: str) -> Settings:
         APP_ENV="production",
         SECRET_KEY=STRONG_SECRET,
         MFA_ENCRYPTION_KEY=TEST_MFA_KEY,
+        DATABASE_URL="postgresql://db.invalid/service",
         **values,
     )
 

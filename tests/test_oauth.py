@@ -180,6 +180,7 @@ def test_production_needs_https_except_on_loopback() -> None:
         app_env="production",
         secret_key=secret,
         mfa_encryption_key=TEST_MFA_KEY,
+        database_url="postgresql://db.invalid/service",
         public_base_url="http://127.0.0.1:8000/",
     )
     assert local.public_base_url == "http://127.0.0.1:8000"

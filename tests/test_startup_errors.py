@@ -127,10 +127,11 @@ def one_line(stderr: str) -> str:
 
 
 def test_the_procfile_web_command_checks_in_the_master() -> None:
-    """The web: line runs ``service serve`` (the checks) with $PORT, WEB_CONCURRENCY and
-    config/hypercorn.toml, never bare Hypercorn (whose workers fail one by one, status 0)."""
+    """The web: line runs ``service serve`` (the checks, PORT read by the command) with
+    WEB_CONCURRENCY and config/hypercorn.toml, never bare Hypercorn (whose workers fail one
+    by one, status 0)."""
     assert WEB.startswith("service serve --no-migrate ")
-    for part in ("--config config/hypercorn.toml", "--port $PORT", "${WEB_CONCURRENCY:-2}"):
+    for part in ("--config config/hypercorn.toml", "--host 0.0.0.0", "${WEB_CONCURRENCY:-2}"):
         assert part in WEB
 
 

@@ -14,11 +14,18 @@ authorization decisions and changes to accounts). Sessions ended on the way are 
 - **Delete** removes the account with its items and sessions.
 - An admin cannot disable, demote or delete their own account, nor end all their own
   sessions, through the API (``service.security.roles``): 409.
+
+Each change is decided inside its transaction (``_decide``): the guard read the caller's
+rights before it began, and another admin may have demoted, disabled or deleted them since, so
+the acting admin's row is locked and read again, and a caller who is no longer an active admin
+gets the guard's 403 and changes nothing. A change that takes power away also locks every
+active admin and never removes the last one (409; only the command line can get that far).
 """
 
 from __future__ import annotations
 
 import getpass
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,12 +34,21 @@ from typing import Any
 from service.admin import queries
 from service.auth import sessions, users
 from service.auth.users import UserRecord
-from service.errors import Conflict, NotFound
+from service.db import Writer
+from service.errors import Conflict, Forbidden, NotFound
 from service.security.events import security_event
-from service.security.roles import Role, SelfAction, check_not_self, locks_out
+from service.security.roles import (
+    Role,
+    SelfAction,
+    check_not_self,
+    is_last_admin,
+    locks_out,
+    may_administer,
+)
 from service.services import Services
 
 NOT_FOUND = "No such user."
+NOT_AN_ADMIN = "This needs the access token of an active admin."
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +88,38 @@ def _refuse_self(actor: Actor, target: uuid.UUID, what: str) -> None:
         raise Conflict(str(error)) from None
 
 
+async def _decide(db: Writer, actor: Actor, target: uuid.UUID, *, takes_power: bool) -> UserRecord:
+    """The target as committed now, once the change may go ahead; in the change's transaction.
+
+    Locks the rows the decision rests on, in id order (``queries.lock_accounts``): the
+    target's and the acting admin's, and for a change that ``takes_power`` (disable, demote,
+    delete) every active admin's. ``Forbidden`` if the acting admin is no longer an active
+    admin, ``NotFound`` for no such account, ``Conflict`` if it would leave no active admin.
+    """
+    involved = {target} if actor.id is None else {target, actor.id}
+    accounts = await queries.lock_accounts(db, involved, active_admins=takes_power)
+    if actor.id is not None:
+        acting = accounts.get(actor.id)
+        if acting is None or not may_administer(acting.role, acting.is_active):
+            security_event(
+                "admin_access_denied",
+                level=logging.WARNING,
+                user_id=actor.id,
+                reason="no_longer_admin",
+            )
+            raise Forbidden(NOT_AN_ADMIN)
+    before = accounts.get(target)
+    if before is None:
+        raise NotFound(NOT_FOUND)
+    if takes_power and is_last_admin(
+        target, ((user.id, user.role, user.is_active) for user in accounts.values())
+    ):
+        raise Conflict(
+            f"{before.username} is the last active admin: make another account an admin first"
+        )
+    return before
+
+
 async def change_user(
     services: Services,
     actor: Actor,
@@ -83,15 +131,16 @@ async def change_user(
     """Set ``is_active`` and/or ``role`` (None: leave as is); the account after the change.
 
     ``NotFound`` for no such account; ``Conflict`` when an admin would disable or demote
-    themselves. Disabling revokes every session of the account in the same transaction.
+    themselves, or the last active admin would go; ``Forbidden`` when the acting admin is no
+    longer one (``_decide``). Disabling revokes every session of the account in the same
+    transaction.
     """
-    if locks_out(is_active=is_active, role=role):
+    takes_power = locks_out(is_active=is_active, role=role)
+    if takes_power:
         _refuse_self(actor, target, "disable or demote")
     now = datetime.now(UTC)
     async with services.db.write() as db:
-        before = await queries.select_user_for_update(db, target)
-        if before is None:
-            raise NotFound(NOT_FOUND)
+        before = await _decide(db, actor, target, takes_power=takes_power)
         changes: dict[str, object] = {}
         if is_active is not None and is_active != before.is_active:
             changes["is_active"] = is_active
@@ -100,7 +149,7 @@ async def change_user(
         if not changes:
             return before
         after = await queries.update_user(db, target, changes)
-        assert after is not None
+        assert after is not None  # the row is locked
         revoked = await sessions.revoke_sessions(db, target, now) if is_active is False else []
     if "is_active" in changes:
         _event(actor, "enable" if is_active else "disable", target, sessions_ended=len(revoked))
@@ -122,12 +171,13 @@ async def set_role_by_username(
 
 
 async def delete_user(services: Services, actor: Actor, target: uuid.UUID) -> None:
-    """Delete the account with its items and sessions; ``Conflict`` for the admin's own."""
+    """Delete the account with its items and sessions; ``Conflict`` for the admin's own or the
+    last active admin."""
     _refuse_self(actor, target, "delete")
     async with services.db.write() as db:
+        await _decide(db, actor, target, takes_power=True)
         live = [session.id for session in await sessions.select_live_sessions(db, target)]
-        if not await queries.delete_user(db, target):
-            raise NotFound(NOT_FOUND)
+        await queries.delete_user(db, target)
     _event(actor, "delete", target)
     sessions.log_revoked(target, live, how="admin")
 
@@ -136,8 +186,7 @@ async def end_sessions(services: Services, actor: Actor, target: uuid.UUID) -> N
     """Revoke every live session of the account: log it out everywhere, at once."""
     _refuse_self(actor, target, "end all sessions of")
     async with services.db.write() as db:
-        if await queries.select_user_for_update(db, target) is None:
-            raise NotFound(NOT_FOUND)
+        await _decide(db, actor, target, takes_power=False)
         revoked = await sessions.revoke_sessions(db, target, datetime.now(UTC))
     _event(actor, "end_sessions", target, sessions_ended=len(revoked))
     sessions.log_revoked(target, revoked, how="admin")

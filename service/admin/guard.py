@@ -7,6 +7,12 @@ disabling an admin takes their power away at the next request (OWASP ASVS 5.0 V8
 Anyone else gets 403 for every path below ``/admin``, routed or not, so a non-admin learns
 nothing about the admin API beyond the documented paths. Each refusal is an
 ``admin_access_denied`` security event.
+
+``OPTIONS`` is no exception (its ``Allow`` lists what a path offers): without a token it is
+401, for a non-admin 403. The one request that passes without a token is a CORS preflight
+while ``CORS_ORIGINS`` is set, since browsers send preflights without credentials (Fetch
+standard, section 3.2.2); its ``Allow`` names the methods the OpenAPI document already
+publishes for the path. Without CORS a preflight is just another ``OPTIONS``.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import logging
 from quart import g, request
 
 from service.admin import queries
-from service.admin.actions import Actor
+from service.admin.actions import NOT_AN_ADMIN, Actor
 from service.auth.bearer import authenticate
 from service.errors import Forbidden
 from service.security.events import security_event
 from service.security.roles import may_administer
 from service.services import services
+from service.web.cors import is_preflight
 
 PREFIX = "/admin"
 
@@ -31,8 +38,8 @@ def is_admin_path(path: str) -> bool:
 
 
 async def require_admin_under_admin_prefix() -> None:
-    """``Forbidden`` unless the caller is an active admin now; ``OPTIONS`` passes (CORS)."""
-    if request.method == "OPTIONS" or not is_admin_path(request.path):
+    """``Forbidden`` unless the caller is an active admin now; a CORS preflight passes."""
+    if not is_admin_path(request.path) or _answered_without_a_token():
         return
     principal = await authenticate()
     async with services().db.read() as db:
@@ -45,8 +52,13 @@ async def require_admin_under_admin_prefix() -> None:
             method=request.method,
             path=request.path,
         )
-        raise Forbidden("This needs the access token of an active admin.")
+        raise Forbidden(NOT_AN_ADMIN)
     g.admin = Actor(name=rights[0], id=principal.user_id)
+
+
+def _answered_without_a_token() -> bool:
+    """A CORS preflight while CORS is on; everything else under ``/admin`` needs an admin."""
+    return bool(services().settings.cors_origins) and is_preflight(request)
 
 
 def current_admin() -> Actor:

@@ -7,6 +7,7 @@ Admins act on any account, so these take the target user's id instead of an owne
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, update
@@ -16,6 +17,7 @@ from service.auth.users import UserRecord
 from service.db import Reader, Writer, record, records
 from service.db.models import User
 from service.items.pagination import Cursor
+from service.security.roles import Role
 
 #: The columns whose start a search ``q`` matches (case-folded, as usernames are compared).
 #: A new searchable prefix is one more column here.
@@ -68,11 +70,22 @@ async def select_users_page(
     return users[:limit], Cursor(last.created_at, last.id)
 
 
-async def select_user_for_update(db: Writer, user_id: uuid.UUID) -> UserRecord | None:
-    """The account, its row locked until the transaction ends (PostgreSQL; SQLite has one
-    writer), so concurrent changes of one account take turns."""
-    query = select(User).where(User.id == user_id).with_for_update()
-    return record(UserRecord, await db.first(query))
+async def lock_accounts(
+    db: Writer, user_ids: Collection[uuid.UUID], *, active_admins: bool
+) -> dict[uuid.UUID, UserRecord]:
+    """The accounts ``user_ids``, and with ``active_admins`` every active admin, as committed
+    now, their rows locked until the transaction ends; by id (a missing account is absent).
+
+    Every caller locks in the order of the ids, so two changes that need some of the same
+    rows take turns instead of deadlocking. On PostgreSQL (``READ COMMITTED``) a row that
+    another transaction holds is read again once that one commits, and an admin it demoted
+    or disabled no longer matches; SQLite has one writer at a time.
+    """
+    condition: ColumnElement[bool] = User.id.in_(user_ids)
+    if active_admins:
+        condition = or_(condition, and_(User.role == Role.ADMIN.value, User.is_active.is_(True)))
+    query = select(User).where(condition).order_by(User.id).with_for_update()
+    return {user.id: user for user in records(UserRecord, await db.all(query))}
 
 
 async def update_user(

@@ -10,13 +10,18 @@ time of each request).
 An admin may not lock themselves out by accident: disabling, demoting or deleting their own
 account, or ending all their own sessions, through the admin API is refused (``SelfAction``);
 ``/logout`` and ``DELETE /me`` are the ways to do that on purpose, and the command line
-(``service set-role``) can still change any account.
+(``service set-role``) can still change any account but the last active admin.
+
+Nor can concurrent changes leave nobody to administer: each change is decided inside its own
+transaction on the rows as committed, the acting admin must still be an active admin there,
+and the last active admin is never demoted, disabled or deleted (``is_last_admin``).
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Iterable
 
 
 class Role(enum.StrEnum):
@@ -45,3 +50,10 @@ def locks_out(*, is_active: bool | None, role: Role | None) -> bool:
     """Whether a change of ``is_active`` and ``role`` (None: unchanged) would take an admin's
     power away: disabling the account or demoting it."""
     return is_active is False or role is Role.USER
+
+
+def is_last_admin(target_id: uuid.UUID, accounts: Iterable[tuple[uuid.UUID, str, bool]]) -> bool:
+    """Whether ``target_id`` is the one account among ``accounts`` (``(id, role, is_active)``,
+    every active admin among them) that may administer."""
+    admins = {account_id for account_id, role, active in accounts if may_administer(role, active)}
+    return admins == {target_id}

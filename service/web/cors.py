@@ -20,7 +20,7 @@ bearer tokens in the ``Authorization`` header, which they hold themselves, and t
 
 from __future__ import annotations
 
-from quart import Quart
+from quart import Quart, Request
 from quart_cors import cors
 
 from service.settings import Settings
@@ -39,6 +39,17 @@ EXPOSE_HEADERS = ("ETag", "Location", "X-Request-ID", "Retry-After")
 ALLOW_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 #: Seconds a browser may reuse a preflight's answer.
 PREFLIGHT_MAX_AGE = 600
+
+
+def is_preflight(request: Request) -> bool:
+    """A CORS-preflight request (Fetch standard, section 3.2.2): ``OPTIONS`` from a page of
+    some ``Origin``, naming the method it wants to send in ``Access-Control-Request-Method``."""
+    headers = request.headers
+    return (
+        request.method == "OPTIONS"
+        and "Origin" in headers
+        and "Access-Control-Request-Method" in headers
+    )
 
 
 def init_app(app: Quart, settings: Settings) -> None:
