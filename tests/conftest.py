@@ -49,6 +49,9 @@ TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 TEST_MFA_KEY = "dGVzdC1tZmEta2V5LTMyLWJ5dGVzLWxvbmctLS0tLS0"
 BACKENDS = ("sqlite", "postgresql")
 
+#: How the suite shares the cores under pytest-xdist: the ``serial`` mark, heavy tests first.
+pytest_plugins = ("tests.parallel",)
+
 _postgres_skipped: list[str] = []
 
 
