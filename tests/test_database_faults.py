@@ -33,7 +33,8 @@ import pytest
 from harness.live_server import LiveServer, start_live_server
 from harness.postgres import PrivatePostgres, postgres_binaries, private_postgres
 
-pytestmark = [pytest.mark.faults, pytest.mark.e2e]
+#: ``serial``: its bounds leave room for its own load on two cores, not another test's too.
+pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.serial]
 
 #: The server's database timeouts, seconds (DB_STATEMENT_TIMEOUT, DB_CONNECT_TIMEOUT,
 #: DB_POOL_TIMEOUT): short, so that the tests stay short.
