@@ -1,4 +1,4 @@
-"""The suite's own xdist plugin (``tests/parallel.py``): serial tests run alone, and first.
+"""Running on xdist workers: the suite's plugin (``tests/parallel.py``) and kept fixtures.
 
 A small suite of sleeping tests runs under ``pytest -n 2`` in a process of its own; each test
 writes when it started and ended, and the intervals show what ran beside what.
@@ -13,8 +13,11 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from tests.conftest import Kept
 from tests.parallel import Turns
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,3 +156,21 @@ def wait_until_gate_is_held(path: Path) -> None:
             fcntl.flock(gate, fcntl.LOCK_UN)
             assert time.monotonic() < deadline, "the serial test never took the gate"
             time.sleep(0.01)
+
+
+def test_a_kept_resource_is_made_once_and_ended_with_the_session() -> None:
+    """A worker that gets SQLite and PostgreSQL tests in turns migrates each database once."""
+    made, ended = [], []
+
+    @contextmanager
+    def database() -> Iterator[str]:
+        made.append("made")
+        yield "sqlite:///one.db"
+        ended.append("ended")
+
+    with ExitStack() as session:
+        kept = Kept(session)
+        for _ in range(3):  # sqlite, postgresql, sqlite...: the first is not made again
+            assert kept.get("database-sqlite", database) == "sqlite:///one.db"
+        assert (made, ended) == (["made"], [])
+    assert ended == ["ended"]
