@@ -21,7 +21,13 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractContextManager,
+    AsyncExitStack,
+    ExitStack,
+    asynccontextmanager,
+    contextmanager,
+)
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -48,6 +54,9 @@ TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 #: 32 bytes in base64url, as ``MFA_ENCRYPTION_KEY`` takes them (production requires one).
 TEST_MFA_KEY = "dGVzdC1tZmEta2V5LTMyLWJ5dGVzLWxvbmctLS0tLS0"
 BACKENDS = ("sqlite", "postgresql")
+
+#: How the suite shares the cores under pytest-xdist: the ``serial`` mark, heavy tests first.
+pytest_plugins = ("tests.parallel",)
 
 _postgres_skipped: list[str] = []
 
@@ -111,14 +120,47 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A freshly migrated database of each backend, shared by the run's tests."""
-    with empty_database(request.param, tmp_path_factory.mktemp(request.param)) as url:
+class Kept:
+    """What a session fixture makes once per parameter and keeps until the session ends.
+
+    pytest ends a parametrized session fixture when the next test asks for another parameter;
+    a pytest-xdist worker gets the SQLite and PostgreSQL tests in turns, and would migrate a
+    new database (or start a new server) at every turn. Kept, each is made once per worker.
+    """
+
+    def __init__(self, stack: ExitStack) -> None:
+        self._stack = stack
+        self._made: dict[str, Any] = {}
+
+    def get(self, key: str, make: Callable[[], AbstractContextManager[Any]]) -> Any:
+        if key not in self._made:
+            self._made[key] = self._stack.enter_context(make())
+        return self._made[key]
+
+
+@pytest.fixture(scope="session")
+def kept() -> Iterator[Kept]:
+    with ExitStack() as stack:
+        yield Kept(stack)
+
+
+@contextmanager
+def migrated_database(backend: str, directory: Path) -> Iterator[str]:
+    with empty_database(backend, directory) as url:
         upgrade(make_settings(url))
         yield url
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, kept: Kept
+) -> str:
+    """A freshly migrated database of each backend, shared by the run's tests."""
+    backend: str = request.param
+    url: str = kept.get(
+        f"database-{backend}", lambda: migrated_database(backend, tmp_path_factory.mktemp(backend))
+    )
+    return url
 
 
 @pytest.fixture
@@ -234,20 +276,27 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def live_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, kept: Kept
+) -> LiveServer:
     """The Procfile's release and web commands serving a fresh database of each backend.
 
     One server per backend for the whole run (production settings, two workers): tests that
     share it sign up their own users. At the end it is stopped with SIGTERM, and a traceback
     in its output or an unclean exit fails the run.
     """
-    directory = tmp_path_factory.mktemp(f"live-{request.param}")
-    with (
-        empty_database(request.param, directory) as url,
-        start_live_server(url, directory) as server,
-    ):
-        yield server
+    backend: str = request.param
+
+    @contextmanager
+    def serve() -> Iterator[LiveServer]:
+        directory = tmp_path_factory.mktemp(f"live-{backend}")
+        with (
+            empty_database(backend, directory) as url,
+            start_live_server(url, directory) as server,
+        ):
+            yield server
+
+    server: LiveServer = kept.get(f"live-server-{backend}", serve)
+    return server
 
 
 #: Builds a served app on the test database with settings overrides (``make_app`` fixtures).

@@ -36,7 +36,8 @@ import pytest
 from harness.live_server import LiveServer, start_live_server
 from harness.postgres import PrivatePostgres, postgres_binaries, private_postgres
 
-pytestmark = [pytest.mark.faults, pytest.mark.e2e]
+#: ``serial``: its bounds leave room for its own load on two cores, not another test's too.
+pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.serial]
 
 #: The server's DB_STATEMENT_TIMEOUT, seconds: short, so that the test stays short.
 STATEMENT_TIMEOUT = 2.0

@@ -53,6 +53,7 @@ def unavailable_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRe
     ]
 
 
+@pytest.mark.serial  # bounds the time to the 503
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_a_statement_over_the_timeout_is_a_prompt_503_and_the_pool_recovers(
     quick: Quart, alice: Account, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture

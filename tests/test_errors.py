@@ -517,6 +517,7 @@ async def test_an_exhausted_connection_pool_gives_503_then_recovers(
     assert await count(app, Item) == 1
 
 
+@pytest.mark.serial  # bounds the time to the 503
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_busy_sqlite_database_gives_503_then_recovers(
     app: Quart, alice: Account, database_url: str

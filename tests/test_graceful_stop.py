@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,18 +33,27 @@ def test_sigterm_to_every_process_lets_requests_in_flight_finish(tmp_path: Path)
             assert signup.status_code == 201
 
         outcome: dict[str, object] = {}
+        sent = threading.Event()
+
+        def trace(event: str, info: dict[str, Any]) -> None:
+            if event == "http11.receive_response_headers.started":
+                sent.set()  # the whole request is on the connection
 
         def log_in() -> None:
             with httpx.Client(base_url=server.base_url, timeout=30.0) as client:
                 try:
                     outcome["response"] = client.post(
-                        "/login", data={"username": "late", "password": PASSWORD}
+                        "/login",
+                        data={"username": "late", "password": PASSWORD},
+                        extensions={"trace": trace},
                     )
                 except httpx.HTTPError as error:
                     outcome["error"] = error
 
         request = threading.Thread(target=log_in)
         request.start()
+        # Sent, not just started: on a busy machine the thread may take longer to connect.
+        assert sent.wait(30), f"the login was never sent: {outcome}"
         time.sleep(0.3)  # the login is hashing now
         os.killpg(server.process.pid, signal.SIGTERM)
         request.join(timeout=30)

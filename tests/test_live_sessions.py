@@ -133,6 +133,7 @@ async def until_listening(*apps: Quart) -> None:
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.serial  # measures the window against the lease
 @pytestmark_postgres
 async def test_a_revocation_on_one_instance_is_refused_at_once_on_the_other(
     make_app: AppFactory,
@@ -240,6 +241,7 @@ async def test_sqlite_has_no_memory_of_sessions(make_app: AppFactory, backend: s
     assert found(await make_app()).live_sessions is None
 
 
+@pytest.mark.serial  # measures the window against the lease
 @pytestmark_postgres
 async def test_a_listener_whose_notices_stop_arriving_stops_memory_within_the_lease(
     make_app: AppFactory, database_url: str, monkeypatch: pytest.MonkeyPatch

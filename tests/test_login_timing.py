@@ -19,6 +19,8 @@ from service.settings import Settings
 from tests.conftest import make_settings, sign_up
 
 TRIES = 10
+#: It compares times: no other test may load the machine meanwhile (tests/parallel.py).
+pytestmark = pytest.mark.serial
 
 
 @pytest.fixture

@@ -94,6 +94,7 @@ async def test_at_most_size_statements_run_at_once_and_every_one_finishes() -> N
     assert len(readers.opened) == 2, "slots keep their connection between statements"
 
 
+@pytest.mark.serial  # bounds a wait from both sides
 async def test_a_wait_longer_than_the_pool_timeout_is_the_pools_timeout_error() -> None:
     readers = Readers()
     lane = ReadLane(readers.connect, size=1, wait=0.2, recycle=1800)
@@ -202,6 +203,7 @@ async def small_lane(settings: Settings) -> AsyncIterator[Quart]:
         yield application
 
 
+@pytest.mark.serial  # bounds a wait
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_a_lane_kept_busy_is_a_prompt_503_and_then_serves_again(
     small_lane: Quart, database_url: str

@@ -24,6 +24,9 @@ from tests.conftest import make_settings
 from tests.email_helpers import sign_up_with_email
 from tests.mailbox import Mailbox
 
+#: It compares times: no other test may load the machine meanwhile (tests/parallel.py).
+pytestmark = pytest.mark.serial
+
 
 async def forgot(client: Client, email: str) -> int:
     response = await client.post("/password/forgot", json={"email": email})
