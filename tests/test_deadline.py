@@ -33,6 +33,8 @@ from service.services import services
 from service.settings import Settings
 from tests.conftest import AppFactory, app_factory, sign_up
 
+pytestmark = pytest.mark.serial  # bounds waits from above
+
 #: The statement timeout of these tests' apps, seconds.
 TIMEOUT = 1.0
 #: A statement that fits the timeout; two of them do not.

@@ -28,6 +28,8 @@ from tests.conftest import make_settings, sign_up
 from tests.email_helpers import PASSWORD, sign_up_with_email
 from tests.mailbox import Mailbox
 
+pytestmark = pytest.mark.serial  # compares durations
+
 TRIES = 10
 
 
