@@ -1,7 +1,8 @@
 """The README stays one screen: what the service is, the two commands, the settings a deployer
 must set, the code map and the way into docs/, where everything else lives.
 
-Its links are checked with those of docs/ (``tests/test_docs.py``).
+Its links, and that its ``service`` commands install the runtime only, are checked with those of
+docs/ (``tests/test_docs.py``).
 """
 
 from __future__ import annotations
@@ -35,11 +36,3 @@ def test_the_readme_leads_to_every_page_of_the_docs() -> None:
     linked = set(re.findall(r"\]\(docs/([^)#]+\.md)(?:#[^)]*)?\)", README))
     pages = {path.name for path in (ROOT / "docs").glob("*.md")}
     assert pages - linked == set(), "add these pages to the README's Documentation table"
-
-
-def test_runtime_commands_do_not_install_the_dev_group() -> None:
-    """``uv run`` syncs the dev group by default; the README's service commands say
-    ``--no-dev`` (the quick start also ``--locked``), so they install the runtime only."""
-    commands = re.findall(r"uv run [^`\n]*service \w", README)
-    assert commands, "the README shows service commands"
-    assert all("--no-dev" in command for command in commands), commands
