@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
-from quart_schema import HttpSecurityScheme, Info, OAuth2SecurityScheme, QuartSchema
+from quart_schema import HttpSecurityScheme, OAuth2SecurityScheme, QuartSchema
 
 from service import worker
 from service.accounts.routes import bp as accounts_bp
@@ -25,17 +25,9 @@ from service.web.docs import bp as docs_bp
 from service.web.health import bp as health_bp
 from service.web.http_edge import HttpEdge
 from service.web.json import OrjsonProvider
-from service.web.openapi import ServiceOpenAPIProvider
+from service.web.openapi import ServiceOpenAPIProvider, openapi_info
 from service.web.requests import ApiRequest
 from service.web.responses import finish_response
-
-API_DESCRIPTION = """\
-Sign up, log in for a short-lived access token and a rotating refresh token, and manage your
-own items. Click **Authorize**, enter a username and password (the OAuth2 password flow calls
-`POST /login`), then use **Try it out** on any operation. Errors are `application/problem+json`.
-Admins (role `admin`, made with `service create-user NAME --admin`) also manage accounts and
-their sessions under `/admin`.
-"""
 
 
 def create_app(settings: Settings | None = None) -> Quart:
@@ -65,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     )
     QuartSchema(
         app,
-        info=Info(title="Service API", version="1.0.0", description=API_DESCRIPTION),
+        info=openapi_info(settings),
         swagger_ui_path=None,
         redoc_ui_path=None,
         scalar_ui_path=None,

@@ -167,7 +167,7 @@ KEYGEN_ALGORITHMS: dict[str, keys.AsymmetricAlgorithm] = {
 def keygen_command(algorithm: str, out: Path | None) -> None:
     """Make a token signing key: PEM for JWT_PRIVATE_KEY(_FILE); its kid goes to stderr.
 
-    Also the first step of a key rotation (README, "Keys and rotation"). An existing file is
+    Also the first step of a key rotation (docs/keys.md). An existing file is
     never overwritten.
     """
     from service.security import keys
@@ -332,7 +332,7 @@ def purge_command(batch_size: int) -> None:
     """Delete sessions that ended more than PURGE_AFTER ago and expired idempotency keys.
 
     Safe while the service serves (short transactions of --batch-size rows) and idempotent:
-    run it daily (README, "Deployment"). Prints the rows deleted of each kind.
+    run it daily (docs/deployment.md). Prints the rows deleted of each kind.
     """
     import asyncio
 

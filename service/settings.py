@@ -430,6 +430,26 @@ class Settings(BaseSettings):
         "per address (dropped beyond).",
     )
 
+    # The OpenAPI document's info (also the docs page's heading): the API as its readers know it.
+    api_title: str = Field(
+        "Accounts and Items API",
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\r\n]+$",
+        description="The title of the OpenAPI document (`info.title`) and of the /docs page; "
+        "plain text on one line.",
+    )
+    api_description: str = Field(
+        "Sign up, log in for a short-lived access token and a rotating refresh token, and keep "
+        "your own items; admins also manage accounts under /admin. Click Authorize and enter a "
+        "username and password (the OAuth2 password flow calls POST /login), then Try it out "
+        "on any operation. Errors are application/problem+json (RFC 9457).",
+        min_length=1,
+        max_length=4000,
+        description="The description of the OpenAPI document (`info.description`), shown under "
+        "the title of the /docs page, which renders it as Markdown (CommonMark).",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:

@@ -1,7 +1,7 @@
 """Schemathesis hooks: real bearer tokens for generated requests, even for those that end them.
 
 Loaded by ``tests/schemathesis.toml`` (``hooks = ...``), so ``tests/test_schemathesis.py`` and a
-run by hand (README, "Schemathesis") authenticate alike: no token to paste, nothing to expire.
+run by hand (docs/testing.md) authenticate alike: no token to paste, nothing to expire.
 
 Three auth providers, chosen by operation:
 

@@ -34,6 +34,7 @@ from playwright.async_api import (
 from playwright.async_api import Error as PlaywrightError
 
 from harness.live_server import ROOT, LiveServer, start_live_server
+from service.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -198,7 +199,8 @@ async def test_docs_page_renders_every_operation_from_the_service_alone(
         await expect(blocks).to_have_count(len(operations))
 
         assert await rendered_operations(browsing.page) == operations
-        await expect(browsing.page.locator(".info .title")).to_contain_text("Service API")
+        title = Settings.model_fields["api_title"].default
+        await expect(browsing.page.locator(".info .title")).to_contain_text(title)
         fetched = {urlsplit(request.url).path for request in browsing.requests}
         assert {"/docs", "/openapi.json", "/docs/assets/swagger-ui-bundle.js"} <= fetched
         browsing.assert_stayed_offline_and_quiet()

@@ -1,6 +1,6 @@
 """Key rotation without logging anybody out, and the JWKS endpoint that publishes the keys.
 
-The rotation follows the README's procedure ("Keys and rotation") with several app instances
+The rotation follows the procedure of docs/keys.md with several app instances
 on one database, as a rolling deploy would: (1) the new key is added as verify-only, (2) it
 signs and the old one only verifies, (3) the old one is removed. Sessions started before the
 rotation survive it by refreshing; tokens signed by the removed key stop working.

@@ -2,7 +2,7 @@
 
 The server is the Procfile's (``harness/live_server.py``: release, then Hypercorn with two
 workers and production settings) on a fresh database of each backend. The schemathesis CLI
-runs as a user would run it (README, "Schemathesis"), with ``tests/schemathesis.toml``: all
+runs as a user would run it (docs/testing.md), with ``tests/schemathesis.toml``: all
 its checks, the documented exceptions there, and the auth hooks of
 ``tests/schemathesis_hooks.py``, which sign up real users and log them in, so every request
 that needs one carries a live bearer token, including those that end sessions; the admin API
@@ -88,7 +88,7 @@ def run_schemathesis(base_url: str, workdir: Path) -> subprocess.CompletedProces
         "SCHEMATHESIS_ADMIN_USERNAME": ADMIN_USERNAME,
         "SCHEMATHESIS_ADMIN_PASSWORD": ADMIN_PASSWORD,
     }
-    """``schemathesis run`` as in the README; in ``workdir`` so its files stay out of the repo."""
+    """``schemathesis run`` as by hand; in ``workdir`` so its files stay out of the repo."""
     return subprocess.run(
         [
             str(SCHEMATHESIS),

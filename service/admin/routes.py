@@ -41,9 +41,9 @@ security_scheme_blueprint(bp, BEARER_SECURITY)
 @validate_response(AdminUserPage)
 @problems(401, 403, 422)
 async def list_users(query_args: UserListQuery) -> AdminUserPage:
-    """List accounts, newest first, a page at a time; `q` keeps those whose username starts
-    with it.
+    """List accounts, newest first, a page at a time.
 
+    `q` keeps those whose username or email address starts with it, in any letter case.
     Follow `next_cursor` until it is null. Needs the access token of an active admin: anyone
     else gets `403`.
     """

@@ -171,7 +171,7 @@ async def login() -> tuple[LoginAnswer, int, Headers]:
 @response_headers(200, "Cache-Control", "Set-Cookie")
 @problems(400, 403, 429, 503)
 async def login_mfa() -> tuple[LoginAnswer, int, Headers]:
-    """Finish a login that needs a second factor: the `mfa_token` of `/login` and a code.
+    """Finish a login that needs a second factor, with the mfa_token of /login and a code.
 
     `code` is the six digits the authenticator app shows (the previous or next 30-second
     code is accepted too, for clock drift; each code works once), or send `recovery_code`

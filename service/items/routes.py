@@ -104,7 +104,10 @@ async def list_items(query_args: ItemListQuery) -> ItemPage:
 @not_modified
 @problems(401, 404)
 async def read_item(item_id: uuid.UUID) -> tuple[ItemOut, int, Headers] | Response:
-    """Read one of the caller's items; `If-None-Match` with its `ETag` gives `304`."""
+    """Read one of the caller's items.
+
+    `If-None-Match` with its `ETag` gives `304` while the item is unchanged.
+    """
     async with services().db.read() as db:
         item = await repository.select_item(db, current_principal().user_id, item_id)
     if item is None:
@@ -121,7 +124,10 @@ async def read_item(item_id: uuid.UUID) -> tuple[ItemOut, int, Headers] | Respon
 @response_headers(200, "ETag")
 @problems(401, 404, 412, 422)
 async def replace_item(item_id: uuid.UUID, data: ItemReplace) -> tuple[ItemOut, int, Headers]:
-    """Replace an item; send `If-Match` with its `ETag` to refuse overwriting a newer version."""
+    """Replace an item.
+
+    Send `If-Match` with its `ETag` to refuse overwriting a newer version.
+    """
     return _out(await _update(item_id, data.model_dump()))
 
 
@@ -132,7 +138,10 @@ async def replace_item(item_id: uuid.UUID, data: ItemReplace) -> tuple[ItemOut, 
 @response_headers(200, "ETag")
 @problems(401, 404, 412, 422)
 async def update_item(item_id: uuid.UUID, data: ItemPatch) -> tuple[ItemOut, int, Headers]:
-    """Change some fields of an item; `If-Match` as for PUT."""
+    """Change some fields of an item.
+
+    `If-Match` as for `PUT`.
+    """
     return _out(await _update(item_id, data.changes()))
 
 

@@ -2,15 +2,19 @@
 
 ``/docs`` is Swagger UI whose JavaScript and CSS come from the installed ``swagger-ui-bundle-v2``
 package through this blueprint, never from a CDN, so "Authorize" and "Try it out" work offline
-and under a strict Content-Security-Policy.
+and under a strict Content-Security-Policy. The page's title is ``API_TITLE``, as in the document.
 """
 
 from __future__ import annotations
+
+from html import escape
 
 from quart import Blueprint, Response, send_from_directory
 from quart_schema import hide
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import NotFound
+
+from service.services import services
 
 bp = Blueprint("docs", __name__, static_folder="static", static_url_path="/docs/static")
 
@@ -21,7 +25,7 @@ DOCS_PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
-  <title>Service API docs</title>
+  <title>{title}</title>
   <link rel="stylesheet" href="/docs/assets/swagger-ui.css">
   <link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png">
 </head>
@@ -42,7 +46,8 @@ DOCS_CSP = (
 @bp.get("/docs")
 @hide
 async def docs_page() -> Response:
-    return Response(DOCS_PAGE, mimetype="text/html", headers={"Content-Security-Policy": DOCS_CSP})
+    page = DOCS_PAGE.format(title=escape(services().settings.api_title))
+    return Response(page, mimetype="text/html", headers={"Content-Security-Policy": DOCS_CSP})
 
 
 @bp.get("/docs/assets/<name>")

@@ -36,8 +36,10 @@ async def healthz() -> Health:
 @validate_response(Health)
 @problems(503)
 async def readyz() -> Health:
-    """Readiness: the database answers a query within 0.5 s. `503` with `Retry-After` when it
-    does not."""
+    """Readiness: the database answers a query within 0.5 s.
+
+    `503` with `Retry-After` when it does not.
+    """
     try:
         with deadline.budget(READY_TIMEOUT):
             await services().db.ping()

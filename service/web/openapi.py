@@ -4,7 +4,13 @@ quart-schema builds ``/openapi.json`` from the route decorators; ``ServiceOpenAP
 adds what it cannot know: errors are ``application/problem+json``; every operation that reads a
 body can answer 400, 413 and 415 before its handler runs; a body may be optional
 (``optional_body``); which headers responses carry (``response_headers``, ``PROBLEM_HEADERS``);
-and the one form route (``/login``) also takes multipart and JSON bodies.
+and the one form route (``/login``) also takes multipart and JSON bodies. ``openapi_info`` gives
+the document's title and description from the settings (``API_TITLE``, ``API_DESCRIPTION``).
+
+quart-schema takes an operation's summary from the first line of the handler's docstring and its
+description from the lines after it. Swagger UI shows the summary as plain text and renders the
+description as Markdown, so a route's docstring opens with one plain sentence on one line, then
+a blank line and the details (``tests/test_openapi_texts.py`` holds every route to that).
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from quart import Quart
-from quart_schema import DataSource, OpenAPIProvider, QuartSchema, document_response
+from quart_schema import DataSource, Info, OpenAPIProvider, QuartSchema, document_response
 from werkzeug.routing import BaseConverter, Rule, UUIDConverter
 
 from service.schemas import Problem
+from service.settings import Settings
 
 T = TypeVar("T", bound=Callable[..., Any])
 
@@ -62,9 +69,18 @@ PROBLEM_HEADERS = {401: ("WWW-Authenticate",), 429: ("Retry-After",), 503: ("Ret
 #: Headers of the bodiless answers.
 EMPTY_RESPONSE_HEADERS = {304: ("ETag",)}
 
+#: The version of the API the document describes (``info.version``).
+API_VERSION = "1.0.0"
+
 #: What any operation that reads a body can answer before its handler runs: a body that is not
 #: JSON (400), too large (413) or of another media type (415); see ``service/web/requests.py``.
 BODY_PROBLEMS = (400, 413, 415)
+
+
+def openapi_info(settings: Settings) -> Info:
+    """The document's ``info``: its title and description are ``API_TITLE`` and
+    ``API_DESCRIPTION``."""
+    return Info(title=settings.api_title, version=API_VERSION, description=settings.api_description)
 
 
 def no_content(handler: T) -> T:
@@ -137,6 +153,10 @@ class ServiceOpenAPIProvider(OpenAPIProvider):
         paths, components = super().build_paths(rule)
         handler = self._handlers[rule.endpoint]
         for operation in next(iter(paths.values())).values():
+            # The lines after the summary, without the blank line that separates them.
+            description = operation.pop("description", "").strip()
+            if description:
+                operation["description"] = description
             responses = operation["responses"]
             if getattr(handler, NO_CONTENT_ATTRIBUTE, False):
                 responses[204] = {"description": "No Content"}
