@@ -1,4 +1,4 @@
-"""Access and refresh JWTs: issue them, and verify every part of one before trusting it.
+"""Access and refresh JWTs (the session tokens): issue them, and verify one before trusting it.
 
 A token is a JWS-signed JWT (RFC 7519) with header ``alg``, ``kid`` and ``typ`` and claims
 ``iss``, ``aud``, ``sub``, ``iat``, ``nbf``, ``exp``, ``jti`` and ``sid`` (the login session).
@@ -8,18 +8,9 @@ section 3.11). ``aud`` separates them too, for verifiers that never look at ``ty
 tokens carry ``JWT_AUDIENCE``, refresh tokens the token endpoint's URL
 (``service.security.audiences``, which also says which older audience is still accepted). An
 access token also says how its login authenticated, as ``amr`` (RFC 8176 method names:
-``["pwd"]`` or ``["pwd", "otp"]``). Verification accepts only the configured algorithm (RFC
-8725 section 3.1), only the configured keys, picked by ``kid``, and no header that points at a
-key elsewhere (``jku``, ``x5u``, ``jwk``, ``x5c``) or demands an extension (``crit``). The keys
-themselves (which signs, which only verify, what is published) are ``service.security.keys``.
-
-Signing is deterministic for every supported algorithm: the same header and claims signed with
-the same key give the same token, byte for byte. HS256 (HMAC), RS256 (RSASSA-PKCS1-v1_5) and
-Ed25519 (RFC 8032 section 5.1.6) are deterministic by construction; ES256 is signed with the
-deterministic ECDSA nonce of RFC 6979 (``DeterministicES256``), which any ES256 verifier
-accepts. That lets a refresh rotation reproduce the successor it handed out moments ago
-(``service.auth.sessions``) from its stored ``jti`` and issue time, without a usable token ever
-being stored.
+``["pwd"]`` or ``["pwd", "otp"]``). Header, signature and claims are checked by the one
+verification path of every token (``verification``); signing is deterministic (``signing``),
+so a refresh rotation can hand out the same successor again.
 """
 
 from __future__ import annotations
@@ -27,66 +18,22 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from joserfc import jws, jwt
-from joserfc.errors import JoseError
-from joserfc.jwa import ESAlgorithm, JWSAlgModel
-from joserfc.jwk import ECKey
-from joserfc.jws import JWSRegistry
+from joserfc import jwt
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from service.security import audiences
 from service.security.keys import KeySet
+from service.security.tokens.signing import DeterministicRegistry
+from service.security.tokens.verification import LEEWAY_SECONDS, TokenError, verified_claims
 
 ACCESS_TYP: Final = "at+jwt"
 REFRESH_TYP: Final = "refresh+jwt"
-#: Header parameters a token of ours may carry; anything else is refused.
-ALLOWED_HEADER: Final = frozenset({"alg", "kid", "typ"})
-#: Clock skew tolerated between instances for ``nbf``, ``iat`` and ``exp``.
-LEEWAY_SECONDS: Final = 5
-#: No token of ours comes near this; longer input is refused before any parsing.
-MAX_TOKEN_LENGTH: Final = 4096
 #: How many verified tokens are remembered (a few hundred KiB at most).
 VERIFIED_CACHE_SIZE: Final = 4096
-
-
-class DeterministicES256(ESAlgorithm):
-    """ES256 (ECDSA on P-256 with SHA-256, RFC 7518 section 3.4) with the RFC 6979 nonce.
-
-    The nonce is derived from the key and the message instead of drawn at random, so one
-    message always gets one signature, and a weak random number generator can never leak the
-    key. Verifying is unchanged: a verifier cannot tell, and need not.
-    """
-
-    def __init__(self) -> None:
-        super().__init__("ES256", "P-256", 256, recommended=True)
-
-    def sign(self, msg: bytes, key: ECKey) -> bytes:
-        der = key.get_op_key("sign").sign(msg, ECDSA(self.hash_alg(), deterministic_signing=True))
-        r, s = decode_dss_signature(der)
-        size = (key.curve_key_size + 7) // 8
-        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-
-
-class DeterministicRegistry(JWSRegistry):
-    """joserfc's algorithms, with ES256 signed deterministically (``DeterministicES256``)."""
-
-    def get_alg(self, name: str) -> JWSAlgModel:
-        """The algorithm ``name`` as joserfc has it (and allows it), but ES256 deterministic."""
-        algorithm = super().get_alg(name)
-        return _DETERMINISTIC_ES256 if name == "ES256" else algorithm
-
-
-_DETERMINISTIC_ES256: Final = DeterministicES256()
-
-
-class TokenError(Exception):
-    """The token cannot be trusted; the message says why (for logs, not for clients)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,72 +161,6 @@ class TokenService:
         if registry is None:
             raise TokenError(f"not a kind of session token: {typ!r}")
         return _verified(typ, verified_claims(value, self.keys, typ, registry))
-
-
-def verified_claims(
-    value: str, keys: KeySet, typ: str, registry: JWTClaimsRegistry
-) -> dict[str, Any]:
-    """The claims of ``value`` once its shape, header (``alg``, ``typ``, ``kid``), signature and
-    the ``registry``'s claim rules have all checked out; ``TokenError`` saying why otherwise.
-
-    Every kind of token of the service (access, refresh, device) is verified by this one path.
-    """
-    check_shape(value)
-    try:
-        header = jws.extract_compact(value.encode("ascii")).protected
-    except (JoseError, ValueError, UnicodeError) as error:
-        raise TokenError(f"unreadable header: {error}") from error
-    kid = check_header(header, algorithm=keys.algorithm, typ=typ)
-    key = keys.verifying_key(kid)
-    if key is None:
-        raise TokenError("unknown key id (a retired or foreign key)")
-    try:
-        token = jwt.decode(value, key, algorithms=[keys.algorithm])
-        registry.validate(token.claims)
-    except (JoseError, ValueError) as error:
-        raise TokenError(f"rejected: {error}") from error
-    claims: dict[str, Any] = token.claims
-    return claims
-
-
-def check_shape(value: str) -> None:
-    """Refuse anything but a compact JWS of sane size before parsing it (RFC 7515 section 7.1).
-
-    Three dot-separated parts, so an unsecured JWT without a signature part or a JWE (five
-    parts, RFC 7516 section 7.1) never reaches a parser; a length cap bounds the work an
-    attacker can cause.
-    """
-    if len(value) > MAX_TOKEN_LENGTH:
-        raise TokenError("token too long")
-    if value.count(".") != 2:
-        raise TokenError("not a compact JWS")
-
-
-def check_header(header: Mapping[str, object], *, algorithm: str, typ: str) -> str:
-    """The ``kid`` of an acceptable JOSE header; ``TokenError`` for any other header.
-
-    - Only ``alg``, ``kid`` and ``typ`` are allowed. ``jku``, ``x5u``, ``jwk`` and ``x5c``
-      name a key the sender chose, which proves nothing and invites SSRF (RFC 8725 section
-      3.10); ``crit`` demands extensions we do not implement, so the JWS must be refused
-      (RFC 7515 section 4.1.11).
-    - ``alg`` must be the configured algorithm (RFC 8725 section 3.1). That refuses ``none``
-      (section 2.1) and an HMAC made with a public key as its secret (section 2.1,
-      algorithm confusion).
-    - ``typ`` must be the expected kind (RFC 8725 sections 3.11 and 3.12, RFC 9068 section 4).
-    - ``kid`` must be a string (RFC 7515 section 4.1.4); it is looked up among the configured
-      keys only (RFC 7517 section 4.5), never used to fetch or build one.
-    """
-    extra = set(header) - ALLOWED_HEADER
-    if extra:
-        raise TokenError(f"header parameters not allowed: {sorted(extra)}")
-    if header.get("alg") != algorithm:
-        raise TokenError(f"algorithm {header.get('alg')!r} not allowed")
-    if header.get("typ") != typ:
-        raise TokenError(f"wrong token type {header.get('typ')!r}")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not kid:
-        raise TokenError("no key id")
-    return kid
 
 
 def claims_registry(
