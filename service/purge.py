@@ -25,10 +25,10 @@ from datetime import UTC, datetime, timedelta
 from service.accounts import tokens as account_tokens
 from service.auth import sessions
 from service.db import Writer
+from service.idempotency import queries as idempotency_queries
 from service.mail import outbox
 from service.services import Services
 from service.settings import Settings
-from service.web import idempotency_records
 
 #: Rows deleted per transaction: small enough to hold locks for milliseconds.
 DEFAULT_BATCH_SIZE = 1000
@@ -53,7 +53,7 @@ async def _ended_sessions(db: Writer, now: datetime, settings: Settings, limit: 
 async def _expired_idempotency_keys(
     db: Writer, now: datetime, settings: Settings, limit: int
 ) -> int:
-    return await idempotency_records.delete_expired_keys(db, now, limit)
+    return await idempotency_queries.delete_expired_keys(db, now, limit)
 
 
 async def _dead_account_tokens(db: Writer, now: datetime, settings: Settings, limit: int) -> int:

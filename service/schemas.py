@@ -142,7 +142,7 @@ class IdempotencyHeader(BaseModel):
     """The ``Idempotency-Key`` request header of the creating POSTs; documented only.
 
     The pattern describes the bare form; the Structured Field string form (``"..."``, RFC 9651
-    section 3.3.3) of the same characters is accepted too (``service.web.idempotency``).
+    section 3.3.3) of the same characters is accepted too (``service.idempotency.guard``).
     """
 
     idempotency_key: str | SkipJsonSchema[None] = Field(

@@ -20,13 +20,13 @@ from service.db.listener import Listener
 from service.keyring import load_key_set, mfa_encryption_key
 from service.limits import Limits
 from service.mail.sender import MailSender
-from service.security import audiences
 from service.security.clients import ClientRegistry
-from service.security.devices import DeviceCredentials
-from service.security.mfa_tokens import MfaTokens
 from service.security.passwords import PasswordHasher
 from service.security.secret_box import SecretBox
-from service.security.tokens import TokenService
+from service.security.tokens import audiences
+from service.security.tokens.device import DeviceCredentials
+from service.security.tokens.mfa import MfaTokens
+from service.security.tokens.session import TokenService
 from service.security.totp import Totp
 from service.settings import ConfigurationError, Settings
 

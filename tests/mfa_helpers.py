@@ -17,7 +17,7 @@ import pyotp
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from service.security.mfa_tokens import MfaTokens
+from service.security.tokens.mfa import MfaTokens
 from service.services import services
 from tests.conftest import Account
 

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from quart.typing import TestClientProtocol as Client
 
-from service.security.devices import DeviceCredentials
-from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError
+from service.security.tokens.device import DeviceCredentials
+from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP
+from service.security.tokens.verification import TokenError
 from service.services import services
 from tests.conftest import AppFactory, app_factory
 

@@ -20,9 +20,9 @@ from werkzeug.exceptions import HTTPException
 from harness.live_server import LiveServer
 from service.db import Writer
 from service.db.models import IdempotencyKey, Item, User
+from service.idempotency.guard import InvalidKey, fingerprint, once, parse_key, user_scope
 from service.items import repository
 from service.services import services
-from service.web.idempotency import InvalidKey, fingerprint, once, parse_key, user_scope
 from tests.conftest import Account
 
 KEY = "8e03978e-40d5-43e8-bc93-6894a57f9324"

@@ -9,7 +9,7 @@ import pytest
 from quart.typing import TestClientProtocol as Client
 
 from service.auth.sessions import NewSession, proves_live_session
-from service.security.tokens import ACCESS_TYP, REFRESH_TYP, VerifiedToken
+from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP, VerifiedToken
 from tests.auth_helpers import (
     another_login,
     assert_session_alive,

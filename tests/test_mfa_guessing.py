@@ -28,7 +28,7 @@ from service.limits.limiter import (
     Limits,
 )
 from service.limits.stores import RedisLimitStore
-from service.security.account_tokens import password_binding
+from service.security.tokens.account import password_binding
 from tests.conftest import AppFactory, app_factory, make_settings, sign_up
 from tests.mfa_helpers import T0, at, enrol, mfa_token, password_step, remove, second_step, start
 

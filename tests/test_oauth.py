@@ -24,7 +24,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from service.security.keys import KeySet
-from service.security.tokens import ACCESS_TYP, REFRESH_TYP
+from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP
 from service.services import services
 from service.settings import Settings
 from tests.conftest import TEST_MFA_KEY, Account, AppFactory, app_factory, log_in, make_settings

@@ -1,6 +1,6 @@
 """Each kind of token names its own audience, so a verifier that never reads ``typ`` cannot
 confuse them (RFC 8725 section 3.12), and tokens issued with the old shared audience keep
-working through the transition (``service/security/audiences.py``).
+working through the transition (``service/security/tokens/audiences.py``).
 
 The naive verifier below is what many resource servers run (PyJWT's defaults): the signature
 against the published JWKS, ``iss``, ``aud`` and the times, nothing else. Before the change
@@ -22,10 +22,12 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from service.app import create_app
-from service.security import audiences, keys
-from service.security.devices import DeviceCredentials
-from service.security.mfa_tokens import MfaTokens
-from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError, TokenService
+from service.security import keys
+from service.security.tokens import audiences
+from service.security.tokens.device import DeviceCredentials
+from service.security.tokens.mfa import MfaTokens
+from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP, TokenService
+from service.security.tokens.verification import TokenError
 from service.services import services
 from service.settings import ConfigurationError, Settings
 from tests.conftest import TEST_SECRET, Account, make_settings

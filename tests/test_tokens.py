@@ -8,13 +8,11 @@ from typing import Any
 import pytest
 
 from service.security import keys
-from service.security.tokens import (
-    ACCESS_TYP,
+from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP, TokenService
+from service.security.tokens.verification import (
     LEEWAY_SECONDS,
     MAX_TOKEN_LENGTH,
-    REFRESH_TYP,
     TokenError,
-    TokenService,
     check_header,
     check_shape,
 )

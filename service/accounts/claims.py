@@ -27,8 +27,8 @@ from service.accounts.verification import send_verification
 from service.auth import users
 from service.db import Writer
 from service.errors import InvalidAccountToken
-from service.security.account_tokens import Purpose
 from service.security.events import security_event
+from service.security.tokens.account import Purpose
 from service.services import Services
 
 UNUSABLE_LINK = "The verification token is unknown, used, expired or for an earlier address."

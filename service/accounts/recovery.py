@@ -22,10 +22,10 @@ from service.accounts import addresses, messages, tokens
 from service.auth import sessions, users
 from service.errors import InvalidAccountToken, ValidationFailed
 from service.limits.limiter import address_key
-from service.security.account_tokens import Purpose, password_binding
 from service.security.email_addresses import email_key
 from service.security.events import security_event
 from service.security.passwords import RULE_SENTENCES, SAME_AS_USERNAME, is_username
+from service.security.tokens.account import Purpose, password_binding
 from service.services import Services
 
 UNUSABLE_LINK = "The reset token is unknown, used, expired or superseded: ask for a new link."

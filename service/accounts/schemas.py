@@ -6,8 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.auth.schemas import PASSWORD_RULES, Password, acceptable_password
 from service.schemas import EmailAddress, SafeStr
-from service.security.account_tokens import MAX_ACCOUNT_TOKEN_LENGTH
 from service.security.passwords import MAX_PASSWORD_LENGTH
+from service.security.tokens.account import MAX_ACCOUNT_TOKEN_LENGTH
 
 FROM_THE_LINK = "The token from the link in the message (after `#token=`)."
 

@@ -1,6 +1,6 @@
 """Storage of the one-time account tokens (``account_tokens``): issue, spend, purge.
 
-Only the SHA-256 of a value is stored (``service.security.account_tokens``). A token is spent
+Only the SHA-256 of a value is stored (``service.security.tokens.account``). A token is spent
 by deleting its row with ``DELETE ... RETURNING``: of two requests with one token exactly one
 gets the row, on SQLite and PostgreSQL alike, so a token works once. Issuing a token deletes
 the account's older ones of the same purpose: only the newest link works.
@@ -16,7 +16,7 @@ from sqlalchemy import and_, delete, exists, insert, or_, select
 
 from service.db import Reader, Writer
 from service.db.models import AccountToken, User
-from service.security.account_tokens import Purpose, new_token, token_digest
+from service.security.tokens.account import Purpose, new_token, token_digest
 
 
 @dataclass(frozen=True, slots=True)

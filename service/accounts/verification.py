@@ -16,9 +16,9 @@ from service.auth import sessions, users
 from service.db import Writer
 from service.errors import Conflict, NotFound, Unauthorized
 from service.limits.limiter import address_key
-from service.security.account_tokens import Purpose
 from service.security.email_addresses import email_key
 from service.security.events import security_event
+from service.security.tokens.account import Purpose
 from service.services import Services
 from service.settings import Settings
 

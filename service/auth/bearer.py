@@ -32,7 +32,8 @@ from quart_schema import security_scheme
 
 from service.auth.sessions import live_session_end
 from service.errors import Unauthorized
-from service.security.tokens import ACCESS_TYP, TokenError
+from service.security.tokens.session import ACCESS_TYP
+from service.security.tokens.verification import TokenError
 from service.services import services
 
 #: Paths that need a bearer token, each with everything below it (``/items/anything``).

@@ -1,7 +1,7 @@
 """Device credentials at ``/login``: which one a request presents, whether it names the account
 being logged in to, and the cookie that carries a new one back.
 
-The credential itself (a ``device+jwt`` JWS) is ``service.security.devices``; how a known
+The credential itself (a ``device+jwt`` JWS) is ``service.security.tokens.device``; how a known
 device is limited is ``service.limits``. Browsers keep it in a cookie; other clients get it as
 ``device_token`` in the login response and send it back as a ``device_token`` field of the
 login body, which wins over the cookie when both are sent.
@@ -19,9 +19,9 @@ import uuid
 from quart import request
 from werkzeug.datastructures import Headers
 
-from service.security.devices import IssuedDevice
 from service.security.events import security_event
-from service.security.tokens import TokenError
+from service.security.tokens.device import IssuedDevice
+from service.security.tokens.verification import TokenError
 from service.services import Services
 from service.web import cookies
 

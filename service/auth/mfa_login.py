@@ -2,7 +2,7 @@
 its spending at ``/login/mfa``.
 
 A correct password of an account with a confirmed factor gets an ``mfa_token``
-(``service.security.mfa_tokens``) instead of a session. Its ``jti`` is stored, bound to the
+(``service.security.tokens.mfa``) instead of a session. Its ``jti`` is stored, bound to the
 account's credential state (``service.auth.mfa_state``), until a code or a recovery code spends
 it, so it completes one login at most, and none once the password or the factor changed or the
 account was disabled: such a token is refused exactly as an expired one.
@@ -25,8 +25,8 @@ from service.db import Reader, Writer
 from service.db.models import MfaChallenge
 from service.errors import InvalidGrant
 from service.security.events import security_event
-from service.security.mfa_tokens import IssuedMfaToken, challenge_key
-from service.security.tokens import TokenError
+from service.security.tokens.mfa import IssuedMfaToken, challenge_key
+from service.security.tokens.verification import TokenError
 from service.services import Services
 
 MFA_TOKEN_DETAIL = "The mfa_token is invalid, expired or already used: log in again."  # noqa: S105

@@ -11,7 +11,7 @@ from service.auth.schemas import AccessTokens, CookieLoginTokens, LoginTokens, T
 from service.schemas import STORABLE, SafeStr
 from service.security import recovery_codes
 from service.security.passwords import MAX_PASSWORD_LENGTH
-from service.security.tokens import MAX_TOKEN_LENGTH
+from service.security.tokens.verification import MAX_TOKEN_LENGTH
 from service.security.totp import DIGITS
 
 TotpCode = Annotated[

@@ -2,7 +2,7 @@
 
 The state of an account is its password hash and its confirmed factor, digested by
 ``password_binding`` as for reset links. An ``mfa_token`` is stored bound to the state it was
-issued under (``service.security.mfa_tokens.challenge_key``), and wrong codes are counted per
+issued under (``service.security.tokens.mfa.challenge_key``), and wrong codes are counted per
 account in its state (``Limits.code_attempt``). A new state, which only the owner or the
 operator can make (a password change or reset, the factor turned off or on, ``service
 mfa-off``), kills every pending ``mfa_token`` and starts the code counts afresh; a guesser who
@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, select
 from service.db import Reader
 from service.db.models import TotpFactor, User
 from service.errors import ValidationFailed
-from service.security.account_tokens import password_binding
+from service.security.tokens.account import password_binding
 from service.services import Services
 
 _SELECT_STATE = (

@@ -52,9 +52,9 @@ from service.errors import (
     validation_errors,
     validation_failed,
 )
-from service.schemas import IdempotencyHeader
+from service.idempotency.guard import SIGNUP_SCOPE, once
+from service.idempotency.schemas import IdempotencyHeader
 from service.services import services
-from service.web import idempotency
 from service.web.openapi import no_content, optional_body, problems, response_headers
 from service.web.request_limit import request_limited
 from service.web.requests import client_address, read_form_or_json
@@ -96,7 +96,7 @@ async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
     # The password stays out of the fingerprint: no fast hash of it is ever stored. Without
     # an email the fingerprint is what it was before accounts had one.
     fields = data.model_dump(mode="json", exclude={"password"}, exclude_none=True)
-    answer = await idempotency.once(idempotency.SIGNUP_SCOPE, fields, create)
+    answer = await once(SIGNUP_SCOPE, fields, create)
     email_routes.mail_claim_after_answer(*claimed)
     return answer
 

@@ -28,7 +28,7 @@ from service.security.passwords import (
     RULE_SENTENCES,
     password_problem,
 )
-from service.security.tokens import MAX_TOKEN_LENGTH
+from service.security.tokens.verification import MAX_TOKEN_LENGTH
 
 USERNAME_CHARACTERS = "may contain only the characters _ . @ + - besides ASCII letters and digits"
 

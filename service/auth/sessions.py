@@ -40,7 +40,8 @@ from service.db import Reader, Writer, record, records
 from service.db.models import LoginSession, User
 from service.errors import InvalidGrant, NotFound, Unauthorized
 from service.security.events import security_event
-from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError, VerifiedToken
+from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP, VerifiedToken
+from service.security.tokens.verification import TokenError
 from service.services import Services
 
 

@@ -270,7 +270,7 @@ class RecoveryCode(Base):
 class MfaChallenge(Base):
     """An ``mfa_token`` issued by ``/login`` and not yet spent at ``/login/mfa``: ``token_id`` is
     its ``challenge_key``, a digest of its ``jti`` and the password and factor it was issued
-    under (``service.security.mfa_tokens``)."""
+    under (``service.security.tokens.mfa``)."""
 
     __tablename__ = "mfa_challenges"
 

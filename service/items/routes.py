@@ -18,6 +18,8 @@ from werkzeug.datastructures import Headers
 from service.auth.bearer import BEARER_SECURITY, current_principal, require_bearer
 from service.db import Writer
 from service.errors import NotFound, PreconditionFailed
+from service.idempotency.guard import once, user_scope
+from service.idempotency.schemas import IdempotencyHeader
 from service.items import repository
 from service.items.conditional import etag, if_match_versions, if_none_match
 from service.items.pagination import Cursor
@@ -32,9 +34,7 @@ from service.items.schemas import (
     ReadConditions,
     WriteConditions,
 )
-from service.schemas import IdempotencyHeader
 from service.services import services
-from service.web import idempotency
 from service.web.openapi import no_content, not_modified, problems, response_headers
 from service.web.responses import headers
 
@@ -70,9 +70,7 @@ async def create_item(data: ItemCreate) -> tuple[ItemOut, int, Headers]:
         item = await repository.insert_item(db, owner_id, data.name, data.description)
         return _out(item, 201, Location=f"/items/{item.id}")
 
-    return await idempotency.once(
-        idempotency.user_scope(owner_id), data.model_dump(mode="json"), create, owner_id=owner_id
-    )
+    return await once(user_scope(owner_id), data.model_dump(mode="json"), create, owner_id=owner_id)
 
 
 @bp.get("/items")

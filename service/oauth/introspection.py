@@ -21,7 +21,8 @@ from sqlalchemy import bindparam, select
 
 from service.db import Reader
 from service.db.models import LoginSession, User
-from service.security.tokens import ACCESS_TYP, TokenError
+from service.security.tokens.session import ACCESS_TYP
+from service.security.tokens.verification import TokenError
 from service.services import Services
 
 #: The ``token_type`` of an active access token: its RFC 6749 section 5.1 type, as /login says.

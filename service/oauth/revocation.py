@@ -16,7 +16,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from service.auth import sessions
-from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError, VerifiedToken
+from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP, VerifiedToken
+from service.security.tokens.verification import TokenError
 from service.services import Services
 
 #: ``token_type_hint`` values (RFC 7009 section 2.1) and the JWT ``typ`` each names.

@@ -6,7 +6,7 @@ A token is a JWS-signed JWT (RFC 7519) with header ``alg``, ``kid`` and ``typ`` 
 ``refresh+jwt`` for refresh tokens, so one kind is never accepted as the other (RFC 8725
 section 3.11). ``aud`` separates them too, for verifiers that never look at ``typ``: access
 tokens carry ``JWT_AUDIENCE``, refresh tokens the token endpoint's URL
-(``service.security.audiences``, which also says which older audience is still accepted). An
+(``service.security.tokens.audiences``, which also says which older audience is still accepted). An
 access token also says how its login authenticated, as ``amr`` (RFC 8176 method names:
 ``["pwd"]`` or ``["pwd", "otp"]``). Header, signature and claims are checked by the one
 verification path of every token (``verification``); signing is deterministic (``signing``),
@@ -25,8 +25,8 @@ from typing import Final
 from joserfc import jwt
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
-from service.security import audiences
 from service.security.keys import KeySet
+from service.security.tokens import audiences
 from service.security.tokens.signing import DeterministicRegistry
 from service.security.tokens.verification import LEEWAY_SECONDS, TokenError, verified_claims
 

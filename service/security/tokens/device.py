@@ -10,7 +10,7 @@ key set (so it survives key rotation the way they do), with its own ``typ`` ``de
 it is never accepted as an access or refresh token, nor one of those as a credential (RFC 8725
 section 3.11), and it carries no ``sid``, which every session token must. Its claims are
 ``iss``, ``aud`` (the token endpoint's URL, never the access tokens' audience, so a verifier
-that ignores ``typ`` refuses it too: ``service.security.audiences``), ``sub`` (the user id),
+that ignores ``typ`` refuses it too: ``service.security.tokens.audiences``), ``sub`` (the user id),
 ``jti`` (a random nonce: the device's id, on which its failures are counted), ``iat``, ``nbf``
 and ``exp`` (``DEVICE_TOKEN_TTL`` after the login).
 It proves nothing but an earlier login: it never replaces a password.
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from service.security.keys import KeySet
-from service.security.user_tokens import UserTokens, subject
+from service.security.tokens.user import UserTokens, subject
 
 DEVICE_TYP: Final = "device+jwt"
 
@@ -61,7 +61,7 @@ class DeviceCredentials:
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Credentials carry ``audience``; verification accepts it and ``legacy_audiences``
-        (``service.security.audiences``)."""
+        (``service.security.tokens.audiences``)."""
         self._tokens = UserTokens(
             DEVICE_TYP,
             keys=keys,

@@ -9,7 +9,7 @@ verifier of access and refresh tokens refuses them whatever they are presented a
 ``password_binding`` ties a reset token to the password it may replace: any change of the
 password hash, whatever made it, kills the tokens issued before. An ``mfa_token`` is bound the
 same way, to the password and the second factor it was issued under
-(``service.security.mfa_tokens``).
+(``service.security.tokens.mfa``).
 """
 
 from __future__ import annotations

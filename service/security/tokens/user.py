@@ -5,7 +5,7 @@ Each kind has its own ``typ`` (RFC 8725 section 3.11), is signed and verified wi
 tokens' key set (so it survives key rotation the way they do) and carries exactly ``iss``,
 ``aud``, ``sub`` (the user id), ``jti`` (a random id), ``iat``, ``nbf`` and ``exp``, all of them
 required on verification. Their ``aud`` is never the access tokens' (the service passes its
-token endpoint's, ``service.security.audiences``), so a verifier that ignores ``typ`` still
+token endpoint's, ``service.security.tokens.audiences``), so a verifier that ignores ``typ`` still
 refuses them as access tokens (RFC 8725 section 3.12).
 """
 
@@ -22,7 +22,7 @@ from joserfc import jwt
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from service.security.keys import KeySet
-from service.security.tokens import LEEWAY_SECONDS, TokenError, verified_claims
+from service.security.tokens.verification import LEEWAY_SECONDS, TokenError, verified_claims
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,14 +46,14 @@ from werkzeug.exceptions import abort
 
 from service.db import Writer
 from service.errors import ApiError, Conflict, ValidationFailed
-from service.services import services
-from service.web.idempotency_records import (
+from service.idempotency.queries import (
     KeyRecord,
     KeyTaken,
     claim_key,
     select_live_key,
     store_answer,
 )
+from service.services import services
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

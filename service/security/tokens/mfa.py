@@ -6,7 +6,7 @@ instead of a session: it proves the password step only, for ``MFA_TOKEN_TTL`` se
 with the same key set, with its own ``typ`` ``mfa+jwt`` and no ``sid`` (which every session
 token must carry), so it is never accepted as an access or refresh token nor one of those as an
 ``mfa_token`` (RFC 8725 section 3.11). Its claims are ``iss``, ``aud`` (the token endpoint's
-URL, as on refresh tokens: ``service.security.audiences``), ``sub`` (the user id), ``jti`` (a
+URL, as on refresh tokens: ``service.security.tokens.audiences``), ``sub`` (the user id), ``jti`` (a
 random id the database keeps until the token is spent, which makes it single-use), ``iat``,
 ``nbf`` and ``exp``.
 
@@ -24,10 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from service.security.account_tokens import token_digest
 from service.security.keys import KeySet
-from service.security.tokens import TokenError
-from service.security.user_tokens import UserTokens, subject
+from service.security.tokens.account import token_digest
+from service.security.tokens.user import UserTokens, subject
+from service.security.tokens.verification import TokenError
 
 MFA_TYP: Final = "mfa+jwt"
 
@@ -59,7 +59,7 @@ class MfaTokens:
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Tokens carry ``audience``; verification accepts it and ``legacy_audiences``
-        (``service.security.audiences``)."""
+        (``service.security.tokens.audiences``)."""
         self._tokens = UserTokens(
             MFA_TYP,
             keys=keys,

@@ -13,7 +13,7 @@ be told apart by ``aud`` (RFC 8725 section 3.12: mutually exclusive validation r
   else a URL ``JWT_ISSUER``, then ``/login``), the audience RFC 7523 section 3 gives a JWT
   meant for an authorization server. No resource server accepts that, and the service refuses
   to start when ``JWT_AUDIENCE`` is set to it. Among themselves these kinds differ by ``typ``,
-  which the service's one verifier (``service.security.tokens.verified_claims``) checks.
+  which the service's one verifier (``service.security.tokens.verification``) checks.
 - **When the service does not know its URL** (no ``PUBLIC_BASE_URL`` and a ``JWT_ISSUER`` that
   is a name, as in tests and a bare development set-up) the audience is the token path under
   the issuer's name, ``service/login`` by default. It names the same thing, the issuer's token
