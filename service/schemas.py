@@ -13,7 +13,7 @@ from pydantic import (
     GetJsonSchemaHandler,
     StringConstraints,
 )
-from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
+from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 from service.security.email_addresses import (
@@ -131,25 +131,3 @@ def no_null_default(schema: dict[str, Any]) -> None:
     ``{"type": "string", "default": null}`` is an invalid schema (OpenAPI 3.1, JSON Schema
     2020-12); an absent header is said by ``required: false``."""
     schema.pop("default", None)
-
-
-def _idempotency_key_schema(schema: dict[str, Any]) -> None:
-    no_null_default(schema)
-    schema["pattern"] = "^[!#-~]([ -~]{0,253}[!-~])?$"
-
-
-class IdempotencyHeader(BaseModel):
-    """The ``Idempotency-Key`` request header of the creating POSTs; documented only.
-
-    The pattern describes the bare form; the Structured Field string form (``"..."``, RFC 9651
-    section 3.3.3) of the same characters is accepted too (``service.idempotency.guard``).
-    """
-
-    idempotency_key: str | SkipJsonSchema[None] = Field(
-        None,
-        description="A unique value (a UUID) per operation, reused by its retries: they get the "
-        "first answer again (`Idempotent-Replayed: true`) and nothing is done twice. 1 to 255 "
-        "printable ASCII characters; kept for `IDEMPOTENCY_KEY_TTL` seconds. The same key with "
-        "another request is `422`.",
-        json_schema_extra=_idempotency_key_schema,
-    )

@@ -1,1 +1,2 @@
-"""Framework-free security rules: password hashing and policy, JWT issue and verification."""
+"""Framework-free security rules: password hashing and policy, the token signers and their
+verification (``tokens``), keys, roles, TOTP, security events, OAuth metadata and clients."""
