@@ -1,4 +1,5 @@
-"""Schema pieces shared by both blueprints: safe strings and the documented error body."""
+"""Schema pieces shared by the blueprints: safe strings, the documented error body, and the
+schema rule of optional headers (``no_null_default``)."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ def verified_claims(
     """The claims of ``value`` once its shape, header (``alg``, ``typ``, ``kid``), signature and
     the ``registry``'s claim rules have all checked out; ``TokenError`` saying why otherwise.
 
-    Every kind of token of the service (access, refresh, device) is verified by this one path.
+    Every JWT of the service (access, refresh, device, mfa) is verified by this one path.
     """
     check_shape(value)
     try:
