@@ -5,12 +5,12 @@ A token is a JWS-signed JWT (RFC 7519) with header ``alg``, ``kid`` and ``typ`` 
 ``typ`` separates the kinds: ``at+jwt`` for access tokens (RFC 9068 section 2.1) and
 ``refresh+jwt`` for refresh tokens, so one kind is never accepted as the other (RFC 8725
 section 3.11). ``aud`` separates them too, for verifiers that never look at ``typ``: access
-tokens carry ``JWT_AUDIENCE``, refresh tokens the token endpoint's URL
-(``service.security.tokens.audiences``, which also says which older audience is still accepted). An
-access token also says how its login authenticated, as ``amr`` (RFC 8176 method names:
-``["pwd"]`` or ``["pwd", "otp"]``). Header, signature and claims are checked by the one
-verification path of every token (``verification``); signing is deterministic (``signing``),
-so a refresh rotation can hand out the same successor again.
+tokens carry ``JWT_AUDIENCE``, refresh tokens the token endpoint's URL (``audiences``, which
+also says which older audience is still accepted). An access token also says how its login
+authenticated, as ``amr`` (RFC 8176 method names: ``["pwd"]`` or ``["pwd", "otp"]``). Header,
+signature and claims are checked by the one verification path of every token
+(``verification``); signing is deterministic (``signing``), so a refresh rotation can hand out
+the same successor again.
 """
 
 from __future__ import annotations
