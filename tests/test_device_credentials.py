@@ -21,7 +21,7 @@ from quart.typing import TestClientProtocol as Client
 from service.security.devices import DeviceCredentials
 from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError
 from service.services import services
-from tests.conftest import AppFactory, app_factory
+from tests.helpers import AppFactory, app_factory
 
 PASSWORD = "s3cret-passw0rd"
 WRONG = "wrong-passw0rd"

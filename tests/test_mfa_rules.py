@@ -20,7 +20,7 @@ from service.security.secret_box import SecretBox, SecretBoxError, decode_key, n
 from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError, TokenService
 from service.security.totp import Totp
 from service.settings import ConfigurationError, Settings, load_settings
-from tests.conftest import TEST_SECRET, make_settings
+from tests.helpers import TEST_SECRET, make_settings
 from tests.signing import header_of
 
 T0 = 1_800_000_015  # mid-step

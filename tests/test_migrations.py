@@ -21,7 +21,7 @@ from service.db.engine import async_url
 from service.db.migrate import alembic_config, downgrade, upgrade
 from service.db.models import Base
 from service.db.ready import SCHEMA_HEAD, database_location
-from tests.conftest import (
+from tests.helpers import (
     make_settings,
 )
 

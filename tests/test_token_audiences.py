@@ -28,7 +28,7 @@ from service.security.mfa_tokens import MfaTokens
 from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError, TokenService
 from service.services import services
 from service.settings import ConfigurationError, Settings
-from tests.conftest import TEST_SECRET, Account, make_settings
+from tests.helpers import TEST_SECRET, Account, make_settings
 from tests.signing import SigningKey, claims_of, header_of, key_settings, sign
 
 ALGORITHM = "ES256"
