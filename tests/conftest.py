@@ -35,20 +35,12 @@ from service.services import services
 from service.settings import Settings
 from tests.helpers import (
     BACKENDS,
-    TEST_MFA_KEY,
-    TEST_SECRET,
     Account,
-    AppFactory,
     Kept,
-    app_factory,
     delete_all_rows,
-    drop_postgres_database,
     empty_database,
-    execute_as_postgres_admin,
-    log_in,
     make_settings,
     migrated_database,
-    postgres_admin_url,
     postgres_skipped,
     sign_up,
 )
@@ -58,25 +50,6 @@ from tests.smtp_server import SmtpServer
 
 #: How the suite shares the cores under pytest-xdist: the ``serial`` mark, heavy tests first.
 pytest_plugins = ("tests.parallel",)
-
-# Re-exported for the test modules until they import from tests.helpers (the next commit).
-__all__ = [
-    "BACKENDS",
-    "TEST_MFA_KEY",
-    "TEST_SECRET",
-    "Account",
-    "AppFactory",
-    "Kept",
-    "app_factory",
-    "delete_all_rows",
-    "empty_database",
-    "log_in",
-    "make_settings",
-    "postgres_admin_url",
-    "sign_up",
-]
-_admin = execute_as_postgres_admin
-_drop_postgres_database = drop_postgres_database
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
