@@ -153,7 +153,7 @@ def test_start_up_says_where_the_database_is_without_its_password(url: str, expe
 
 
 # Each revision that reshapes tables holding rows: a database at an older revision gets rows
-# written as that revision's code wrote them (raw SQL naming only the columns it had), then
+# written as that revision's code wrote them (naming only the columns it had), then
 # goes to the head, back to the older revision and to the head again. A step says where it
 # starts, what it writes and what it expects after each way; the test below runs them all.
 
@@ -198,14 +198,10 @@ def insert_user(connection: Connection, user_id: uuid.UUID, now: datetime, name:
 
 
 def insert_session(
-    connection: Connection,
-    user_id: uuid.UUID,
-    now: datetime,
-    session_id: uuid.UUID | None = None,
-    refresh_jti: str = "j",
+    connection: Connection, user_id: uuid.UUID, now: datetime, refresh_jti: str = "j"
 ) -> None:
-    values = {"id": session_id or uuid.uuid4(), "user_id": user_id, "refresh_jti": refresh_jti}
-    connection.execute(INSERT_SESSION, {**values, "now": now})
+    values = {"id": uuid.uuid4(), "user_id": user_id, "refresh_jti": refresh_jti, "now": now}
+    connection.execute(INSERT_SESSION, values)
 
 
 def insert_item(connection: Connection, owner_id: uuid.UUID, now: datetime) -> None:
