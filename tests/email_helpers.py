@@ -9,7 +9,7 @@ from typing import Any
 from quart.typing import TestClientProtocol as Client
 
 from service.security.email_addresses import canonical_email
-from tests.conftest import Account, log_in
+from tests.helpers import Account, log_in
 from tests.mailbox import Mailbox
 
 PASSWORD = "s3cret-passw0rd"

@@ -19,7 +19,7 @@ from quart.typing import TestClientProtocol as Client
 
 from service.security.tokens.mfa import MfaTokens
 from service.services import services
-from tests.conftest import Account
+from tests.helpers import Account
 
 #: An instant in the middle of a 30-second step, so that +-1 step is unambiguous.
 T0 = (int(time.time()) // 30) * 30 + 15

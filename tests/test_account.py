@@ -10,7 +10,8 @@ from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, select
 
 from service.db.models import Item, LoginSession, User
-from tests.auth_helpers import (
+from tests.helpers import Account, sign_up
+from tests.session_helpers import (
     another_login,
     assert_access_refused,
     assert_refresh_refused,
@@ -18,7 +19,6 @@ from tests.auth_helpers import (
     assert_session_ended,
     bearer,
 )
-from tests.conftest import Account, sign_up
 
 NEW_PASSWORD = "tidal-copper-orchard-7"
 

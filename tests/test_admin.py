@@ -23,14 +23,14 @@ from service.auth import sessions, users
 from service.errors import InvalidGrant
 from service.security.roles import Role
 from service.services import services
-from tests.auth_helpers import (
+from tests.helpers import Account, sign_up
+from tests.session_helpers import (
     another_login,
     assert_access_refused,
     assert_access_works,
     assert_refresh_refused,
     bearer,
 )
-from tests.conftest import Account, sign_up
 
 OPERATOR = actions.Actor(name="test-operator")
 #: One request of every admin route; ``{id}`` is replaced by a target user's id.

@@ -14,7 +14,7 @@ import pytest
 from click.testing import Result
 from quart.typing import TestClientProtocol as Client
 
-from tests.conftest import log_in, sign_up
+from tests.helpers import log_in, sign_up
 from tests.test_cli import PASSWORD, Invoke, service_command  # noqa: F401 (a fixture)
 
 #: ``await run(*args, input=...)``: a ``service`` command's result.

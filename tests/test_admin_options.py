@@ -18,8 +18,8 @@ from quart.typing import TestClientProtocol as Client
 
 from service import create_app
 from service.services import services
-from tests.auth_helpers import bearer
-from tests.conftest import Account, delete_all_rows, make_settings, sign_up
+from tests.helpers import Account, delete_all_rows, make_settings, sign_up
+from tests.session_helpers import bearer
 from tests.test_admin import make_admin
 
 APP = "https://app.example.com"

@@ -24,8 +24,8 @@ from service.db.models import User
 from service.errors import ApiError
 from service.security.roles import Role
 from service.services import services
-from tests.auth_helpers import bearer
-from tests.conftest import Account, sign_up
+from tests.helpers import Account, sign_up
+from tests.session_helpers import bearer
 
 ROUNDS = 6
 OPERATOR = actions.Actor(name="test-operator")

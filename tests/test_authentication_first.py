@@ -12,7 +12,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from service.auth.bearer import BEARER_SECURITY, PROTECTED_PREFIXES, is_protected
-from tests.conftest import Account
+from tests.helpers import Account
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 #: What can follow a prefix: nothing, a slash, an id of each kind, a path no route has.

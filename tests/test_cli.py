@@ -24,7 +24,7 @@ from service import create_app
 from service.cli import main
 from service.db.engine import async_url
 from service.settings import Settings
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 PASSWORD = "copper-kettle-42"
 

@@ -17,7 +17,7 @@ from quart.typing import TestClientProtocol as Client
 
 from service import create_app
 from service.settings import Settings
-from tests.conftest import Account, delete_all_rows, make_settings, sign_up
+from tests.helpers import Account, delete_all_rows, make_settings, sign_up
 
 APP = "https://app.example.com"
 ADMIN = "https://admin.example.com:8443"

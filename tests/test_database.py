@@ -23,7 +23,7 @@ from service import create_app
 from service.db import Database, Writer
 from service.db.models import User
 from service.settings import Settings
-from tests.conftest import Account, make_settings, sign_up
+from tests.helpers import Account, make_settings, sign_up
 
 
 def database(app: Quart) -> Database:

@@ -31,7 +31,7 @@ from service.db.models import Item, User
 from service.items import repository
 from service.services import services
 from service.settings import Settings
-from tests.conftest import AppFactory, app_factory, sign_up
+from tests.helpers import AppFactory, app_factory, sign_up
 
 pytestmark = pytest.mark.serial  # bounds waits from above
 

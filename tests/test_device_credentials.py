@@ -22,7 +22,7 @@ from service.security.tokens.device import DeviceCredentials
 from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP
 from service.security.tokens.verification import TokenError
 from service.services import services
-from tests.conftest import AppFactory, app_factory
+from tests.helpers import AppFactory, app_factory
 
 PASSWORD = "s3cret-passw0rd"
 WRONG = "wrong-passw0rd"

@@ -31,7 +31,7 @@ from service.db.models import User
 from service.db.prepared import Plans
 from service.items import repository
 from service.settings import Settings
-from tests.conftest import Account, make_settings, sign_up
+from tests.helpers import Account, make_settings, sign_up
 
 SECRET_VALUE = "parameter-that-must-never-be-logged"
 _SELECT_USER = select(User.id).where(User.id == bindparam("user_id"))

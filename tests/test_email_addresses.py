@@ -19,7 +19,6 @@ from service.security.email_addresses import (
     email_key,
 )
 from service.settings import Settings
-from tests.conftest import Account, make_settings
 from tests.email_helpers import (
     PASSWORD,
     assert_problem,
@@ -28,6 +27,7 @@ from tests.email_helpers import (
     sign_up_verified,
     sign_up_with_email,
 )
+from tests.helpers import Account, make_settings
 from tests.mailbox import Mailbox, mail_settings
 from tests.smtp_server import SmtpServer
 

@@ -11,7 +11,6 @@ import pytest
 from quart.typing import TestClientProtocol as Client
 
 from service.settings import Settings
-from tests.conftest import Account, log_in, make_settings, sign_up
 from tests.email_helpers import (
     NEW_PASSWORD,
     PASSWORD,
@@ -22,6 +21,7 @@ from tests.email_helpers import (
     sign_up_with_email,
     text_of,
 )
+from tests.helpers import Account, log_in, make_settings, sign_up
 from tests.mailbox import Mailbox, mail_settings
 from tests.smtp_server import SmtpServer
 

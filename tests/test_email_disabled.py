@@ -9,8 +9,8 @@ from pydantic import ValidationError
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from tests.conftest import app_factory, make_settings, sign_up
 from tests.email_helpers import PASSWORD, assert_problem
+from tests.helpers import app_factory, make_settings, sign_up
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from service.settings import Settings
-from tests.conftest import AppFactory, app_factory, make_settings, sign_up
 from tests.email_helpers import (
     PASSWORD,
     assert_problem,
@@ -21,6 +20,7 @@ from tests.email_helpers import (
     sign_up_with_email,
     text_of,
 )
+from tests.helpers import AppFactory, app_factory, make_settings, sign_up
 from tests.mailbox import Mailbox, mail_settings
 from tests.smtp_server import SmtpServer
 

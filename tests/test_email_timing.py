@@ -24,8 +24,8 @@ from sqlalchemy import update
 from service.db.models import User
 from service.services import services
 from service.settings import Settings
-from tests.conftest import make_settings, sign_up
 from tests.email_helpers import PASSWORD, sign_up_with_email
+from tests.helpers import make_settings, sign_up
 from tests.mailbox import Mailbox
 
 pytestmark = pytest.mark.serial  # compares durations

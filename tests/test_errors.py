@@ -26,10 +26,10 @@ from service.db.migrate import upgrade
 from service.db.models import Item, User
 from service.items import repository
 from service.settings import Settings
-from tests.conftest import (
+from tests.helpers import (
     Account,
-    _admin,
-    _drop_postgres_database,
+    drop_postgres_database,
+    execute_as_postgres_admin,
     make_settings,
     postgres_admin_url,
     sign_up,
@@ -484,13 +484,13 @@ async def test_the_service_recovers_when_a_postgresql_database_returns(database_
             signup = {"username": "alice", "password": "quiet-harbour-lantern"}
             await assert_unavailable(await client.post("/signup", json=signup))
 
-            await _admin(f'CREATE DATABASE "{make_url(url).database}"')
+            await execute_as_postgres_admin(f'CREATE DATABASE "{make_url(url).database}"')
             await asyncio.to_thread(upgrade, make_settings(url))
 
             assert (await client.get("/readyz")).status_code == 200
             await sign_up(client, "alice")
     finally:
-        await asyncio.to_thread(_drop_postgres_database, url)
+        await asyncio.to_thread(drop_postgres_database, url)
 
 
 async def test_an_exhausted_connection_pool_gives_503_then_recovers(

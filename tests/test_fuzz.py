@@ -34,7 +34,7 @@ from service import create_app
 from service.admin import actions
 from service.security.roles import Role
 from service.services import services
-from tests.conftest import delete_all_rows, make_settings, sign_up
+from tests.helpers import delete_all_rows, make_settings, sign_up
 
 EXAMPLES = 200
 PASSWORD = "s3cret-passw0rd"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from quart.typing import TestClientProtocol as Client
 
-from tests.conftest import Account
+from tests.helpers import Account
 
 DEEP = b"[" * 2000
 DEEP_OBJECT = b'{"a":' * 2000 + b"1" + b"}" * 2000

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from harness.live_server import LiveServer
-from tests.auth_helpers import bearer
+from tests.session_helpers import bearer
 
 pytestmark = pytest.mark.e2e
 

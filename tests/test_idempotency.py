@@ -23,7 +23,7 @@ from service.db.models import IdempotencyKey, Item, User
 from service.idempotency.guard import InvalidKey, fingerprint, once, parse_key, user_scope
 from service.items import repository
 from service.services import services
-from tests.conftest import Account
+from tests.helpers import Account
 
 KEY = "8e03978e-40d5-43e8-bc93-6894a57f9324"
 BOOK = {"name": "Book", "description": "A nice book"}

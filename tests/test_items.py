@@ -16,7 +16,7 @@ from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, insert, select
 
 from service.db.models import Item
-from tests.conftest import Account
+from tests.helpers import Account
 
 ITEM_FIELDS = {"id", "name", "description", "created_at", "updated_at"}
 SOME_ID = b"0b4c3a52-5f0e-4b8a-9d43-4f6e2a1c7d90"

@@ -20,7 +20,7 @@ from quart.typing import TestClientProtocol as Client
 from service import create_app
 from service.security.keys import PRIVATE_JWK_MEMBERS
 from service.settings import Settings
-from tests.conftest import Account, log_in, make_settings, sign_up
+from tests.helpers import Account, log_in, make_settings, sign_up
 from tests.signing import (
     ASYMMETRIC,
     SigningKey,

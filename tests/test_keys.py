@@ -22,7 +22,7 @@ from service.cli import main
 from service.keyring import load_key_set
 from service.security import keys
 from service.settings import ConfigurationError, Settings, load_settings
-from tests.conftest import delete_all_rows, make_settings, sign_up
+from tests.helpers import delete_all_rows, make_settings, sign_up
 from tests.signing import ASYMMETRIC, header_of, new_key, private_pem, public_pem, thumbprint
 
 DATABASE = "sqlite:///unused.db"

@@ -24,8 +24,8 @@ from quart.typing import TestClientProtocol as Client
 from service.auth.live_sessions import LEASE, LiveSessions, notice
 from service.db.listener import Listener
 from service.services import Services, services
-from tests.auth_helpers import another_login, assert_access_refused, assert_access_works, bearer
-from tests.conftest import AppFactory, app_factory, sign_up
+from tests.helpers import AppFactory, app_factory, sign_up
+from tests.session_helpers import another_login, assert_access_refused, assert_access_works, bearer
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=15)

@@ -16,7 +16,7 @@ from quart.typing import TestClientProtocol as Client
 
 from service import create_app
 from service.logs import logging_config
-from tests.conftest import delete_all_rows, make_settings, sign_up
+from tests.helpers import delete_all_rows, make_settings, sign_up
 
 ACCESS_FIELDS = {
     "time",

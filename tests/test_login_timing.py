@@ -16,7 +16,7 @@ import pytest
 from quart.typing import TestClientProtocol as Client
 
 from service.settings import Settings
-from tests.conftest import make_settings, sign_up
+from tests.helpers import make_settings, sign_up
 
 TRIES = 10
 #: It compares times: no other test may load the machine meanwhile (tests/parallel.py).

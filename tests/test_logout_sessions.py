@@ -10,7 +10,8 @@ from quart.typing import TestClientProtocol as Client
 
 from service.auth.sessions import NewSession, proves_live_session
 from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP, VerifiedToken
-from tests.auth_helpers import (
+from tests.helpers import Account
+from tests.session_helpers import (
     another_login,
     assert_session_alive,
     assert_session_ended,
@@ -18,7 +19,6 @@ from tests.auth_helpers import (
     live_session_ids,
     refresh,
 )
-from tests.conftest import Account
 
 # --- the rule for acting on other sessions -------------------------------------------------
 

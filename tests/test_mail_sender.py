@@ -22,7 +22,7 @@ from service.db.models import OutboxMessage
 from service.mail import outbox
 from service.mail.outbox import enqueue
 from service.services import services
-from tests.conftest import AppFactory, app_factory
+from tests.helpers import AppFactory, app_factory
 from tests.smtp_server import SmtpServer, until
 
 MAIL = {
@@ -319,7 +319,7 @@ async def test_a_database_failure_ends_the_pass_not_the_sender(
     """A database the sender cannot use (here: no outbox table) is a warning per pass; the
     sender keeps trying and still stops cleanly."""
     from service.mail.sender import MailSender  # noqa: PLC0415
-    from tests.conftest import make_settings  # noqa: PLC0415
+    from tests.helpers import make_settings  # noqa: PLC0415
 
     settings = make_settings(f"sqlite:///{tmp_path}/unmigrated.db", mail_poll_interval=0.05)
     db = Database(settings)

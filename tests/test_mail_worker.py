@@ -22,7 +22,7 @@ from quart import Quart
 from harness.live_server import procfile_commands
 from service.services import services
 from service.settings import Settings
-from tests.conftest import TEST_SECRET
+from tests.helpers import TEST_SECRET
 from tests.smtp_server import SmtpServer
 from tests.test_mail_sender import queue, rows, until_rows
 from tests.test_startup_errors import SERVICE_COMMAND, clean_environment

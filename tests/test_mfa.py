@@ -23,8 +23,7 @@ from sqlalchemy import select
 
 from service.db.models import TotpFactor
 from service.services import services
-from tests.auth_helpers import assert_access_refused, assert_access_works, bearer, refresh
-from tests.conftest import Account
+from tests.helpers import Account
 from tests.mfa_helpers import (
     T0,
     Enrolled,
@@ -37,6 +36,7 @@ from tests.mfa_helpers import (
     second_step,
     start,
 )
+from tests.session_helpers import assert_access_refused, assert_access_works, bearer, refresh
 
 
 def _payload(token: str) -> dict[str, Any]:

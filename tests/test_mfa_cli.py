@@ -14,7 +14,7 @@ from service import create_app
 from service.cli import main
 from service.db.migrate import upgrade
 from service.settings import Settings
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 PASSWORD = "copper-kettle-42"
 

@@ -29,7 +29,7 @@ from service.limits.limiter import (
 )
 from service.limits.stores import RedisLimitStore
 from service.security.tokens.account import password_binding
-from tests.conftest import AppFactory, app_factory, make_settings, sign_up
+from tests.helpers import AppFactory, app_factory, make_settings, sign_up
 from tests.mfa_helpers import T0, at, enrol, mfa_token, password_step, remove, second_step, start
 
 #: Addresses of the guesser's clients: none of them reaches the per-address limit alone.

@@ -21,7 +21,7 @@ from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP, TokenServic
 from service.security.tokens.verification import TokenError
 from service.security.totp import Totp
 from service.settings import ConfigurationError, Settings, load_settings
-from tests.conftest import TEST_SECRET, make_settings
+from tests.helpers import TEST_SECRET, make_settings
 from tests.signing import header_of
 
 T0 = 1_800_000_015  # mid-step

@@ -17,8 +17,8 @@ from quart.typing import TestClientProtocol as Client
 from service.admin import actions
 from service.services import services
 from service.settings import Settings
-from tests.conftest import Account, make_settings
 from tests.email_helpers import NEW_PASSWORD, link_token, sign_up_verified
+from tests.helpers import Account, make_settings
 from tests.mailbox import Mailbox, mail_settings
 from tests.mfa_helpers import (
     T0,

@@ -1,9 +1,16 @@
-"""Alembic migrations: they build exactly the tables of ``models`` and can be undone and redone."""
+"""Alembic migrations: they build exactly the tables of ``models`` and can be undone and redone.
+
+Each revision that reshapes tables holding rows is a ``MigrationStep`` (its seed, its
+expectations), and one parametrized test runs every step on both backends; a new revision
+adds a step to ``MIGRATION_STEPS``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,9 +28,7 @@ from service.db.engine import async_url
 from service.db.migrate import alembic_config, downgrade, upgrade
 from service.db.models import Base
 from service.db.ready import SCHEMA_HEAD, database_location
-from tests.conftest import (
-    make_settings,
-)
+from tests.helpers import make_settings
 
 TIMESTAMP = sa.DateTime(timezone=True)
 
@@ -123,105 +128,161 @@ def test_upgrade_creates_a_missing_sqlite_directory(tmp_path: Path) -> None:
     assert database.is_file()
 
 
-def test_0002_adds_idempotency_keys_to_a_database_with_data_and_goes_back(
-    empty_database_url: str,
+def test_the_start_up_check_knows_the_head_revision() -> None:
+    """``service.db.ready`` checks the schema without Alembic: its head must be Alembic's."""
+    scripts = ScriptDirectory.from_config(alembic_config(make_settings("sqlite:///unused.db")))
+    assert set(scripts.get_heads()) == {SCHEMA_HEAD}
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///instance/x.db", f"SQLite file {Path('instance/x.db').resolve()}"),
+        ("sqlite+aiosqlite:////tmp/y.db", "SQLite file /tmp/y.db"),
+        (
+            "postgresql://u:secret@db.example:5432/app?sslmode=require",
+            "PostgreSQL at db.example:5432/app",
+        ),
+        ("postgres://u:secret@h/d", "PostgreSQL at h/d"),
+    ],
+)
+def test_start_up_says_where_the_database_is_without_its_password(url: str, expected: str) -> None:
+    """``service serve`` prints this line: a relative SQLite path becomes the absolute one."""
+    assert database_location(url) == expected
+    assert "secret" not in database_location(url)
+
+
+# Each revision that reshapes tables holding rows: a database at an older revision gets rows
+# written as that revision's code wrote them (naming only the columns it had), then
+# goes to the head, back to the older revision and to the head again. A step says where it
+# starts, what it writes and what it expects after each way; the test below runs them all.
+
+
+@dataclass(frozen=True)
+class MigrationStep:
+    """One revision's test: rows written at ``start``, checked at the head and back at ``start``.
+
+    ``upgraded`` and ``downgraded`` take the database URL and assert (``run_on`` reads it).
+    """
+
+    start: str
+    seed: Callable[[Connection], None]
+    upgraded: Callable[[str], None]
+    downgraded: Callable[[str], None]
+
+
+INSERT_USER = sa.text(
+    "INSERT INTO users (id, username, username_key, password_hash, created_at) "
+    "VALUES (:id, :name, :name, 'x', :now)"
+).bindparams(sa.bindparam("id", type_=sa.Uuid()), sa.bindparam("now", type_=TIMESTAMP))
+INSERT_SESSION = sa.text(
+    "INSERT INTO sessions (id, user_id, refresh_jti, created_at, last_used_at, expires_at) "
+    "VALUES (:id, :user_id, :refresh_jti, :now, :now, :now)"
+).bindparams(
+    sa.bindparam("id", type_=sa.Uuid()),
+    sa.bindparam("user_id", type_=sa.Uuid()),
+    sa.bindparam("now", type_=TIMESTAMP),
+)
+INSERT_ITEM = sa.text(
+    "INSERT INTO items (id, owner_id, name, version, created_at, updated_at) "
+    "VALUES (:id, :owner_id, 'Book', 1, :now, :now)"
+).bindparams(
+    sa.bindparam("id", type_=sa.Uuid()),
+    sa.bindparam("owner_id", type_=sa.Uuid()),
+    sa.bindparam("now", type_=TIMESTAMP),
+)
+
+
+def insert_user(connection: Connection, user_id: uuid.UUID, now: datetime, name: str = "a") -> None:
+    connection.execute(INSERT_USER, {"id": user_id, "name": name, "now": now})
+
+
+def insert_session(
+    connection: Connection, user_id: uuid.UUID, now: datetime, refresh_jti: str = "j"
 ) -> None:
+    values = {"id": uuid.uuid4(), "user_id": user_id, "refresh_jti": refresh_jti, "now": now}
+    connection.execute(INSERT_SESSION, values)
+
+
+def insert_item(connection: Connection, owner_id: uuid.UUID, now: datetime) -> None:
+    connection.execute(INSERT_ITEM, {"id": uuid.uuid4(), "owner_id": owner_id, "now": now})
+
+
+def row_counts(*tables: str) -> Callable[[Connection], tuple[int, ...]]:
+    """A reading of how many rows each of ``tables`` holds, for ``run_on``."""
+
+    def count(connection: Connection) -> tuple[int, ...]:
+        return tuple(
+            connection.execute(sa.select(sa.func.count()).select_from(sa.table(name))).scalar_one()
+            for name in tables
+        )
+
+    return count
+
+
+def column_names(table: str) -> Callable[[Connection], set[str]]:
+    def names(connection: Connection) -> set[str]:
+        return {column["name"] for column in inspect(connection).get_columns(table)}
+
+    return names
+
+
+def idempotency_keys_0002() -> MigrationStep:
     """Upgrade from revision 0001 keeps every row; downgrading drops only the new table."""
-    settings = make_settings(empty_database_url)
-    upgrade(settings, "0001")
-    user_id = uuid.uuid4()
-    now = datetime.now(UTC)
+    user_id, now = uuid.uuid4(), datetime.now(UTC)
+    counts = row_counts("users", "items")
 
     def seed(connection: Connection) -> None:
-        users = Base.metadata.tables["users"]
-        items = Base.metadata.tables["items"]
-        connection.execute(
-            users.insert().values(
-                id=user_id, username="a", username_key="a", password_hash="x", created_at=now
-            )
-        )
-        connection.execute(
-            items.insert().values(
-                id=uuid.uuid4(),
-                owner_id=user_id,
-                name="Book",
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        insert_user(connection, user_id, now)
+        insert_item(connection, user_id, now)
         connection.commit()
 
-    def counts(connection: Connection) -> tuple[int, int]:
-        users, items = (Base.metadata.tables[name] for name in ("users", "items"))
-        count = sa.func.count()
-        return (
-            connection.execute(sa.select(count).select_from(users)).scalar_one(),
-            connection.execute(sa.select(count).select_from(items)).scalar_one(),
-        )
+    def upgraded(url: str) -> None:
+        assert "idempotency_keys" in run_on(url, table_names)
+        assert run_on(url, counts) == (1, 1)
 
-    run_on(empty_database_url, seed)
-    upgrade(settings)
+    def downgraded(url: str) -> None:
+        assert "idempotency_keys" not in run_on(url, table_names)
+        assert run_on(url, counts) == (1, 1)
 
-    assert "idempotency_keys" in run_on(empty_database_url, table_names)
-    assert run_on(empty_database_url, counts) == (1, 1)
-    assert run_on(empty_database_url, differences) == []
-
-    downgrade(settings, "0001")
-
-    assert "idempotency_keys" not in run_on(empty_database_url, table_names)
-    assert run_on(empty_database_url, counts) == (1, 1)
-    assert run_on(empty_database_url, current_revision) == "0001"
+    return MigrationStep("0001", seed, upgraded, downgraded)
 
 
-def test_0004_adds_email_columns_and_account_tokens_without_loss_and_goes_back(
-    empty_database_url: str,
-) -> None:
+def outbox_0003() -> MigrationStep:
+    """Upgrade from 0002 keeps users, sessions and items; downgrading drops only the outbox."""
+    user_id, now = uuid.uuid4(), datetime.now(UTC)
+    counts = row_counts("users", "sessions", "items")
+
+    def seed(connection: Connection) -> None:
+        insert_user(connection, user_id, now)
+        insert_session(connection, user_id, now)
+        insert_item(connection, user_id, now)
+        connection.commit()
+
+    def upgraded(url: str) -> None:
+        assert "outbox" in run_on(url, table_names)
+        assert run_on(url, counts) == (1, 1, 1)
+
+    def downgraded(url: str) -> None:
+        assert "outbox" not in run_on(url, table_names)
+        assert run_on(url, counts) == (1, 1, 1)
+
+    return MigrationStep("0002", seed, upgraded, downgraded)
+
+
+def email_columns_and_account_tokens_0004() -> MigrationStep:
     """A database at 0002 with users, sessions and items upgrades with every row intact; the
     new columns are empty and usable, a verified address unique; downgrading drops them and
     keeps the rows."""
-    settings = make_settings(empty_database_url)
-    upgrade(settings, "0002")
-    user_id, other_id = uuid.uuid4(), uuid.uuid4()
-    now = datetime.now(UTC)
+    user_id, other_id, now = uuid.uuid4(), uuid.uuid4(), datetime.now(UTC)
+    counts = row_counts("users", "sessions", "items")
 
     def seed(connection: Connection) -> None:
-        connection.execute(
-            sa.text(
-                "INSERT INTO users (id, username, username_key, password_hash, created_at) "
-                "VALUES (:id, :name, :name, 'x', :now)"
-            ).bindparams(sa.bindparam("id", type_=sa.Uuid()), sa.bindparam("now", type_=TIMESTAMP)),
-            [{"id": user_id, "name": "a", "now": now}, {"id": other_id, "name": "b", "now": now}],
-        )
-        connection.execute(
-            sa.text(
-                "INSERT INTO sessions (id, user_id, refresh_jti, created_at, last_used_at, "
-                "expires_at) VALUES (:id, :user_id, 'j', :now, :now, :now)"
-            ).bindparams(
-                sa.bindparam("id", type_=sa.Uuid()),
-                sa.bindparam("user_id", type_=sa.Uuid()),
-                sa.bindparam("now", type_=TIMESTAMP),
-            ),
-            {"id": uuid.uuid4(), "user_id": user_id, "now": now},
-        )
-        connection.execute(
-            sa.text(
-                "INSERT INTO items (id, owner_id, name, version, created_at, updated_at) "
-                "VALUES (:id, :owner_id, 'Book', 1, :now, :now)"
-            ).bindparams(
-                sa.bindparam("id", type_=sa.Uuid()),
-                sa.bindparam("owner_id", type_=sa.Uuid()),
-                sa.bindparam("now", type_=TIMESTAMP),
-            ),
-            {"id": uuid.uuid4(), "owner_id": user_id, "now": now},
-        )
+        insert_user(connection, user_id, now, name="a")
+        insert_user(connection, other_id, now, name="b")
+        insert_session(connection, user_id, now)
+        insert_item(connection, user_id, now)
         connection.commit()
-
-    def counts(connection: Connection) -> tuple[int, ...]:
-        return tuple(
-            connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()  # noqa: S608
-            for table in ("users", "sessions", "items")
-        )
 
     def use_the_new_columns(connection: Connection) -> list[str]:
         users = Base.metadata.tables["users"]
@@ -263,361 +324,120 @@ def test_0004_adds_email_columns_and_account_tokens_without_loss_and_goes_back(
         connection.rollback()
         return errors
 
-    run_on(empty_database_url, seed)
-    upgrade(settings)  # to the head: the models describe the head's tables
+    def upgraded(url: str) -> None:
+        assert run_on(url, counts) == (2, 1, 1)
+        assert run_on(url, use_the_new_columns) == ["duplicate verified email refused"]
 
-    assert run_on(empty_database_url, counts) == (2, 1, 1)
-    assert run_on(empty_database_url, use_the_new_columns) == ["duplicate verified email refused"]
-    assert run_on(empty_database_url, differences) == []
+    def downgraded(url: str) -> None:
+        assert "account_tokens" not in run_on(url, table_names)
+        assert run_on(url, counts) == (2, 1, 1)
+        assert "email" not in run_on(url, column_names("users"))
 
-    downgrade(settings, "0002")
-
-    assert "account_tokens" not in run_on(empty_database_url, table_names)
-    assert run_on(empty_database_url, counts) == (2, 1, 1)
-
-    def user_columns(connection: Connection) -> set[str]:
-        return {column["name"] for column in inspect(connection).get_columns("users")}
-
-    assert "email" not in run_on(empty_database_url, user_columns)
-    upgrade(settings)
-    assert run_on(empty_database_url, differences) == []
+    return MigrationStep("0002", seed, upgraded, downgraded)
 
 
-def test_the_start_up_check_knows_the_head_revision() -> None:
-    """``service.db.ready`` checks the schema without Alembic: its head must be Alembic's."""
-    scripts = ScriptDirectory.from_config(alembic_config(make_settings("sqlite:///unused.db")))
-    assert set(scripts.get_heads()) == {SCHEMA_HEAD}
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("sqlite:///instance/x.db", f"SQLite file {Path('instance/x.db').resolve()}"),
-        ("sqlite+aiosqlite:////tmp/y.db", "SQLite file /tmp/y.db"),
-        (
-            "postgresql://u:secret@db.example:5432/app?sslmode=require",
-            "PostgreSQL at db.example:5432/app",
-        ),
-        ("postgres://u:secret@h/d", "PostgreSQL at h/d"),
-    ],
-)
-def test_start_up_says_where_the_database_is_without_its_password(url: str, expected: str) -> None:
-    """``service serve`` prints this line: a relative SQLite path becomes the absolute one."""
-    assert database_location(url) == expected
-    assert "secret" not in database_location(url)
-
-
-def test_0003_adds_the_outbox_to_a_database_with_data_and_goes_back(
-    empty_database_url: str,
-) -> None:
-    """Upgrade from 0002 keeps users, sessions and items; downgrading drops only the outbox."""
-    settings = make_settings(empty_database_url)
-    upgrade(settings, "0002")
-    user_id = uuid.uuid4()
-    now = datetime.now(UTC)
-    tables = Base.metadata.tables
-
-    def seed(connection: Connection) -> None:
-        connection.execute(
-            tables["users"]
-            .insert()
-            .values(id=user_id, username="a", username_key="a", password_hash="x", created_at=now)
-        )
-        connection.execute(
-            tables["sessions"]
-            .insert()
-            .values(
-                id=uuid.uuid4(),
-                user_id=user_id,
-                refresh_jti="j",
-                created_at=now,
-                last_used_at=now,
-                expires_at=now,
-            )
-        )
-        connection.execute(
-            tables["items"]
-            .insert()
-            .values(
-                id=uuid.uuid4(),
-                owner_id=user_id,
-                name="Book",
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        connection.commit()
-
-    def counts(connection: Connection) -> tuple[int, ...]:
-        count = sa.func.count()
-        return tuple(
-            connection.execute(sa.select(count).select_from(tables[name])).scalar_one()
-            for name in ("users", "sessions", "items")
-        )
-
-    run_on(empty_database_url, seed)
-    upgrade(settings)  # to the head: the models describe the head's tables
-
-    assert "outbox" in run_on(empty_database_url, table_names)
-    assert run_on(empty_database_url, counts) == (1, 1, 1)
-    assert run_on(empty_database_url, differences) == []
-
-    downgrade(settings, "0002")
-
-    assert "outbox" not in run_on(empty_database_url, table_names)
-    assert run_on(empty_database_url, counts) == (1, 1, 1)
-    assert run_on(empty_database_url, current_revision) == "0002"
-
-
-def test_0005_gives_existing_users_a_role_and_keeps_every_row_then_goes_back(
-    empty_database_url: str,
-) -> None:
+def roles_0005() -> MigrationStep:
     """A database at 0002 with a user, a session, an item and an idempotency key upgrades
     without loss (the user becomes an active ``user``), works, and downgrades to 0002 intact."""
-    settings = make_settings(empty_database_url)
-    upgrade(settings, "0002")
-    user_id = uuid.uuid4()
-    now = datetime.now(UTC)
-    tables = Base.metadata.tables
-    names = ("users", "sessions", "items", "idempotency_keys")
+    user_id, now = uuid.uuid4(), datetime.now(UTC)
+    counts = row_counts("users", "sessions", "items", "idempotency_keys")
 
     def seed(connection: Connection) -> None:
-        # Only the columns of 0002: the models' new ones do not exist yet.
+        insert_user(connection, user_id, now)
+        insert_session(connection, user_id, now)
+        insert_item(connection, user_id, now)
         connection.execute(
-            sa.text(
-                "INSERT INTO users (id, username, username_key, password_hash, created_at) "
-                "VALUES (:id, 'a', 'a', 'x', :now)"
-            ).bindparams(
-                sa.bindparam("id", type_=sa.Uuid()),
-                sa.bindparam("now", type_=sa.DateTime(timezone=True)),
-            ),
-            {"id": user_id, "now": now},
-        )
-        connection.execute(
-            tables["sessions"]
-            .insert()
-            .values(
-                id=uuid.uuid4(),
-                user_id=user_id,
-                refresh_jti="j",
-                created_at=now,
-                last_used_at=now,
-                expires_at=now,
-            )
-        )
-        connection.execute(
-            tables["items"]
-            .insert()
-            .values(
-                id=uuid.uuid4(),
-                owner_id=user_id,
-                name="Book",
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        connection.execute(
-            tables["idempotency_keys"]
+            Base.metadata.tables["idempotency_keys"]
             .insert()
             .values(scope="signup", key="k", fingerprint="f", created_at=now, expires_at=now)
         )
         connection.commit()
 
-    def counts(connection: Connection) -> tuple[int, ...]:
-        count = sa.func.count()
-        return tuple(
-            connection.execute(sa.select(count).select_from(tables[name])).scalar_one()
-            for name in names
-        )
-
     def role_of_the_user(connection: Connection) -> tuple[str, bool]:
-        users = tables["users"]
+        users = Base.metadata.tables["users"]
         row = connection.execute(
             sa.select(users.c.role, users.c.is_active).where(users.c.id == user_id)
         ).one()
         return row.role, row.is_active
 
-    def user_columns(connection: Connection) -> set[str]:
-        return {column["name"] for column in inspect(connection).get_columns("users")}
+    def upgraded(url: str) -> None:
+        assert run_on(url, counts) == (1, 1, 1, 1)
+        assert run_on(url, role_of_the_user) == ("user", True)
 
-    run_on(empty_database_url, seed)
-    upgrade(settings)
+    def downgraded(url: str) -> None:
+        assert run_on(url, counts) == (1, 1, 1, 1)
+        assert {"role", "is_active"}.isdisjoint(run_on(url, column_names("users")))
 
-    assert run_on(empty_database_url, counts) == (1, 1, 1, 1)
-    assert run_on(empty_database_url, role_of_the_user) == ("user", True)
-    assert run_on(empty_database_url, differences) == []
-
-    downgrade(settings, "0002")
-
-    assert run_on(empty_database_url, counts) == (1, 1, 1, 1)
-    assert {"role", "is_active"}.isdisjoint(run_on(empty_database_url, user_columns))
-    assert run_on(empty_database_url, current_revision) == "0002"
+    return MigrationStep("0002", seed, upgraded, downgraded)
 
 
-def test_0006_adds_the_second_factor_to_a_database_with_data_and_goes_back(
-    empty_database_url: str,
-) -> None:
+def second_factor_0006() -> MigrationStep:
     """From 0002 with users, sessions and items: every row stays, existing sessions become
     password logins (``amr`` ``pwd``); downgrading drops the new tables and column only."""
-    settings = make_settings(empty_database_url)
-    upgrade(settings, "0002")
-    user_id, session_id = uuid.uuid4(), uuid.uuid4()
-    now = datetime.now(UTC)
+    user_id, now = uuid.uuid4(), datetime.now(UTC)
+    counts = row_counts("users", "sessions", "items")
+    mfa_tables = {"totp_factors", "recovery_codes", "mfa_challenges"}
 
     def seed(connection: Connection) -> None:
-        connection.execute(
-            sa.text(
-                "INSERT INTO users (id, username, username_key, password_hash, created_at) "
-                "VALUES (:id, 'a', 'a', 'x', :now)"
-            ).bindparams(
-                sa.bindparam("id", type_=sa.Uuid()),
-                sa.bindparam("now", type_=sa.DateTime(timezone=True)),
-            ),
-            {"id": user_id, "now": now},
-        )
-        connection.execute(
-            sa.text(
-                "INSERT INTO sessions (id, user_id, refresh_jti, created_at, last_used_at, "
-                "expires_at) VALUES (:id, :user_id, 'j', :now, :now, :now)"
-            ).bindparams(
-                sa.bindparam("id", type_=sa.Uuid()),
-                sa.bindparam("user_id", type_=sa.Uuid()),
-                sa.bindparam("now", type_=sa.DateTime(timezone=True)),
-            ),
-            {"id": session_id, "user_id": user_id, "now": now},
-        )
-        connection.execute(
-            Base.metadata.tables["items"]
-            .insert()
-            .values(
-                id=uuid.uuid4(),
-                owner_id=user_id,
-                name="Book",
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        insert_user(connection, user_id, now)
+        insert_session(connection, user_id, now)
+        insert_item(connection, user_id, now)
         connection.commit()
-
-    def counts(connection: Connection) -> tuple[int, ...]:
-        count = sa.func.count()
-        return tuple(
-            connection.execute(sa.select(count).select_from(sa.table(name))).scalar_one()
-            for name in ("users", "sessions", "items")
-        )
 
     def session_amr(connection: Connection) -> list[str]:
         return list(connection.execute(sa.text("SELECT amr FROM sessions")).scalars())
 
-    def session_columns(connection: Connection) -> set[str]:
-        return {column["name"] for column in inspect(connection).get_columns("sessions")}
+    def upgraded(url: str) -> None:
+        assert mfa_tables <= run_on(url, table_names)
+        assert run_on(url, counts) == (1, 1, 1)
+        assert run_on(url, session_amr) == ["pwd"]
 
-    run_on(empty_database_url, seed)
-    upgrade(settings)
+    def downgraded(url: str) -> None:
+        assert not mfa_tables & run_on(url, table_names)
+        assert "amr" not in run_on(url, column_names("sessions"))
+        assert run_on(url, counts) == (1, 1, 1)
 
-    assert {"totp_factors", "recovery_codes", "mfa_challenges"} <= run_on(
-        empty_database_url, table_names
-    )
-    assert run_on(empty_database_url, counts) == (1, 1, 1)
-    assert run_on(empty_database_url, session_amr) == ["pwd"]
-    assert run_on(empty_database_url, differences) == []
-
-    downgrade(settings, "0002")
-
-    tables = run_on(empty_database_url, table_names)
-    assert not {"totp_factors", "recovery_codes", "mfa_challenges"} & tables
-    assert "amr" not in run_on(empty_database_url, session_columns)
-    assert run_on(empty_database_url, counts) == (1, 1, 1)
-    assert run_on(empty_database_url, current_revision) == "0002"
+    return MigrationStep("0002", seed, upgraded, downgraded)
 
 
-def test_0007_adds_the_refresh_grace_columns_to_sessions_with_data_and_goes_back(
-    empty_database_url: str,
-) -> None:
+def refresh_grace_columns_0007() -> MigrationStep:
     """Upgrade from 0002 keeps users, sessions and items; the new columns start empty (no
     rotation yet); downgrading drops only them."""
-    settings = make_settings(empty_database_url)
-    upgrade(settings, "0002")
-    user_id, session_id = uuid.uuid4(), uuid.uuid4()
-    now = datetime.now(UTC)
+    user_id, now = uuid.uuid4(), datetime.now(UTC)
 
     def seed(connection: Connection) -> None:
-        connection.execute(
-            sa.text(
-                "INSERT INTO users (id, username, username_key, password_hash, created_at) "
-                "VALUES (:id, 'a', 'a', 'x', :now)"
-            ).bindparams(sa.bindparam("id", type_=sa.Uuid()), now=now),
-            {"id": user_id},
-        )
-        connection.execute(
-            sa.text(
-                "INSERT INTO sessions (id, user_id, refresh_jti, created_at, last_used_at, "
-                "expires_at) VALUES (:id, :user_id, 'jti-1', :now, :now, :now)"
-            ).bindparams(
-                sa.bindparam("id", type_=sa.Uuid()),
-                sa.bindparam("user_id", type_=sa.Uuid()),
-                now=now,
-            ),
-            {"id": session_id, "user_id": user_id},
-        )
-        connection.execute(
-            Base.metadata.tables["items"]
-            .insert()
-            .values(
-                id=uuid.uuid4(),
-                owner_id=user_id,
-                name="Book",
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        insert_user(connection, user_id, now)
+        insert_session(connection, user_id, now, refresh_jti="jti-1")
+        insert_item(connection, user_id, now)
         connection.commit()
 
     def rows(connection: Connection) -> list[Any]:
         found = connection.execute(sa.text("SELECT * FROM sessions")).mappings().all()
-        count = sa.func.count()
-        items = Base.metadata.tables["items"]
-        users = Base.metadata.tables["users"]
-        return [
-            connection.execute(sa.select(count).select_from(users)).scalar_one(),
-            connection.execute(sa.select(count).select_from(items)).scalar_one(),
-            [dict(row) for row in found],
-        ]
+        return [*row_counts("users", "items")(connection), [dict(row) for row in found]]
 
-    run_on(empty_database_url, seed)
-    upgrade(settings)
+    def upgraded(url: str) -> None:
+        users, items, sessions = run_on(url, rows)
+        assert (users, items, len(sessions)) == (1, 1, 1)
+        assert sessions[0]["refresh_jti"] == "jti-1"
+        assert sessions[0]["previous_jti"] is None
+        assert sessions[0]["rotated_at"] is None
 
-    users, items, sessions = run_on(empty_database_url, rows)
-    assert (users, items, len(sessions)) == (1, 1, 1)
-    assert sessions[0]["refresh_jti"] == "jti-1"
-    assert sessions[0]["previous_jti"] is None
-    assert sessions[0]["rotated_at"] is None
-    assert run_on(empty_database_url, differences) == []
+    def downgraded(url: str) -> None:
+        users, items, sessions = run_on(url, rows)
+        assert (users, items, len(sessions)) == (1, 1, 1)
+        assert sessions[0]["refresh_jti"] == "jti-1"
+        assert "previous_jti" not in sessions[0]
 
-    downgrade(settings, "0002")
-
-    users, items, sessions = run_on(empty_database_url, rows)
-    assert (users, items, len(sessions)) == (1, 1, 1)
-    assert sessions[0]["refresh_jti"] == "jti-1"
-    assert "previous_jti" not in sessions[0]
-    assert run_on(empty_database_url, current_revision) == "0002"
+    return MigrationStep("0002", seed, upgraded, downgraded)
 
 
-def test_0008_makes_addresses_canonical_and_unique_only_once_verified_then_goes_back(
-    empty_database_url: str,
-) -> None:
+def canonical_addresses_0008() -> MigrationStep:
     """From 0007 with addresses as the old code stored them: each becomes canonical (the
     domain as its A-label, the key folding ASCII letters only) and its pending verification
     link follows it; two verified addresses that become one stay with the first to verify,
     the other account keeps it as an unverified claim; an address that needs SMTPUTF8 (it
     could not have been stored) goes. Downgrading restores the old forms and the old unique
     index, each old address with one account."""
-    settings = make_settings(empty_database_url)
-    upgrade(settings, "0007")
     now = datetime.now(UTC)
     hour = timedelta(hours=1)
     ids = {name: uuid.uuid4() for name in ("alice", "x1", "x2", "y", "z", "office", "long")}
@@ -708,37 +528,69 @@ def test_0008_makes_addresses_canonical_and_unique_only_once_verified_then_goes_
         connection.rollback()
         return found
 
-    run_on(empty_database_url, seed)
-    upgrade(settings)
+    def upgraded(url: str) -> None:
+        assert run_on(url, addresses) == {
+            "alice": ("Alice@example.com", "alice@example.com", True),
+            "x1": ("x@xn--strae-oqa.example", "x@xn--strae-oqa.example", True),
+            "x2": ("x@xn--strae-oqa.example", "x@xn--strae-oqa.example", False),
+            "y": ("Y@strasse.example", "y@strasse.example", False),
+            "z": ("Z@xn--fa-hia.de", "z@xn--fa-hia.de", False),
+            "office": (None, None, False),
+            "long": (f"{long_local}@example.com", f"{long_local}@example.com", True),
+        }
+        assert run_on(url, bindings) == {
+            "y": "y@strasse.example",
+            "z": "z@xn--fa-hia.de",
+        }
+        assert run_on(url, verify_twice) == ["second verified copy refused"]
 
-    assert run_on(empty_database_url, addresses) == {
-        "alice": ("Alice@example.com", "alice@example.com", True),
-        "x1": ("x@xn--strae-oqa.example", "x@xn--strae-oqa.example", True),
-        "x2": ("x@xn--strae-oqa.example", "x@xn--strae-oqa.example", False),
-        "y": ("Y@strasse.example", "y@strasse.example", False),
-        "z": ("Z@xn--fa-hia.de", "z@xn--fa-hia.de", False),
-        "office": (None, None, False),
-        "long": (f"{long_local}@example.com", f"{long_local}@example.com", True),
-    }
-    assert run_on(empty_database_url, bindings) == {
-        "y": "y@strasse.example",
-        "z": "z@xn--fa-hia.de",
-    }
-    assert run_on(empty_database_url, verify_twice) == ["second verified copy refused"]
+    def downgraded(url: str) -> None:
+        assert run_on(url, addresses) == {
+            "alice": ("Alice@example.com", "alice@example.com", True),
+            "x1": ("x@straße.example", "x@strasse.example", True),
+            "x2": (None, None, False),  # the old index allows one account per folded address
+            "y": ("Y@strasse.example", "y@strasse.example", False),
+            "z": ("Z@faß.de", "z@fass.de", False),
+            "office": (None, None, False),
+            "long": (f"{long_local}@example.com", f"{long_local}@example.com", True),
+        }
+        assert run_on(url, bindings) == {"y": "y@strasse.example", "z": "z@fass.de"}
+
+    return MigrationStep("0007", seed, upgraded, downgraded)
+
+
+MIGRATION_STEPS = [
+    idempotency_keys_0002,
+    outbox_0003,
+    email_columns_and_account_tokens_0004,
+    roles_0005,
+    second_factor_0006,
+    refresh_grace_columns_0007,
+    canonical_addresses_0008,
+]
+
+
+@pytest.mark.parametrize("make_step", MIGRATION_STEPS, ids=lambda make: make.__name__)
+def test_a_revision_keeps_the_rows_going_up_and_back(
+    make_step: Callable[[], MigrationStep], empty_database_url: str
+) -> None:
+    """Each step's rows survive the upgrade to the head and the downgrade back to its start;
+    the head matches the models both times (the steps' docstrings say what each expects)."""
+    step = make_step()
+    settings = make_settings(empty_database_url)
+    upgrade(settings, step.start)
+    run_on(empty_database_url, step.seed)
+
+    upgrade(settings)  # to the head: the models describe the head's tables
+
+    step.upgraded(empty_database_url)
     assert run_on(empty_database_url, differences) == []
 
-    downgrade(settings, "0007")
+    downgrade(settings, step.start)
 
-    assert run_on(empty_database_url, addresses) == {
-        "alice": ("Alice@example.com", "alice@example.com", True),
-        "x1": ("x@straße.example", "x@strasse.example", True),
-        "x2": (None, None, False),  # the old index allows one account per folded address
-        "y": ("Y@strasse.example", "y@strasse.example", False),
-        "z": ("Z@faß.de", "z@fass.de", False),
-        "office": (None, None, False),
-        "long": (f"{long_local}@example.com", f"{long_local}@example.com", True),
-    }
-    assert run_on(empty_database_url, bindings) == {"y": "y@strasse.example", "z": "z@fass.de"}
-    assert run_on(empty_database_url, current_revision) == "0007"
+    step.downgraded(empty_database_url)
+    assert run_on(empty_database_url, current_revision) == step.start
+
     upgrade(settings)
+
     assert run_on(empty_database_url, differences) == []

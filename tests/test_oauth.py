@@ -27,7 +27,7 @@ from service.security.keys import KeySet
 from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP
 from service.services import services
 from service.settings import Settings
-from tests.conftest import TEST_MFA_KEY, Account, AppFactory, app_factory, log_in, make_settings
+from tests.helpers import TEST_MFA_KEY, Account, AppFactory, app_factory, log_in, make_settings
 from tests.signing import claims_of
 
 BASE = "https://auth.example.com"

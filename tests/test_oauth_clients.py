@@ -23,7 +23,7 @@ from oauthlib.oauth2 import LegacyApplicationClient
 from requests_oauthlib import OAuth2Session
 
 from harness.live_server import LiveServer, start_live_server
-from tests.conftest import BACKENDS, empty_database
+from tests.helpers import BACKENDS, empty_database
 
 PASSWORD = "correct-horse-battery"
 ACCESS_TOKEN_TTL = 30

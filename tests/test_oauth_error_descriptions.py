@@ -17,7 +17,7 @@ from quart.typing import TestClientProtocol as Client
 
 from service.security.oauth_errors import ALLOWED, error_description
 from service.settings import Settings
-from tests.conftest import Account, make_settings
+from tests.helpers import Account, make_settings
 
 CLIENT_ID = "resource-server"
 CLIENT_SECRET = "rs-secret-0123456789-abcdefghij-KLMNOP"

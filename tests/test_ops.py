@@ -11,7 +11,7 @@ from quart import Quart, Response
 from quart.typing import TestClientProtocol as Client
 
 from service.web.responses import BUFFERED_BODY_BYTES, finish_response
-from tests.conftest import Account
+from tests.helpers import Account
 
 GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from tests.conftest import Kept
+from tests.helpers import Kept
 from tests.parallel import Turns
 
 ROOT = Path(__file__).resolve().parent.parent

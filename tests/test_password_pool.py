@@ -23,7 +23,7 @@ from quart.typing import TestClientProtocol as Client
 
 from service.security.passwords import HashingBusy, PasswordHasher, lower_priority
 from service.services import services
-from tests.conftest import AppFactory
+from tests.helpers import AppFactory
 from tests.test_rate_limits import PASSWORD, WRONG, login, make_app, sign_up
 
 __all__ = ["make_app"]  # the fixture, shared with test_rate_limits

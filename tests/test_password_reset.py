@@ -17,8 +17,6 @@ from service.accounts.tokens import delete_spent_tokens
 from service.db.models import AccountToken
 from service.services import services
 from service.settings import Settings
-from tests.auth_helpers import another_login, assert_session_ended
-from tests.conftest import log_in, make_settings
 from tests.email_helpers import (
     NEW_PASSWORD,
     assert_problem,
@@ -28,7 +26,9 @@ from tests.email_helpers import (
     sign_up_with_email,
     text_of,
 )
+from tests.helpers import log_in, make_settings
 from tests.mailbox import Mailbox, mail_settings
+from tests.session_helpers import another_login, assert_session_ended
 from tests.smtp_server import SmtpServer
 
 

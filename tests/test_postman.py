@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from harness.live_server import ROOT, LiveServer, free_port, start_live_server
 from service.auth.schemas import SignupRequest
-from tests.conftest import BACKENDS, empty_database
+from tests.helpers import BACKENDS, empty_database
 from tests.smtp_server import SmtpServer
 
 POSTMAN_DIR = ROOT / "clients" / "postman"

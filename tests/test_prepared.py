@@ -25,7 +25,7 @@ from service.db.models import Item, LoginSession, User
 from service.db.prepared import Plan, Plans
 from service.items import repository
 from service.settings import Settings
-from tests.conftest import Account, make_settings, sign_up
+from tests.helpers import Account, make_settings, sign_up
 
 
 def database(app: Quart) -> Database:

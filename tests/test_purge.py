@@ -15,8 +15,8 @@ from sqlalchemy import func, insert, select
 from service.db.models import AccountToken, IdempotencyKey, LoginSession, OutboxMessage
 from service.purge import PURGE_STEPS, purge
 from service.services import services
-from tests.auth_helpers import assert_session_alive
-from tests.conftest import Account
+from tests.helpers import Account
+from tests.session_helpers import assert_session_alive
 from tests.test_admin_cli import Run, run  # noqa: F401 (a fixture)
 from tests.test_cli import service_command  # noqa: F401 (a fixture)
 

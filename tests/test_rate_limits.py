@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 
 from service.limits import account_digest, address_key
 from service.web.request_limit import LIMITED_ATTRIBUTE
-from tests.conftest import AppFactory, app_factory
+from tests.helpers import AppFactory, app_factory
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 PASSWORD = "s3cret-passw0rd"

@@ -27,7 +27,7 @@ from service.db import Database
 from service.db.engine import read_lane_size
 from service.db.read_lane import ReadLane
 from service.settings import Settings
-from tests.conftest import make_settings, sign_up
+from tests.helpers import make_settings, sign_up
 
 
 class GatedReader:

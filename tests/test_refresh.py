@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from service import create_app
 from service.db.models import LoginSession
 from service.settings import Settings
-from tests.conftest import Account, log_in, make_settings, sign_up
+from tests.helpers import Account, log_in, make_settings, sign_up
 
 RACERS = 12
 

@@ -18,7 +18,7 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from tests.conftest import AppFactory, app_factory, sign_up
+from tests.helpers import AppFactory, app_factory, sign_up
 from tests.test_refresh import bearer, claims, refresh
 
 PASSWORD = "s3cret-passw0rd"

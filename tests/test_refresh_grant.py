@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from quart.typing import TestClientProtocol as Client
 
-from tests.conftest import Account
+from tests.helpers import Account
 from tests.test_refresh import assert_invalid_grant, bearer, claims, refresh
 
 PAIR_FIELDS = {"access_token", "refresh_token", "token_type", "expires_in", "refresh_expires_in"}

@@ -20,8 +20,8 @@ from sqlalchemy import update
 from service.db.models import User
 from service.services import services
 from service.settings import Settings
-from tests.conftest import make_settings
 from tests.email_helpers import sign_up_with_email
+from tests.helpers import make_settings
 from tests.mailbox import Mailbox
 
 #: It compares times: no other test may load the machine meanwhile (tests/parallel.py).

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from quart.typing import TestClientProtocol as Client
 
-from tests.auth_helpers import (
+from tests.helpers import Account, sign_up
+from tests.session_helpers import (
     another_login,
     assert_access_refused,
     assert_access_works,
@@ -18,7 +19,6 @@ from tests.auth_helpers import (
     live_session_ids,
     refresh,
 )
-from tests.conftest import Account, sign_up
 
 
 async def test_logout_local_refuses_its_access_token_at_once(

@@ -12,8 +12,8 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from service.security.events import security_event
-from tests.auth_helpers import another_login, bearer, refresh
-from tests.conftest import Account, log_in, sign_up
+from tests.helpers import Account, log_in, sign_up
+from tests.session_helpers import another_login, bearer, refresh
 
 REQUEST_ID = "req-0123456789"
 

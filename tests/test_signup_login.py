@@ -20,7 +20,7 @@ from service import create_app
 from service.auth.users import username_key
 from service.db.models import User
 from service.settings import Settings
-from tests.conftest import Account, make_settings, sign_up
+from tests.helpers import Account, make_settings, sign_up
 
 PASSWORD = "quiet-harbour-lantern-42"
 TOKEN_FIELDS = {"access_token", "refresh_token", "token_type", "expires_in", "refresh_expires_in"}

@@ -22,7 +22,7 @@ import pytest
 
 from harness.live_server import free_port, procfile_commands
 from service.settings import ConfigurationError, Settings, load_settings
-from tests.conftest import TEST_MFA_KEY, postgres_admin_url
+from tests.helpers import TEST_MFA_KEY, postgres_admin_url
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_COMMAND = str(Path(sys.executable).with_name("service"))

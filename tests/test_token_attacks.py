@@ -17,7 +17,7 @@ import pytest
 from quart.typing import TestClientProtocol as Client
 
 from service.settings import Settings
-from tests.conftest import Account, make_settings
+from tests.helpers import Account, make_settings
 from tests.signing import (
     ALGORITHMS,
     ASYMMETRIC,

@@ -30,7 +30,7 @@ from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP, TokenServic
 from service.security.tokens.verification import TokenError
 from service.services import services
 from service.settings import ConfigurationError, Settings
-from tests.conftest import TEST_SECRET, Account, make_settings
+from tests.helpers import TEST_SECRET, Account, make_settings
 from tests.signing import SigningKey, claims_of, header_of, key_settings, sign
 
 ALGORITHM = "ES256"

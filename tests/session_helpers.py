@@ -6,7 +6,7 @@ from typing import Any
 
 from quart.typing import TestClientProtocol as Client
 
-from tests.conftest import Account
+from tests.helpers import Account
 
 
 def bearer(access_token: str) -> dict[str, str]:
