@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from quart import Quart, current_app
 
 from service.auth.live_sessions import LiveSessions, watch_sessions
+from service.config import ConfigurationError, Settings
+from service.config.keyring import load_key_set, mfa_encryption_key
 from service.db import Database
 from service.db.listener import Listener
-from service.keyring import load_key_set, mfa_encryption_key
 from service.limits import Limits
 from service.mail.sender import MailSender
 from service.security import audiences
@@ -28,7 +29,6 @@ from service.security.passwords import PasswordHasher
 from service.security.secret_box import SecretBox
 from service.security.tokens import TokenService
 from service.security.totp import Totp
-from service.settings import ConfigurationError, Settings
 
 _EXTENSION_KEY = "service"
 

@@ -41,10 +41,10 @@ from sqlalchemy.engine import make_url
 
 from harness.live_server import LiveServer, start_live_server
 from service import create_app
+from service.config import Settings
 from service.db.migrate import upgrade
 from service.db.models import Base
 from service.services import Services, services
-from service.settings import Settings
 from tests.mailbox import Mailbox
 from tests.signing import ALGORITHMS, SigningKey, new_key
 from tests.smtp_server import SmtpServer

@@ -11,7 +11,8 @@ import pyotp
 import pytest
 from pydantic import ValidationError
 
-from service.keyring import mfa_encryption_key
+from service.config import ConfigurationError, Settings, load_settings
+from service.config.keyring import mfa_encryption_key
 from service.security import keys, recovery_codes
 from service.security.account_tokens import password_binding
 from service.security.devices import DeviceCredentials
@@ -19,7 +20,6 @@ from service.security.mfa_tokens import MFA_TYP, MfaTokens, challenge_key
 from service.security.secret_box import SecretBox, SecretBoxError, decode_key, new_key
 from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError, TokenService
 from service.security.totp import Totp
-from service.settings import ConfigurationError, Settings, load_settings
 from tests.conftest import TEST_SECRET, make_settings
 from tests.signing import header_of
 

@@ -22,12 +22,12 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from service.app import create_app
+from service.config import ConfigurationError, Settings
 from service.security import audiences, keys
 from service.security.devices import DeviceCredentials
 from service.security.mfa_tokens import MfaTokens
 from service.security.tokens import ACCESS_TYP, REFRESH_TYP, TokenError, TokenService
 from service.services import services
-from service.settings import ConfigurationError, Settings
 from tests.conftest import TEST_SECRET, Account, make_settings
 from tests.signing import SigningKey, claims_of, header_of, key_settings, sign
 

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 
     from service.auth import users
     from service.auth.schemas import SignupRequest
+    from service.config import Settings
     from service.security import keys
     from service.services import Services
-    from service.settings import Settings
 
 
 @click.group()
@@ -79,9 +79,9 @@ def serve_command(
     """Check everything, then serve with Hypercorn: the quick start and the Procfile's web:.
 
     Settings, token keys, the database and the address are checked once, before any worker
-    starts (service/serving.py); a problem ends the command with one line and status 1.
+    starts (service/cli/serving.py); a problem ends the command with one line and status 1.
     """
-    from service import serving
+    from service.cli import serving
     from service.db.ready import DatabaseNotReady, check_ready, database_location
 
     settings = _checked_settings()
@@ -117,10 +117,10 @@ def send_mail_command() -> None:
     """
     import asyncio
 
+    from service.config.smtp_url import parse_smtp_url
     from service.db.ready import DatabaseNotReady, check_ready, database_location
     from service.logs import configure_logging
     from service.mail.process import send_until_stopped
-    from service.mail.smtp_url import parse_smtp_url
 
     settings = _checked_settings()
     if not settings.email_enabled:
@@ -236,8 +236,8 @@ def create_user_command(username: str, password_stdin: bool, admin: bool) -> Non
 
 def _checked_settings() -> Settings:
     """The settings, with the token keys they name loaded once; a problem ends the command."""
-    from service.keyring import load_key_set
-    from service.settings import ConfigurationError, load_settings_or_exit
+    from service.config import ConfigurationError, load_settings_or_exit
+    from service.config.keyring import load_key_set
 
     settings = load_settings_or_exit()
     try:
@@ -336,7 +336,7 @@ def purge_command(batch_size: int) -> None:
     """
     import asyncio
 
-    from service.purge import purge
+    from service.cli.purge import purge
 
     async def run() -> dict[str, int]:
         async with _services(_checked_settings()) as services:
@@ -416,8 +416,8 @@ def openapi_document() -> dict[str, Any]:
     import asyncio
 
     from service.app import create_app
+    from service.config import default_settings
     from service.services import services
-    from service.settings import default_settings
 
     settings = default_settings(
         app_env="testing", database_url=_NO_DATABASE, bcrypt_rounds=4, log_level="WARNING"

@@ -24,10 +24,10 @@ from datetime import UTC, datetime, timedelta
 
 from service.accounts import tokens as account_tokens
 from service.auth import sessions
+from service.config import Settings
 from service.db import Writer
 from service.mail import outbox
 from service.services import Services
-from service.settings import Settings
 from service.web import idempotency_records
 
 #: Rows deleted per transaction: small enough to hold locks for milliseconds.
