@@ -3,9 +3,7 @@ rows that ended are kept."""
 
 from __future__ import annotations
 
-from typing import Self
-
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from service.config.environment import EnvironmentSettings
 
@@ -74,14 +72,3 @@ class DatabaseSettings(EnvironmentSettings):
                 f"(got the scheme {scheme!r})"
             )
         return value
-
-    @model_validator(mode="after")
-    def _require_a_named_database_in_production(self) -> Self:
-        """The default file under ``instance/`` sits on the machine's disk, which on a dyno is
-        wiped at every restart: production names its database, even a SQLite file."""
-        if self.app_env == "production" and "database_url" not in self.model_fields_set:
-            raise ValueError(
-                "DATABASE_URL must be set in production: a postgresql:// URL, or "
-                "sqlite:///PATH for a SQLite file on a disk that outlives restarts"
-            )
-        return self

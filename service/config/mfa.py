@@ -3,9 +3,7 @@ show, and how long a login's ``mfa_token`` lasts."""
 
 from __future__ import annotations
 
-from typing import Self
-
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 
 from service.config.environment import EnvironmentSettings
 from service.security.secret_box import decode_key
@@ -46,15 +44,3 @@ class MfaSettings(EnvironmentSettings):
         if value is not None:
             decode_key(value.get_secret_value())
         return value
-
-    @model_validator(mode="after")
-    def _require_an_mfa_key_in_production(self) -> Self:
-        """Production needs its own key from the start: one made up per process or per
-        instance would leave every instance unable to read the others' secrets."""
-        if self.app_env == "production" and self.mfa_encryption_key is None:
-            raise ValueError(
-                "MFA_ENCRYPTION_KEY must be set in production: 32 random bytes in base64url, "
-                '(python -c "import base64, os; '
-                'print(base64.urlsafe_b64encode(os.urandom(32)).decode())")'
-            )
-        return self

@@ -156,19 +156,6 @@ class TokenSettings(EnvironmentSettings):
         return clients
 
     @model_validator(mode="after")
-    def _require_a_strong_secret(self) -> Self:
-        """In production an HS256 secret must be strong; RS256/ES256/Ed25519 need no secret."""
-        secret = self.secret_key.get_secret_value() if self.secret_key else ""
-        if self.app_env != "production" or self.jwt_algorithm != "HS256":
-            return self
-        if not secret:
-            raise ValueError("SECRET_KEY must be set in production")
-        refuse_weak_secret("SECRET_KEY", secret)
-        for fallback in self.secret_key_fallbacks:
-            refuse_weak_secret("SECRET_KEY_FALLBACKS", fallback.get_secret_value())
-        return self
-
-    @model_validator(mode="after")
     def _require_fitting_key_settings(self) -> Self:
         """Key settings that fit the algorithm; whether the keys themselves parse and fit is
         checked when they are loaded (``service.config.keyring``), still before anything serves."""

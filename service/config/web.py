@@ -4,13 +4,12 @@ address, and the OpenAPI document's title and description."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from service.config.environment import EnvironmentSettings
-from service.config.rules import secure_url
 from service.security.discovery import is_absolute_base_url
 
 #: An origin as browsers send it in the ``Origin`` header (RFC 6454 section 6.1).
@@ -115,15 +114,6 @@ class WebSettings(EnvironmentSettings):
                 "user name, query or fragment"
             )
         return value
-
-    @model_validator(mode="after")
-    def _require_https_base_url_in_production(self) -> Self:
-        """RFC 8414 section 2 and RFC 6749 section 3.2: endpoints are reached over TLS; a
-        loopback address (a local test of the production set-up) is the one exception."""
-        base = self.public_base_url
-        if self.app_env == "production" and base is not None and not secure_url(base):
-            raise ValueError("PUBLIC_BASE_URL must be an https URL in production")
-        return self
 
     @property
     def link_base(self) -> str:
