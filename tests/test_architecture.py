@@ -118,6 +118,7 @@ LAYERS: dict[str, int] = {
     "accounts": 4,
     "sessions": 4,
     "mfa": 4,
+    "login": 4,  # the password grant and its second step, above accounts, mfa and sessions
     "oauth": 4,
     "items": 4,
     "admin": 4,
