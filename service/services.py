@@ -4,7 +4,7 @@ credentials, mail sender, introspection clients, the second factor's TOTP, secre
 
 This module holds the container and builds nothing: ``service.app.build_services`` does, so
 features, which call ``services()``, sit above it without importing what wires them.
-``create_app`` builds one ``Services`` and binds it to the app; handlers reach it through
+``create_app`` binds one ``Services`` to the app; handlers reach it through
 ``services()``, so there is no global engine, store or key, and tests can build as many apps
 as they like. Domain functions take the ``Services`` they need as an argument and never look
 it up themselves, so they also run outside a request (the command line).
