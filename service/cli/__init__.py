@@ -4,6 +4,10 @@ old rows, export the OpenAPI document, make keys.
 Only ``click`` is imported up front: ``service --help`` and ``service keygen`` must not pay for
 Quart, SQLAlchemy and Alembic (most of the start-up time is imports, docs/startup.md). Each
 command imports what it uses when it runs.
+
+The commands live by group: ``processes`` (the Procfile's migrate, serve and send-mail),
+``accounts``, ``keygen``, ``housekeeping`` (purge) and ``openapi``; ``common`` holds what they
+share, ``serving`` and ``purge`` the work behind ``serve`` and ``purge``.
 """
 
 from __future__ import annotations
