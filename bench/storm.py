@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.run import Measurement, Target, postgres_database, prepare, wrk  # noqa: E402
 from harness.live_server import start_live_server  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from service.config import Settings  # noqa: E402
 
 WORK_DIR = ROOT / "bench" / "work"
 BCRYPT_ROUNDS = 12

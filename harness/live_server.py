@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from service.settings import Settings
+from service.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = ROOT / "Procfile"

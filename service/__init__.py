@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from quart import Quart
 
-    from service.settings import Settings
+    from service.config import Settings
 
 
 def create_app(settings: Settings | None = None) -> Quart:

@@ -13,7 +13,7 @@ import logging.config
 import tomllib
 from typing import Any
 
-from service.settings import CHECKOUT_CONFIG, Settings, config_dir
+from service.config import CHECKOUT_CONFIG, Settings, config_dir
 
 LOGGING_FILE = "logging.toml"
 

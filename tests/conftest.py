@@ -31,8 +31,8 @@ from sqlalchemy.engine import make_url
 
 from harness.live_server import LiveServer, start_live_server
 from service import create_app
+from service.config import Settings
 from service.services import services
-from service.settings import Settings
 from tests.helpers import (
     BACKENDS,
     Account,

@@ -41,10 +41,10 @@ from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 
 from service import create_app
+from service.config import Settings
 from service.db.migrate import upgrade
 from service.db.models import Base
 from service.services import Services, services
-from service.settings import Settings
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"

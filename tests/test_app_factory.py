@@ -12,9 +12,9 @@ from quart.typing import TestClientProtocol as Client
 from sqlalchemy import text
 
 from service import create_app
+from service.config import ConfigurationError, Settings, load_settings
+from service.config.keyring import signing_secret
 from service.db.engine import async_url
-from service.keyring import signing_secret
-from service.settings import ConfigurationError, Settings, load_settings
 from tests.helpers import TEST_MFA_KEY, TEST_SECRET, make_settings, sign_up
 
 STRONG_SECRET = "Zq8v3N1xK7pW2mR9tY4bL6cH0dF5gJ-aQeUiOs_"

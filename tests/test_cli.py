@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from service import create_app
 from service.cli import main
+from service.config import Settings
 from service.db.engine import async_url
-from service.settings import Settings
 from tests.helpers import make_settings
 
 PASSWORD = "copper-kettle-42"

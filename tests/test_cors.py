@@ -16,7 +16,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from service import create_app
-from service.settings import Settings
+from service.config import Settings
 from tests.helpers import Account, delete_all_rows, make_settings, sign_up
 
 APP = "https://app.example.com"

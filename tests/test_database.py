@@ -20,9 +20,9 @@ from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, insert, select
 
 from service import create_app
+from service.config import Settings
 from service.db import Database, Writer
 from service.db.models import User
-from service.settings import Settings
 from tests.helpers import Account, make_settings, sign_up
 
 

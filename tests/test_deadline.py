@@ -26,11 +26,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from service import create_app
 from service.auth.live_sessions import CHANNEL, notice
+from service.config import Settings
 from service.db import Database, Reader, deadline
 from service.db.models import Item, User
 from service.items import repository
 from service.services import services
-from service.settings import Settings
 from tests.helpers import AppFactory, app_factory, sign_up
 
 pytestmark = pytest.mark.serial  # bounds waits from above

@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from harness.live_server import free_port, procfile_commands, start_live_server
-from service.serving import StartupError, serving_port
-from service.settings import ConfigurationError, default_settings, load_settings
+from service.cli.serving import StartupError, serving_port
+from service.config import ConfigurationError, default_settings, load_settings
 from tests.helpers import TEST_MFA_KEY
 from tests.test_startup_errors import (
     COMMANDS,

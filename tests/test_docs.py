@@ -24,7 +24,7 @@ from urllib.parse import unquote
 import pytest
 
 from harness.live_server import LiveServer
-from service.settings import Settings
+from service.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

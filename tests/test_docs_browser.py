@@ -34,7 +34,7 @@ from playwright.async_api import (
 from playwright.async_api import Error as PlaywrightError
 
 from harness.live_server import ROOT, LiveServer, start_live_server
-from service.settings import Settings
+from service.config import Settings
 
 pytestmark = pytest.mark.e2e
 

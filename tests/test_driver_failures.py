@@ -24,13 +24,13 @@ from sqlalchemy import bindparam, event, select, text
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 
 from service import create_app
+from service.config import Settings
 from service.db import Reader
 from service.db.driver_errors import driver_error
 from service.db.engine import PostgresReader
 from service.db.models import User
 from service.db.prepared import Plans
 from service.items import repository
-from service.settings import Settings
 from tests.helpers import Account, make_settings, sign_up
 
 SECRET_VALUE = "parameter-that-must-never-be-logged"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from quart.typing import TestClientProtocol as Client
 
+from service.config import Settings
 from service.security.email_addresses import canonical_email
-from service.settings import Settings
 from tests.email_helpers import (
     NEW_PASSWORD,
     PASSWORD,

@@ -9,7 +9,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from quart.typing import TestClientProtocol as Client
 
-from service.mail.addresses import single_mailbox
+from service.config import Settings
 from service.security.email_addresses import (
     MAX_ADDRESS,
     MAX_LOCAL_PART,
@@ -18,7 +18,7 @@ from service.security.email_addresses import (
     canonical_email,
     email_key,
 )
-from service.settings import Settings
+from service.security.mailboxes import single_mailbox
 from tests.email_helpers import (
     PASSWORD,
     assert_problem,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from quart.typing import TestClientProtocol as Client
 
-from service.settings import Settings
+from service.config import Settings
 from tests.email_helpers import (
     NEW_PASSWORD,
     PASSWORD,

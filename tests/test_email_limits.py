@@ -11,7 +11,7 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from service.settings import Settings
+from service.config import Settings
 from tests.email_helpers import (
     PASSWORD,
     assert_problem,

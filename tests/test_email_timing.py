@@ -21,9 +21,9 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import update
 
+from service.config import Settings
 from service.db.models import User
 from service.services import services
-from service.settings import Settings
 from tests.email_helpers import PASSWORD, sign_up_with_email
 from tests.helpers import make_settings, sign_up
 from tests.mailbox import Mailbox

@@ -13,9 +13,9 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import update
 
+from service.config import Settings
 from service.db.models import AccountToken
 from service.services import services
-from service.settings import Settings
 from tests.email_helpers import PASSWORD, assert_problem, link_token, me, sign_up_with_email
 from tests.helpers import AppFactory, app_factory, make_settings, sign_up
 from tests.mailbox import Mailbox, mail_settings

@@ -22,10 +22,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from service import create_app
+from service.config import Settings
 from service.db.migrate import upgrade
 from service.db.models import Item, User
 from service.items import repository
-from service.settings import Settings
 from tests.helpers import (
     Account,
     drop_postgres_database,

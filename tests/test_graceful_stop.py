@@ -2,7 +2,7 @@
 
 Heroku, like ``kill`` on a process group, sends SIGTERM to every process of the dyno at once:
 Hypercorn's master and its workers. The workers must finish what they are serving and the
-server must exit cleanly (``service/worker.py``).
+server must exit cleanly (``service/web/worker.py``).
 """
 
 from __future__ import annotations

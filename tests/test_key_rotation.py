@@ -18,8 +18,8 @@ from joserfc.jwk import KeySet
 from quart.typing import TestClientProtocol as Client
 
 from service import create_app
+from service.config import Settings
 from service.security.keys import PRIVATE_JWK_MEMBERS
-from service.settings import Settings
 from tests.helpers import Account, log_in, make_settings, sign_up
 from tests.signing import (
     ASYMMETRIC,

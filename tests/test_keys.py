@@ -19,9 +19,9 @@ from quart.typing import TestClientProtocol as Client
 
 from service import create_app
 from service.cli import main
-from service.keyring import load_key_set
+from service.config import ConfigurationError, Settings, load_settings
+from service.config.keyring import load_key_set
 from service.security import keys
-from service.settings import ConfigurationError, Settings, load_settings
 from tests.helpers import delete_all_rows, make_settings, sign_up
 from tests.signing import ASYMMETRIC, header_of, new_key, private_pem, public_pem, thumbprint
 

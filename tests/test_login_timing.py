@@ -15,7 +15,7 @@ import time
 import pytest
 from quart.typing import TestClientProtocol as Client
 
-from service.settings import Settings
+from service.config import Settings
 from tests.helpers import make_settings, sign_up
 
 TRIES = 10

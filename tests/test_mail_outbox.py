@@ -14,13 +14,13 @@ from quart import Quart
 from sqlalchemy import func, select, update
 
 from service.auth.users import insert_user
+from service.config import Settings
 from service.db import Database, Writer
 from service.db.models import OutboxMessage
 from service.errors import Conflict
 from service.mail import outbox
 from service.mail.outbox import OUTBOX_CHANNEL, delete_delivered, enqueue, public_link
 from service.services import services
-from service.settings import Settings
 
 CONTEXT = {"name": "Ada <b>&</b>", "link": "https://api.example/check?token=a&b=c"}
 

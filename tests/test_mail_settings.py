@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service.mail.smtp_url import SmtpServer, parse_smtp_url
-from service.settings import ConfigurationError, Settings, load_settings
+from service.config import ConfigurationError, Settings, load_settings
+from service.config.smtp_url import SmtpServer, parse_smtp_url
 from tests.helpers import TEST_MFA_KEY
 
 STRONG_SECRET = "Zq8v3N1xK7pW2mR9tY4bL6cH0dF5gJ-aQeUiOs_"

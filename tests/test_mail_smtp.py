@@ -13,8 +13,8 @@ from urllib.parse import quote
 
 import pytest
 
+from service.config.smtp_url import parse_smtp_url
 from service.mail.smtp import SmtpTransport
-from service.mail.smtp_url import parse_smtp_url
 from service.mail.transport import DeliveryFailed
 from tests.smtp_server import Certificate, SmtpServer, self_signed
 

@@ -20,8 +20,8 @@ import pytest
 from quart import Quart
 
 from harness.live_server import procfile_commands
+from service.config import Settings
 from service.services import services
-from service.settings import Settings
 from tests.helpers import TEST_SECRET
 from tests.smtp_server import SmtpServer
 from tests.test_mail_sender import queue, rows, until_rows

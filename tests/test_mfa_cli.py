@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from service import create_app
 from service.cli import main
+from service.config import Settings
 from service.db.migrate import upgrade
-from service.settings import Settings
 from tests.helpers import make_settings
 
 PASSWORD = "copper-kettle-42"

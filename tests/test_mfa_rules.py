@@ -11,7 +11,8 @@ import pyotp
 import pytest
 from pydantic import ValidationError
 
-from service.keyring import mfa_encryption_key
+from service.config import ConfigurationError, Settings, load_settings
+from service.config.keyring import mfa_encryption_key
 from service.security import keys, recovery_codes
 from service.security.secret_box import SecretBox, SecretBoxError, decode_key, new_key
 from service.security.tokens.account import password_binding
@@ -20,7 +21,6 @@ from service.security.tokens.mfa import MFA_TYP, MfaTokens, challenge_key
 from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP, TokenService
 from service.security.tokens.verification import TokenError
 from service.security.totp import Totp
-from service.settings import ConfigurationError, Settings, load_settings
 from tests.helpers import TEST_SECRET, make_settings
 from tests.signing import header_of
 

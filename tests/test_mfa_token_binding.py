@@ -15,8 +15,8 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from service.admin import actions
+from service.config import Settings
 from service.services import services
-from service.settings import Settings
 from tests.email_helpers import NEW_PASSWORD, link_token, sign_up_verified
 from tests.helpers import Account, make_settings
 from tests.mailbox import Mailbox, mail_settings

@@ -23,10 +23,10 @@ from joserfc import jwt
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
+from service.config import Settings
 from service.security.keys import KeySet
 from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP
 from service.services import services
-from service.settings import Settings
 from tests.helpers import TEST_MFA_KEY, Account, AppFactory, app_factory, log_in, make_settings
 from tests.signing import claims_of
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from quart.typing import TestClientProtocol as Client
 
+from service.config import Settings
 from service.security.oauth_errors import ALLOWED, error_description
-from service.settings import Settings
 from tests.helpers import Account, make_settings
 
 CLIENT_ID = "resource-server"

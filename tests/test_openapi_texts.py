@@ -23,8 +23,8 @@ import pytest
 from quart import Quart
 
 from service.app import create_app
+from service.config import Settings, default_settings
 from service.services import services
-from service.settings import Settings, default_settings
 
 NO_DATABASE = "postgresql://openapi.invalid/unused"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")

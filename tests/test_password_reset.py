@@ -14,9 +14,9 @@ from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, insert, select, update
 
 from service.accounts.tokens import delete_spent_tokens
+from service.config import Settings
 from service.db.models import AccountToken
 from service.services import services
-from service.settings import Settings
 from tests.email_helpers import (
     NEW_PASSWORD,
     assert_problem,

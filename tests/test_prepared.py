@@ -19,12 +19,12 @@ from sqlalchemy.exc import DBAPIError
 
 from service import create_app
 from service.auth.sessions import live_session_end
+from service.config import Settings
 from service.db import Database, Reader
 from service.db.migrate import upgrade
 from service.db.models import Item, LoginSession, User
 from service.db.prepared import Plan, Plans
 from service.items import repository
-from service.settings import Settings
 from tests.helpers import Account, make_settings, sign_up
 
 

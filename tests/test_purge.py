@@ -12,8 +12,8 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, insert, select
 
+from service.cli.purge import PURGE_STEPS, purge
 from service.db.models import AccountToken, IdempotencyKey, LoginSession, OutboxMessage
-from service.purge import PURGE_STEPS, purge
 from service.services import services
 from tests.helpers import Account
 from tests.session_helpers import assert_session_alive

@@ -23,10 +23,10 @@ from sqlalchemy import event
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from service import create_app
+from service.config import Settings
 from service.db import Database
 from service.db.engine import read_lane_size
 from service.db.read_lane import ReadLane
-from service.settings import Settings
 from tests.helpers import make_settings, sign_up
 
 

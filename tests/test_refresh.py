@@ -20,8 +20,8 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
 from service import create_app
+from service.config import Settings
 from service.db.models import LoginSession
-from service.settings import Settings
 from tests.helpers import Account, log_in, make_settings, sign_up
 
 RACERS = 12

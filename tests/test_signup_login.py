@@ -18,8 +18,8 @@ from werkzeug.test import encode_multipart
 
 from service import create_app
 from service.auth.users import username_key
+from service.config import Settings
 from service.db.models import User
-from service.settings import Settings
 from tests.helpers import Account, make_settings, sign_up
 
 PASSWORD = "quiet-harbour-lantern-42"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness.live_server import free_port, procfile_commands
-from service.settings import ConfigurationError, Settings, load_settings
+from service.config import ConfigurationError, Settings, load_settings
 from tests.helpers import TEST_MFA_KEY, postgres_admin_url
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from quart.typing import TestClientProtocol as Client
 
-from service.settings import Settings
+from service.config import Settings
 from tests.helpers import Account, make_settings
 from tests.signing import (
     ALGORITHMS,

@@ -22,6 +22,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from service.app import create_app
+from service.config import ConfigurationError, Settings
 from service.security import keys
 from service.security.tokens import audiences
 from service.security.tokens.device import DeviceCredentials
@@ -29,7 +30,6 @@ from service.security.tokens.mfa import MfaTokens
 from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP, TokenService
 from service.security.tokens.verification import TokenError
 from service.services import services
-from service.settings import ConfigurationError, Settings
 from tests.helpers import TEST_SECRET, Account, make_settings
 from tests.signing import SigningKey, claims_of, header_of, key_settings, sign
 

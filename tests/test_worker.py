@@ -1,4 +1,4 @@
-"""Worker settling (``service/worker.py``): only Hypercorn's worker processes freeze their heap.
+"""Worker settling (``service/web/worker.py``): only Hypercorn's worker processes freeze their heap.
 
 A worker's start-up objects are frozen out of the garbage collector's sight (no full-heap
 pauses while serving); a process without a multiprocessing parent, like this test run, which
@@ -13,7 +13,7 @@ import multiprocessing
 import signal
 from multiprocessing.connection import Connection
 
-from service import worker
+from service.web import worker
 from service.web.http_edge import Draining
 
 

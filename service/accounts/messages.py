@@ -10,9 +10,9 @@ such a page.
 
 from __future__ import annotations
 
+from service.config import Settings
 from service.db import Writer
 from service.mail.outbox import enqueue
-from service.settings import Settings
 
 VERIFY_PAGE = "/verify-email"
 RESET_PAGE = "/password/reset"

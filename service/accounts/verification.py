@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from service.accounts import addresses, messages, tokens
 from service.auth import sessions, users
+from service.config import Settings
 from service.db import Writer
 from service.errors import Conflict, NotFound, Unauthorized
 from service.limits.limiter import address_key
@@ -20,7 +21,6 @@ from service.security.email_addresses import email_key
 from service.security.events import security_event
 from service.security.tokens.account import Purpose
 from service.services import Services
-from service.settings import Settings
 
 
 async def send_verification(

@@ -76,6 +76,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
 
+from service.config import Settings
 from service.db import deadline
 from service.db.driver_errors import (
     ASYNCPG_ERRORS,
@@ -88,7 +89,6 @@ from service.db.driver_errors import (
 from service.db.listener import Listener
 from service.db.prepared import Plan, Plans
 from service.db.read_lane import ReadLane
-from service.settings import Settings
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 #: Bound values of a statement built with ``bindparam`` (hot queries are built once).

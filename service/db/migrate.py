@@ -13,10 +13,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.exc import DBAPIError
 
+from service.config import Settings
 from service.db import ready
 from service.db.engine import async_url
 from service.db.ready import DatabaseNotReady
-from service.settings import Settings
 
 __all__ = ["DatabaseNotReady", "alembic_config", "describe", "downgrade", "upgrade"]
 

@@ -1,6 +1,6 @@
 """The web process's start-up check of its database, with the drivers alone.
 
-``check_ready`` runs in Hypercorn's master before any worker starts (``service/serving.py``):
+``check_ready`` runs in Hypercorn's master before any worker starts (``service/cli/serving.py``):
 the database answers, exists and is at ``SCHEMA_HEAD``, the revision this release's migrations
 end at. It reads ``alembic_version`` with ``sqlite3`` or ``asyncpg`` directly, because
 importing SQLAlchemy and Alembic here would add their import time to every restart (workers

@@ -53,10 +53,10 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
+from service.config import Settings
 from service.errors import InvalidGrant, TooManyRequests
 from service.limits.stores import LimitStore, MemoryLimitStore, Quota, RedisLimitStore
 from service.security.events import security_event
-from service.settings import Settings
 
 #: IPv6 clients are counted by network: one host usually holds a whole /64.
 IPV6_PREFIX = 64

@@ -5,8 +5,8 @@ from __future__ import annotations
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from service.mail.addresses import single_mailbox
 from service.mail.outbox import ClaimedMail
+from service.security.mailboxes import single_mailbox
 
 
 def email_message(mail: ClaimedMail, *, sender: str) -> EmailMessage:

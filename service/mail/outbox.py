@@ -29,8 +29,8 @@ from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
 
 from service.db import Reader, Writer, records
 from service.db.models import OutboxMessage
-from service.mail.addresses import single_mailbox
 from service.mail.templates import render
+from service.security.mailboxes import single_mailbox
 
 #: The ``Notices`` channel that wakes the senders of this process.
 OUTBOX_CHANNEL = "outbox"

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import signal
 
+from service.config import Settings
 from service.db import Database
 from service.mail.sender import MailSender
 from service.mail.transport import mail_log
-from service.settings import Settings
 
 
 async def send_until_stopped(settings: Settings) -> None:

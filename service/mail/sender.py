@@ -35,16 +35,16 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from service.config import Settings
+from service.config.smtp_url import parse_smtp_url
 from service.db import Database
 from service.mail import outbox
 from service.mail.message import email_message
 from service.mail.outbox import OUTBOX_CHANNEL, ClaimedMail
 from service.mail.retry import RetryPolicy
 from service.mail.smtp import SmtpTransport
-from service.mail.smtp_url import parse_smtp_url
 from service.mail.transport import ConsoleTransport, DeliveryFailed, Transport, mail_log
 from service.security.events import security_event
-from service.settings import Settings
 
 #: Rows one pass claims; small, so that a lease never covers more than a few deliveries.
 BATCH = 10

@@ -2,7 +2,7 @@
 
 One connection per message: a refusal or a dropped connection then concerns that message
 alone, and a batch never waits on a connection half-broken by the previous message. The
-connection is protected as ``SMTP_URL`` says (``service.mail.smtp_url``); certificates are
+connection is protected as ``SMTP_URL`` says (``service.config.smtp_url``); certificates are
 verified, and STARTTLS is required for ``smtp://``, never optional.
 
 Failures (RFC 5321 section 4.2.1: 4yz is transient, 5yz permanent):
@@ -23,7 +23,7 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
-from service.mail.smtp_url import SmtpServer
+from service.config.smtp_url import SmtpServer
 from service.mail.transport import DeliveryFailed
 
 #: Replies to the message itself, where a 5xx means "never".

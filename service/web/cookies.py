@@ -15,7 +15,7 @@ from quart import request
 from werkzeug.datastructures import Headers
 from werkzeug.http import dump_cookie
 
-from service.settings import Settings
+from service.config import Settings
 
 HOST_PREFIX = "__Host-"
 

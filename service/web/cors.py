@@ -23,7 +23,7 @@ from __future__ import annotations
 from quart import Quart, Request
 from quart_cors import cors
 
-from service.settings import Settings
+from service.config import Settings
 
 #: Request headers a page may send.
 ALLOW_HEADERS = (

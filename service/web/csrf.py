@@ -21,9 +21,9 @@ import logging
 
 from quart import request
 
+from service.config import Settings
 from service.errors import Forbidden
 from service.security.events import security_event
-from service.settings import Settings
 
 CSRF_HEADER = "X-Requested-With"
 

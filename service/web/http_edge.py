@@ -25,7 +25,7 @@ And on every response:
   Otherwise (chunked, or larger) the response says ``Connection: close``: Hypercorn closes a
   connection whose request was not read to its end, and without that header a client sends
   its next request into a closing connection and loses it (RFC 9112 section 9.6).
-- **While the worker drains** (it got SIGTERM, ``service/worker.py``) every response says
+- **While the worker drains** (it got SIGTERM, ``service/web/worker.py``) every response says
   ``Connection: close``, so no client sends another request on a connection the server is about
   to close.
 """

@@ -22,8 +22,8 @@ from quart import Quart
 from quart_schema import DataSource, Info, OpenAPIProvider, QuartSchema, document_response
 from werkzeug.routing import BaseConverter, Rule, UUIDConverter
 
+from service.config import Settings
 from service.schemas import Problem
-from service.settings import Settings
 
 T = TypeVar("T", bound=Callable[..., Any])
 

@@ -1,4 +1,5 @@
-"""Email addresses as headers take them: exactly one mailbox, nothing that could add another.
+"""Email addresses as headers take them (MAIL_FROM, recipients): exactly one mailbox, nothing
+that could add another.
 
 Parsed with the standard library's RFC 5322 header parser (``email.policy.default``): a value
 with a second address, a line break (which would start a new header) or any parse defect is

@@ -23,9 +23,11 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from service.config.loading import ConfigurationError
+from service.config.paths import instance_dir
+from service.config.settings import Settings
 from service.security import keys
 from service.security.secret_box import decode_key, new_key
-from service.settings import ConfigurationError, Settings, instance_dir
 
 #: Testing without SECRET_KEY: a secret that lives as long as the process.
 _PROCESS_SECRET = secrets.token_urlsafe(48)

@@ -24,11 +24,11 @@ from datetime import UTC, datetime, timedelta
 
 from service.accounts import tokens as account_tokens
 from service.auth import sessions
+from service.config import Settings
 from service.db import Writer
 from service.idempotency import queries as idempotency_queries
 from service.mail import outbox
 from service.services import Services
-from service.settings import Settings
 
 #: Rows deleted per transaction: small enough to hold locks for milliseconds.
 DEFAULT_BATCH_SIZE = 1000

@@ -4,7 +4,7 @@
 --no-migrate ...``) come here. Before Hypercorn starts a single worker, the master checks what
 would otherwise fail in every worker, or only on the first request:
 
-1. the settings and the token keys they name (``service.keyring``);
+1. the settings and the token keys they name (``service.config.keyring``);
 2. the Hypercorn configuration file, the port (in production ``PORT`` or ``--port`` must name
    it), and the address, which the master binds itself (``listen``);
 3. the database: migrated first by ``serve``, or (``--no-migrate``, the release phase has
@@ -43,7 +43,7 @@ from pathlib import Path
 from hypercorn.config import Config
 from hypercorn.run import run
 
-from service.settings import Settings, config_dir
+from service.config import Settings, config_dir
 
 HYPERCORN_FILE = "hypercorn.toml"
 #: What Hypercorn imports in each worker; ``service.create_app`` builds the app from settings.
@@ -120,7 +120,7 @@ def _cause(error: OSError) -> str:
 
 def check_settings(settings: Settings) -> None:
     """Load the token keys the settings name, once, in the master (``ConfigurationError``)."""
-    from service.keyring import load_key_set  # noqa: PLC0415 (imports joserfc and cryptography)
+    from service.config.keyring import load_key_set  # noqa: PLC0415 (imports joserfc and cryptography)
 
     load_key_set(settings)
 
