@@ -10,14 +10,14 @@ from service import worker
 from service.accounts.routes import bp as accounts_bp
 from service.admin.guard import require_admin_under_admin_prefix
 from service.admin.routes import bp as admin_bp
-from service.auth.bearer import require_bearer_under_protected_prefixes
-from service.auth.mfa_routes import bp as mfa_bp
-from service.auth.routes import bp as auth_bp
 from service.errors import register_error_handlers
 from service.items.routes import bp as items_bp
+from service.login.routes import bp as auth_bp  # sessions', with login/'s routes added
 from service.logs import configure_logging
+from service.mfa.routes import bp as mfa_bp
 from service.oauth.routes import bp as oauth_bp
 from service.services import Services
+from service.sessions.bearer import require_bearer_under_protected_prefixes
 from service.settings import Settings, exit_on_configuration_error, load_settings_or_exit
 from service.web import access_log, cors, h2c_upgrade, request_deadline
 from service.web.converters import OpaqueIdConverter
