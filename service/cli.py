@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     import uuid
     from collections.abc import AsyncIterator
 
-    from service.auth import users
-    from service.auth.schemas import SignupRequest
+    from service.accounts.queries import UserRecord
+    from service.accounts.schemas import SignupRequest
     from service.security import keys
     from service.services import Services
     from service.settings import Settings
@@ -213,7 +213,7 @@ def create_user_command(username: str, password_stdin: bool, admin: bool) -> Non
     """
     from pydantic import ValidationError
 
-    from service.auth.schemas import SignupRequest
+    from service.accounts.schemas import SignupRequest
     from service.errors import validation_errors
 
     if password_stdin:
@@ -252,14 +252,14 @@ def _failure(error: Exception | str) -> SystemExit:
     return SystemExit(f"service: {error}")
 
 
-async def _register(settings: Settings, signup: SignupRequest, *, admin: bool) -> users.UserRecord:
-    from service.auth import users
+async def _register(settings: Settings, signup: SignupRequest, *, admin: bool) -> UserRecord:
+    from service.accounts.flows import register
     from service.security.events import security_event
     from service.security.roles import Role
 
     role = Role.ADMIN if admin else Role.USER
     async with _services(settings) as services:
-        user = await users.register(services, signup.username, signup.password, role)
+        user = await register(services, signup.username, signup.password, role)
     if admin:
         from service.admin.actions import Actor
 
@@ -310,7 +310,7 @@ def set_role_command(username: str, role: str) -> None:
     click.echo(f"{user.username} ({user.id}) is now {user.role}")
 
 
-async def _set_role(settings: Settings, username: str, role: str) -> users.UserRecord:
+async def _set_role(settings: Settings, username: str, role: str) -> UserRecord:
     from service.admin import actions
     from service.security.roles import Role
 
@@ -364,14 +364,14 @@ def mfa_off_command(username: str) -> None:
 async def _mfa_off(settings: Settings, username: str) -> uuid.UUID:
     from sqlalchemy.exc import DBAPIError
 
-    from service.auth import mfa
     from service.db.migrate import describe
     from service.errors import ApiError
+    from service.mfa.flows import reset as reset_second_factor
     from service.services import Services
 
     services = Services.from_settings(settings)
     try:
-        return await mfa.reset(services, username)
+        return await reset_second_factor(services, username)
     except ApiError as error:  # no such user, or no factor
         raise click.ClickException(error.detail) from None
     except (DBAPIError, OSError) as error:

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from service import create_app
 from service.db.migrate import upgrade
 from service.db.models import Item, User
-from service.items import repository
+from service.items import queries as item_queries
 from service.settings import Settings
 from tests.conftest import (
     Account,
@@ -339,7 +339,7 @@ async def test_an_unexpected_error_is_a_bare_500(
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("SELECT password_hash FROM users -- secret internals")
 
-    monkeypatch.setattr(repository, "select_items_page", broken)
+    monkeypatch.setattr(item_queries, "select_items_page", broken)
 
     response = await client.get("/items", headers=alice.headers)
 

@@ -18,7 +18,7 @@ the same key give the same token, byte for byte. HS256 (HMAC), RS256 (RSASSA-PKC
 Ed25519 (RFC 8032 section 5.1.6) are deterministic by construction; ES256 is signed with the
 deterministic ECDSA nonce of RFC 6979 (``DeterministicES256``), which any ES256 verifier
 accepts. That lets a refresh rotation reproduce the successor it handed out moments ago
-(``service.auth.sessions``) from its stored ``jti`` and issue time, without a usable token ever
+(``service.sessions.rotation``) from its stored ``jti`` and issue time, without a usable token ever
 being stored.
 """
 
