@@ -126,7 +126,7 @@ class PasswordChange(BaseModel):
     @field_validator("new_password")
     @classmethod
     def _password_policy(cls, password: str) -> str:
-        # The username rule needs the account; ``users.change_password`` applies it.
+        # The username rule needs the account; ``flows.change_password`` applies it.
         return acceptable_password(password)
 
 
