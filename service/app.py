@@ -13,10 +13,7 @@ from quart_schema import HttpSecurityScheme, OAuth2SecurityScheme, QuartSchema
 from service.accounts.routes import bp as accounts_bp
 from service.admin.guard import require_admin_under_admin_prefix
 from service.admin.routes import bp as admin_bp
-from service.auth.bearer import require_bearer_under_protected_prefixes
 from service.auth.live_sessions import watch_sessions
-from service.auth.mfa_routes import bp as mfa_bp
-from service.auth.routes import bp as auth_bp
 from service.config import (
     ConfigurationError,
     Settings,
@@ -28,8 +25,10 @@ from service.db import Database
 from service.errors import register_error_handlers
 from service.items.routes import bp as items_bp
 from service.limits import Limits
+from service.login.routes import bp as auth_bp  # sessions', with login/'s routes added
 from service.logs import configure_logging
 from service.mail.sender import MailSender
+from service.mfa.routes import bp as mfa_bp
 from service.oauth.routes import bp as oauth_bp
 from service.security.clients import ClientRegistry
 from service.security.passwords import PasswordHasher
@@ -40,6 +39,7 @@ from service.security.tokens.mfa import MfaTokens
 from service.security.tokens.session import TokenService
 from service.security.totp import Totp
 from service.services import Services
+from service.sessions.bearer import require_bearer_under_protected_prefixes
 from service.web import access_log, cors, h2c_upgrade, request_deadline, worker
 from service.web.converters import OpaqueIdConverter
 from service.web.docs import bp as docs_bp

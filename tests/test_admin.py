@@ -18,11 +18,14 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
+from service.accounts.flows import log_in
 from service.admin import actions
-from service.auth import sessions, users
 from service.errors import InvalidGrant
 from service.security.roles import Role
 from service.services import services
+from service.sessions.queries import select_live_sessions
+from service.sessions.rotation import start_session
+from service.sessions.rules import ClientInfo
 from tests.helpers import Account, sign_up
 from tests.session_helpers import (
     another_login,
@@ -358,15 +361,15 @@ async def test_a_login_that_races_with_a_disable_gets_no_session(
 ) -> None:
     """The password was right, then the account was disabled before the session started."""
     service = services(app)
-    user = await users.log_in(
+    user = await log_in(
         service, "alice", alice.password, address="192.0.2.1", device_credential=None
     )
     await actions.change_user(service, OPERATOR, user.id, is_active=False)
 
     with pytest.raises(InvalidGrant):
-        await sessions.start_session(service, user.id, sessions.ClientInfo(None, None))
+        await start_session(service, user.id, ClientInfo(None, None))
     async with service.db.read() as db:
-        assert await sessions.select_live_sessions(db, user.id) == []
+        assert await select_live_sessions(db, user.id) == []
 
 
 @pytest.mark.parametrize(

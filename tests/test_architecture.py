@@ -132,11 +132,11 @@ MAX_MODULES_DIRECTLY_UNDER_SERVICE = 10
 MAX_MODULE_LINES = 400
 #: Modules still over the limit that another branch of the renovation splits; an entry that is
 #: no longer too long fails the test, so the list only shrinks.
-LEAVING_OVERSIZED = {"auth/routes.py", "auth/sessions.py", "db/engine.py"}
+LEAVING_OVERSIZED = {"db/engine.py"}
 #: Imports still going up that another branch of the renovation moves: (module, imported).
 LEAVING_UPWARD = {("services.py", "service.auth.live_sessions")}
 #: Feature imports closing a cycle that another branch of the renovation removes (auth/ goes).
-LEAVING_FEATURE_EDGES = {("auth", "accounts")}
+LEAVING_FEATURE_EDGES: set[tuple[str, str]] = set()
 
 
 def top_level(relative: str) -> str:

@@ -11,7 +11,7 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from service.auth.bearer import BEARER_SECURITY, PROTECTED_PREFIXES, is_protected
+from service.sessions.bearer import BEARER_SECURITY, PROTECTED_PREFIXES, is_protected
 from tests.helpers import Account
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")

@@ -29,7 +29,7 @@ from service.auth.live_sessions import CHANNEL, notice
 from service.config import Settings
 from service.db import Database, Reader, deadline
 from service.db.models import Item, User
-from service.items import repository
+from service.items import queries as item_queries
 from service.services import services
 from tests.helpers import AppFactory, app_factory, sign_up
 
@@ -65,7 +65,7 @@ async def test_statements_that_each_fit_the_timeout_share_one_deadline(
     app = await make_app()
     client = app.test_client()
     account = await sign_up(client, f"naps-{uuid.uuid4().hex[:6]}")
-    real_page = repository.select_items_page
+    real_page = item_queries.select_items_page
 
     def napping(naps: int) -> Any:
         async def page(db: Reader, *args: Any) -> Any:
@@ -75,7 +75,7 @@ async def test_statements_that_each_fit_the_timeout_share_one_deadline(
 
         return page
 
-    monkeypatch.setattr(repository, "select_items_page", napping(2))
+    monkeypatch.setattr(item_queries, "select_items_page", napping(2))
     started = time.monotonic()
     response = await client.get("/items", headers=account.headers)
     waited = time.monotonic() - started
@@ -85,7 +85,7 @@ async def test_statements_that_each_fit_the_timeout_share_one_deadline(
     assert errors_logged(caplog) == []
 
     # Each request has a deadline of its own, and the pool lost nothing.
-    monkeypatch.setattr(repository, "select_items_page", napping(1))
+    monkeypatch.setattr(item_queries, "select_items_page", napping(1))
     for _ in range(2):
         assert (await client.get("/items", headers=account.headers)).status_code == 200
 

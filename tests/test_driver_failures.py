@@ -30,7 +30,7 @@ from service.db.driver_errors import driver_error
 from service.db.engine import PostgresReader
 from service.db.models import User
 from service.db.prepared import Plans
-from service.items import repository
+from service.items import queries as item_queries
 from tests.helpers import Account, make_settings, sign_up
 
 SECRET_VALUE = "parameter-that-must-never-be-logged"
@@ -58,13 +58,13 @@ def unavailable_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRe
 async def test_a_statement_over_the_timeout_is_a_prompt_503_and_the_pool_recovers(
     quick: Quart, alice: Account, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real_page = repository.select_items_page
+    real_page = item_queries.select_items_page
 
     async def slow_page(db: Reader, *args: Any) -> Any:
         await db.scalar(text("SELECT pg_sleep(10)"))
         return await real_page(db, *args)
 
-    monkeypatch.setattr(repository, "select_items_page", slow_page)
+    monkeypatch.setattr(item_queries, "select_items_page", slow_page)
     client = quick.test_client()
     started = time.monotonic()
     response = await client.get("/items", headers=alice.headers)
@@ -75,7 +75,7 @@ async def test_a_statement_over_the_timeout_is_a_prompt_503_and_the_pool_recover
     assert warning.levelno == logging.WARNING
     assert warning.exc_info is None
 
-    monkeypatch.setattr(repository, "select_items_page", real_page)
+    monkeypatch.setattr(item_queries, "select_items_page", real_page)
     assert (await client.get("/items", headers=alice.headers)).status_code == 200
 
 
@@ -183,7 +183,7 @@ async def test_no_log_line_shows_a_statements_parameters(
     async def failing_page(db: Reader, *args: Any) -> Any:
         await db.scalar(text("SELECT no_such_function(:value)"), {"value": SECRET_VALUE})
 
-    monkeypatch.setattr(repository, "select_items_page", failing_page)
+    monkeypatch.setattr(item_queries, "select_items_page", failing_page)
     response = await app.test_client().get("/items", headers=alice.headers)
 
     assert response.status_code in {500, 503}

@@ -25,7 +25,7 @@ from service import create_app
 from service.config import Settings
 from service.db.migrate import upgrade
 from service.db.models import Item, User
-from service.items import repository
+from service.items import queries as item_queries
 from tests.helpers import (
     Account,
     drop_postgres_database,
@@ -339,7 +339,7 @@ async def test_an_unexpected_error_is_a_bare_500(
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("SELECT password_hash FROM users -- secret internals")
 
-    monkeypatch.setattr(repository, "select_items_page", broken)
+    monkeypatch.setattr(item_queries, "select_items_page", broken)
 
     response = await client.get("/items", headers=alice.headers)
 

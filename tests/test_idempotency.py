@@ -21,7 +21,7 @@ from harness.live_server import LiveServer
 from service.db import Writer
 from service.db.models import IdempotencyKey, Item, User
 from service.idempotency.guard import InvalidKey, fingerprint, once, parse_key, user_scope
-from service.items import repository
+from service.items import queries as item_queries
 from service.services import services
 from tests.helpers import Account
 
@@ -172,7 +172,7 @@ async def test_an_error_after_the_insert_leaves_neither_the_item_nor_the_key(
     """Crash safety: the key row and the item commit together or not at all."""
 
     async def create_then_fail(db: Writer) -> Any:
-        await repository.insert_item(db, uuid.UUID(alice.id), "Book", None)
+        await item_queries.insert_item(db, uuid.UUID(alice.id), "Book", None)
         raise RuntimeError("the process dies before the commit")
 
     async with app.test_request_context("/items", method="POST", headers=keyed(alice)):
@@ -229,7 +229,7 @@ async def test_a_retry_during_the_first_request_waits_and_gets_its_answer(
     retry_created: list[bool] = []
 
     async def slow_create(db: Writer) -> Any:
-        item = await repository.insert_item(db, owner, "Book", "A nice book")
+        item = await item_queries.insert_item(db, owner, "Book", "A nice book")
         claimed.set()
         await release.wait()
         return {"id": str(item.id)}, 201

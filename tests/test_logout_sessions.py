@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from quart.typing import TestClientProtocol as Client
 
-from service.auth.sessions import NewSession, proves_live_session
 from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP, VerifiedToken
+from service.sessions.rules import NewSession, proves_live_session
 from tests.helpers import Account
 from tests.session_helpers import (
     another_login,

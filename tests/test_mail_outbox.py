@@ -13,7 +13,7 @@ from jinja2 import UndefinedError
 from quart import Quart
 from sqlalchemy import func, select, update
 
-from service.auth.users import insert_user
+from service.accounts.queries import insert_user
 from service.config import Settings
 from service.db import Database, Writer
 from service.db.models import OutboxMessage

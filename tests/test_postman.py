@@ -30,7 +30,7 @@ import pytest
 from pydantic import ValidationError
 
 from harness.live_server import ROOT, LiveServer, free_port, start_live_server
-from service.auth.schemas import SignupRequest
+from service.accounts.schemas import SignupRequest
 from tests.helpers import BACKENDS, empty_database
 from tests.smtp_server import SmtpServer
 

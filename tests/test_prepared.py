@@ -18,13 +18,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from service import create_app
-from service.auth.sessions import live_session_end
 from service.config import Settings
 from service.db import Database, Reader
 from service.db.migrate import upgrade
 from service.db.models import Item, LoginSession, User
 from service.db.prepared import Plan, Plans
-from service.items import repository
+from service.items import queries as item_queries
+from service.sessions.queries import live_session_end
 from tests.helpers import Account, make_settings, sign_up
 
 
@@ -49,12 +49,12 @@ async def test_an_item_reads_the_same_as_through_sqlalchemy(client: Client, alic
             assert plain is not None
             assert tuple(prepared.values()) == tuple(plain.values())
             assert list(prepared) == list(plain)
-            item = await repository.select_item(db, owner, item_id)
+            item = await item_queries.select_item(db, owner, item_id)
             assert item is not None
             assert isinstance(item.id, uuid.UUID)
             assert item.created_at.tzinfo == UTC
-        assert await repository.select_item(db, owner, uuid.uuid4()) is None
-        assert await repository.select_item(db, uuid.uuid4(), created[0]) is None
+        assert await item_queries.select_item(db, owner, uuid.uuid4()) is None
+        assert await item_queries.select_item(db, uuid.uuid4(), created[0]) is None
 
 
 async def test_the_session_check_compares_times_as_sqlalchemy_does(
@@ -162,7 +162,7 @@ async def test_a_driver_error_is_sqlalchemys_error_and_reads_recover(
         owner, missing = uuid.UUID(alice.id), uuid.uuid4()
         async with database(app).read() as reader:
             with pytest.raises(DBAPIError) as prepared:
-                await repository.select_item(reader, owner, missing)
+                await item_queries.select_item(reader, owner, missing)
             with pytest.raises(DBAPIError) as plain:
                 await reader.first(select(Item).where(Item.id == missing))
         assert type(prepared.value) is type(plain.value)

@@ -23,9 +23,9 @@ from sqlalchemy import select, update
 
 from harness.live_server import LiveServer
 from service import create_app
-from service.auth.sessions import NewSession, RefreshDecision, decide_refresh
 from service.db.models import LoginSession
 from service.security.tokens.session import REFRESH_TYP, VerifiedToken
+from service.sessions.rules import NewSession, RefreshDecision, decide_refresh
 from tests.helpers import AppFactory, app_factory, make_settings, sign_up
 from tests.signing import SigningKey, key_settings
 from tests.test_refresh import bearer, claims, refresh

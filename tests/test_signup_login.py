@@ -17,7 +17,7 @@ from sqlalchemy import select
 from werkzeug.test import encode_multipart
 
 from service import create_app
-from service.auth.users import username_key
+from service.accounts.queries import username_key
 from service.config import Settings
 from service.db.models import User
 from tests.helpers import Account, make_settings, sign_up

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
 
-from service.auth.users import UserRecord
+from service.accounts.queries import UserRecord
 from service.db import Reader, Writer, record, records
 from service.db.models import User
 from service.security.email_addresses import email_key

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 
 from service.accounts import addresses, messages, tokens
 from service.accounts.addresses import Claim
+from service.accounts.queries import select_user
 from service.accounts.verification import send_verification
-from service.auth import users
 from service.db import Writer
 from service.errors import InvalidAccountToken
 from service.security.events import security_event
@@ -41,7 +41,7 @@ async def mail_claim(services: Services, user_id: uuid.UUID) -> None:
     has verified that address, its holder a notice instead (see the module doc)."""
     notified = False
     async with services.db.write() as db:
-        user = await users.select_user(db, user_id)
+        user = await select_user(db, user_id)
         if user is None or user.email is None or user.email_verified:
             return
         holder = await addresses.select_holder(db, user.email)

@@ -19,7 +19,7 @@ import logging
 from datetime import UTC, datetime
 
 from service.accounts import addresses, messages, tokens
-from service.auth import sessions, users
+from service.accounts.queries import select_user, update_password_hash
 from service.errors import InvalidAccountToken, ValidationFailed
 from service.limits.limiter import address_key
 from service.security.email_addresses import email_key
@@ -27,6 +27,8 @@ from service.security.events import security_event
 from service.security.passwords import RULE_SENTENCES, SAME_AS_USERNAME, is_username
 from service.security.tokens.account import Purpose, password_binding
 from service.services import Services
+from service.sessions.logout import log_revoked
+from service.sessions.queries import revoke_sessions
 
 UNUSABLE_LINK = "The reset token is unknown, used, expired or superseded: ask for a new link."
 
@@ -76,7 +78,7 @@ async def reset(services: Services, token: str, new_password: str) -> None:
     async with services.db.read() as db:
         # Refused early, before bcrypt, when the token is not live.
         live = await tokens.select_live_token(db, token, Purpose.RESET_PASSWORD, now)
-        user = None if live is None else await users.select_user(db, live.user_id)
+        user = None if live is None else await select_user(db, live.user_id)
     if user is None:
         security_event("password_reset_failed", level=logging.WARNING, reason="invalid_token")
         raise InvalidAccountToken(UNUSABLE_LINK)
@@ -89,16 +91,16 @@ async def reset(services: Services, token: str, new_password: str) -> None:
     now = datetime.now(UTC)
     async with services.db.write() as db:
         spent = await tokens.delete_token_returning(db, token, Purpose.RESET_PASSWORD, now)
-        current = await users.select_user(db, user.id)
+        current = await select_user(db, user.id)
         if (
             spent is None
             or current is None
             or spent.binding != password_binding(current.password_hash)
         ):
             raise InvalidAccountToken(UNUSABLE_LINK)
-        await users.update_password_hash(db, current.id, new_hash)
-        revoked = await sessions.revoke_sessions(db, current.id, now)
+        await update_password_hash(db, current.id, new_hash)
+        revoked = await revoke_sessions(db, current.id, now)
         if current.email is not None and current.email_verified:
             await messages.password_changed(db, username=current.username, email=current.email)
     security_event("password_reset", user_id=current.id)
-    sessions.log_revoked(current.id, revoked, how="password_reset")
+    log_revoked(current.id, revoked, how="password_reset")

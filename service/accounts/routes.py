@@ -1,7 +1,13 @@
-"""The email blueprint: the caller's address, its verification, and password reset by email.
+"""The accounts blueprint: signup, the caller's account (``/me``, its password, its deletion),
+its email address and verification, and password reset by email.
 
-Every route here answers 404 problem+json while the service sends no email (``email_enabled``
+The email routes answer 404 problem+json while the service sends no email (``email_enabled``
 false): the features do not exist then.
+
+Signup and ``/me`` (the account itself, its password, its deletion) are on the sessions'
+blueprint ("auth"), where they were before they moved here: their endpoint names (``auth.signup``
+is the key of its request limit and named in its log lines) and OpenAPI tag stay as they were.
+The email routes are on this package's own blueprint ("accounts").
 """
 
 from __future__ import annotations
@@ -12,22 +18,32 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 from quart import Blueprint, current_app
-from quart_schema import tag_blueprint, validate_request, validate_response
+from quart_schema import document_headers, tag_blueprint, validate_request, validate_response
+from werkzeug.datastructures import Headers
 
-from service.accounts import claims, recovery, verification
+from service.accounts import claims, flows, recovery, verification
+from service.accounts.queries import insert_user, select_user
 from service.accounts.schemas import (
     Accepted,
     EmailChange,
     EmailVerification,
+    PasswordChange,
     PasswordForgotten,
     PasswordReset,
+    SignupRequest,
+    UserOut,
 )
-from service.auth.bearer import current_principal, login_required
+from service.db import Writer
 from service.errors import NotFound, ValidationFailed
+from service.idempotency.guard import SIGNUP_SCOPE, once
+from service.idempotency.schemas import IdempotencyHeader
 from service.services import services
-from service.web.openapi import no_content, problems
+from service.sessions.bearer import current_principal, login_required
+from service.sessions.routes import bp as auth_bp
+from service.web.openapi import no_content, problems, response_headers
 from service.web.request_limit import request_limited
 from service.web.requests import client_address
+from service.web.responses import headers
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -83,6 +99,98 @@ def refuse_email_field() -> None:
             NO_EMAIL + " Leave out `email`.",
             errors=[{"field": "email", "message": "this service sends no email"}],
         )
+
+
+@auth_bp.post("/signup")
+@request_limited
+@document_headers(IdempotencyHeader)
+@validate_request(SignupRequest)
+@validate_response(UserOut, 201)
+@response_headers(201, "Location")
+@problems(409, 422, 429, 503)
+async def signup(data: SignupRequest) -> tuple[UserOut, int, Headers]:
+    """Create an account.
+
+    Usernames are unique ignoring letter case (`409`); the password is stored bcrypt-SHA256
+    hashed. An `email` starts unverified and gets a link, or, if another account verified it,
+    that account a notice: the answer is the same either way (`422` if the service sends no
+    email). Messages are limited per hour, requests per minute: `429` with `Retry-After`. Too
+    many password checks waiting: `503` with `Retry-After`. With an `Idempotency-Key`, a retry
+    with the same key and username gets the first answer again.
+    """
+    if data.email is not None:
+        refuse_email_field()
+    password_hash = await services().passwords.hash(data.password)
+    claimed: list[uuid.UUID] = []
+
+    async def create(db: Writer) -> tuple[UserOut, int, Headers]:
+        user = await insert_user(db, data.username, password_hash, data.email)
+        if user.email is not None:  # counted only once the account can be made
+            await admit_signup_message(user.email)
+            claimed.append(user.id)
+        return UserOut.model_validate(user), 201, headers(Location="/me")
+
+    # The password stays out of the fingerprint: no fast hash of it is ever stored. Without
+    # an email the fingerprint is what it was before accounts had one.
+    fields = data.model_dump(mode="json", exclude={"password"}, exclude_none=True)
+    answer = await once(SIGNUP_SCOPE, fields, create)
+    mail_claim_after_answer(*claimed)
+    return answer
+
+
+@auth_bp.get("/me")
+@login_required
+@validate_response(UserOut)
+@problems(401, 404)
+async def me() -> UserOut:
+    """The account of the caller."""
+    async with services().db.read() as db:
+        user = await select_user(db, current_principal().user_id)
+    if user is None:
+        raise NotFound("The account no longer exists.")
+    return UserOut.model_validate(user)
+
+
+@auth_bp.post("/me/password")
+@login_required
+@validate_request(PasswordChange)
+@no_content
+@problems(401, 422, 429, 503)
+async def change_password(data: PasswordChange) -> tuple[str, int]:
+    """Change the caller's password; every other session of the account ends.
+
+    The session of the access token used stays logged in. The new password follows the
+    signup rules (length, not the username, not a common password). A wrong
+    `current_password` is `422` with a field error on `current_password`, never `401`: the
+    caller's tokens are still good. Wrong current passwords are limited like failed logins:
+    per client address, and per session (the session is a known device of the account, so
+    failures elsewhere never lock it out): `429` with `Retry-After` while a limit holds. Too
+    many password checks waiting: `503` with `Retry-After`.
+    """
+    principal = current_principal()
+    await flows.change_password(
+        services(),
+        principal.user_id,
+        principal.session_id,
+        data.current_password,
+        data.new_password,
+        address=client_address(),
+    )
+    return "", 204
+
+
+@auth_bp.delete("/me")
+@login_required
+@no_content
+@problems(401)
+async def delete_me() -> tuple[str, int]:
+    """Delete the caller's account with its items and sessions.
+
+    Every token of the account stops working at once; the username becomes free again.
+    """
+    principal = current_principal()
+    await flows.delete_account(services(), principal.user_id, principal.session_id)
+    return "", 204
 
 
 @bp.post("/me/email")

@@ -12,7 +12,8 @@ import uuid
 from datetime import UTC, datetime
 
 from service.accounts import addresses, messages, tokens
-from service.auth import sessions, users
+from service.accounts.flows import confirm_password
+from service.accounts.queries import select_user
 from service.config import Settings
 from service.db import Writer
 from service.errors import Conflict, NotFound, Unauthorized
@@ -21,6 +22,7 @@ from service.security.email_addresses import email_key
 from service.security.events import security_event
 from service.security.tokens.account import Purpose
 from service.services import Services
+from service.sessions.queries import touch_live_session
 
 
 async def send_verification(
@@ -65,7 +67,7 @@ async def resend(services: Services, user_id: uuid.UUID) -> None:
     ``Conflict`` if the account has no address or it is verified already.
     """
     async with services.db.read() as db:
-        user = await users.select_user(db, user_id)
+        user = await select_user(db, user_id)
     if user is None:
         raise NotFound("The account no longer exists.")
     if user.email is None:
@@ -93,7 +95,7 @@ async def change_email(
     another letter case only changes how it is written. Nothing here depends on whether
     another account has the new address.
     """
-    user = await users.confirm_password(
+    user = await confirm_password(
         services,
         user_id,
         session_id,
@@ -105,7 +107,7 @@ async def change_email(
     if not same_address:  # a message goes out: limited like resending one
         await admit_account_message(services, user.id)
     async with services.db.write() as db:
-        if not await sessions.touch_live_session(db, user_id, session_id, datetime.now(UTC)):
+        if not await touch_live_session(db, user_id, session_id, datetime.now(UTC)):
             raise Unauthorized("The session of this access token has ended.", token_presented=True)
         if same_address:
             await addresses.update_email_spelling(db, user_id, new_email)

@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from service.accounts.queries import UserRecord, select_user, select_user_by_username
 from service.admin import queries
-from service.auth import sessions, users
-from service.auth.users import UserRecord
 from service.db import Writer
 from service.errors import Conflict, Forbidden, NotFound
 from service.security.events import security_event
@@ -46,6 +45,9 @@ from service.security.roles import (
     may_administer,
 )
 from service.services import Services
+from service.sessions.logout import log_revoked
+from service.sessions.queries import revoke_sessions, select_live_sessions
+from service.sessions.rules import SessionRecord
 
 NOT_FOUND = "No such user."
 NOT_AN_ADMIN = "This needs the access token of an active admin."
@@ -150,12 +152,12 @@ async def change_user(
             return before
         after = await queries.update_user(db, target, changes)
         assert after is not None  # the row is locked
-        revoked = await sessions.revoke_sessions(db, target, now) if is_active is False else []
+        revoked = await revoke_sessions(db, target, now) if is_active is False else []
     if "is_active" in changes:
         _event(actor, "enable" if is_active else "disable", target, sessions_ended=len(revoked))
     if "role" in changes:
         _event(actor, "set_role", target, role=after.role, previous_role=before.role)
-    sessions.log_revoked(target, revoked, how="admin")
+    log_revoked(target, revoked, how="admin")
     return after
 
 
@@ -164,7 +166,7 @@ async def set_role_by_username(
 ) -> UserRecord:
     """``change_user`` with the role, for an account named by its username (any letter case)."""
     async with services.db.read() as db:
-        user = await users.select_user_by_username(db, username)
+        user = await select_user_by_username(db, username)
     if user is None:
         raise NotFound(NOT_FOUND)
     return await change_user(services, actor, user.id, role=role)
@@ -176,10 +178,10 @@ async def delete_user(services: Services, actor: Actor, target: uuid.UUID) -> No
     _refuse_self(actor, target, "delete")
     async with services.db.write() as db:
         await _decide(db, actor, target, takes_power=True)
-        live = [session.id for session in await sessions.select_live_sessions(db, target)]
+        live = [session.id for session in await select_live_sessions(db, target)]
         await queries.delete_user(db, target)
     _event(actor, "delete", target)
-    sessions.log_revoked(target, live, how="admin")
+    log_revoked(target, live, how="admin")
 
 
 async def end_sessions(services: Services, actor: Actor, target: uuid.UUID) -> None:
@@ -187,14 +189,14 @@ async def end_sessions(services: Services, actor: Actor, target: uuid.UUID) -> N
     _refuse_self(actor, target, "end all sessions of")
     async with services.db.write() as db:
         await _decide(db, actor, target, takes_power=False)
-        revoked = await sessions.revoke_sessions(db, target, datetime.now(UTC))
+        revoked = await revoke_sessions(db, target, datetime.now(UTC))
     _event(actor, "end_sessions", target, sessions_ended=len(revoked))
-    sessions.log_revoked(target, revoked, how="admin")
+    log_revoked(target, revoked, how="admin")
 
 
-async def live_sessions(services: Services, target: uuid.UUID) -> list[sessions.SessionRecord]:
+async def live_sessions(services: Services, target: uuid.UUID) -> list[SessionRecord]:
     """The account's live sessions, newest first; ``NotFound`` for no such account."""
     async with services.db.read() as db:
-        if await users.select_user(db, target) is None:
+        if await select_user(db, target) is None:
             raise NotFound(NOT_FOUND)
-        return await sessions.select_live_sessions(db, target)
+        return await select_live_sessions(db, target)

@@ -23,11 +23,11 @@ from quart import g, request
 
 from service.admin import queries
 from service.admin.actions import NOT_AN_ADMIN, Actor
-from service.auth.bearer import authenticate
 from service.errors import Forbidden
 from service.security.events import security_event
 from service.security.roles import may_administer
 from service.services import services
+from service.sessions.bearer import authenticate
 from service.web.cors import is_preflight
 
 PREFIX = "/admin"

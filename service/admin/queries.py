@@ -12,12 +12,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, update
 
-from service.auth import sessions
-from service.auth.users import UserRecord
+from service.accounts.queries import UserRecord
 from service.db import Reader, Writer, record, records
 from service.db.models import User
 from service.items.pagination import Cursor
 from service.security.roles import Role
+from service.sessions.queries import announce_revoked
 
 #: The columns whose start a search ``q`` matches (case-folded, as usernames are compared).
 #: A new searchable prefix is one more column here.
@@ -100,5 +100,5 @@ async def delete_user(db: Writer, user_id: uuid.UUID) -> bool:
     """Delete the account; its sessions, items and keys go with it (``ON DELETE CASCADE``)."""
     if await db.run(delete(User).where(User.id == user_id)) != 1:
         return False
-    await sessions.announce_revoked(db, user_id)
+    await announce_revoked(db, user_id)
     return True

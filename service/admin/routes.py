@@ -14,6 +14,7 @@ from quart_schema import (
     validate_response,
 )
 
+from service.accounts.queries import select_user
 from service.admin import actions, queries
 from service.admin.guard import current_admin
 from service.admin.schemas import (
@@ -24,11 +25,10 @@ from service.admin.schemas import (
     AdminUserPatch,
     UserListQuery,
 )
-from service.auth import users
-from service.auth.bearer import BEARER_SECURITY
 from service.errors import NotFound
 from service.items.pagination import Cursor
 from service.services import services
+from service.sessions.bearer import BEARER_SECURITY
 from service.web.openapi import no_content, problems
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -64,7 +64,7 @@ async def list_users(query_args: UserListQuery) -> AdminUserPage:
 async def read_user(user_id: uuid.UUID) -> AdminUserOut:
     """One account."""
     async with services().db.read() as db:
-        user = await users.select_user(db, user_id)
+        user = await select_user(db, user_id)
     if user is None:
         raise NotFound(actions.NOT_FOUND)
     return AdminUserOut.model_validate(user)

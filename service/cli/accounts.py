@@ -14,8 +14,8 @@ from service.cli.common import checked_settings, command_services
 if TYPE_CHECKING:
     import uuid
 
-    from service.auth import users
-    from service.auth.schemas import SignupRequest
+    from service.accounts.queries import UserRecord
+    from service.accounts.schemas import SignupRequest
     from service.config import Settings
 
 
@@ -38,7 +38,7 @@ def create_user_command(username: str, password_stdin: bool, admin: bool) -> Non
     """
     from pydantic import ValidationError
 
-    from service.auth.schemas import SignupRequest
+    from service.accounts.schemas import SignupRequest
     from service.errors import validation_errors
 
     if password_stdin:
@@ -59,14 +59,14 @@ def create_user_command(username: str, password_stdin: bool, admin: bool) -> Non
     click.echo(f"created user {user.username} ({user.id}){role}")
 
 
-async def _register(settings: Settings, signup: SignupRequest, *, admin: bool) -> users.UserRecord:
-    from service.auth import users
+async def _register(settings: Settings, signup: SignupRequest, *, admin: bool) -> UserRecord:
+    from service.accounts.flows import register
     from service.security.events import security_event
     from service.security.roles import Role
 
     role = Role.ADMIN if admin else Role.USER
     async with command_services(settings) as services:
-        user = await users.register(services, signup.username, signup.password, role)
+        user = await register(services, signup.username, signup.password, role)
     if admin:
         from service.admin.actions import Actor
 
@@ -95,7 +95,7 @@ def set_role_command(username: str, role: str) -> None:
     click.echo(f"{user.username} ({user.id}) is now {user.role}")
 
 
-async def _set_role(settings: Settings, username: str, role: str) -> users.UserRecord:
+async def _set_role(settings: Settings, username: str, role: str) -> UserRecord:
     from service.admin import actions
     from service.security.roles import Role
 
@@ -124,13 +124,13 @@ async def _mfa_off(settings: Settings, username: str) -> uuid.UUID:
     from sqlalchemy.exc import DBAPIError
 
     from service.app import build_services
-    from service.auth import mfa
     from service.db.migrate import describe
     from service.errors import ApiError
+    from service.mfa.flows import reset as reset_second_factor
 
     services = build_services(settings)
     try:
-        return await mfa.reset(services, username)
+        return await reset_second_factor(services, username)
     except ApiError as error:  # no such user, or no factor
         raise click.ClickException(error.detail) from None
     except (DBAPIError, OSError) as error:

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from service.accounts import tokens as account_tokens
-from service.auth import sessions
 from service.config import Settings
 from service.db import Writer
 from service.idempotency import queries as idempotency_queries
 from service.mail import outbox
 from service.services import Services
+from service.sessions.queries import delete_ended_sessions
 
 #: Rows deleted per transaction: small enough to hold locks for milliseconds.
 DEFAULT_BATCH_SIZE = 1000
@@ -47,7 +47,7 @@ class PurgeStep:
 
 async def _ended_sessions(db: Writer, now: datetime, settings: Settings, limit: int) -> int:
     cutoff = now - timedelta(seconds=settings.purge_after)
-    return await sessions.delete_ended_sessions(db, cutoff, limit)
+    return await delete_ended_sessions(db, cutoff, limit)
 
 
 async def _expired_idempotency_keys(

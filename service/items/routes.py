@@ -15,15 +15,14 @@ from quart_schema import (
 )
 from werkzeug.datastructures import Headers
 
-from service.auth.bearer import BEARER_SECURITY, current_principal, require_bearer
 from service.db import Writer
 from service.errors import NotFound, PreconditionFailed
 from service.idempotency.guard import once, user_scope
 from service.idempotency.schemas import IdempotencyHeader
-from service.items import repository
+from service.items import queries
 from service.items.conditional import etag, if_match_versions, if_none_match
 from service.items.pagination import Cursor
-from service.items.repository import ItemRecord
+from service.items.queries import ItemRecord
 from service.items.schemas import (
     ItemCreate,
     ItemListQuery,
@@ -35,6 +34,7 @@ from service.items.schemas import (
     WriteConditions,
 )
 from service.services import services
+from service.sessions.bearer import BEARER_SECURITY, current_principal, require_bearer
 from service.web.openapi import no_content, not_modified, problems, response_headers
 from service.web.responses import headers
 
@@ -67,7 +67,7 @@ async def create_item(data: ItemCreate) -> tuple[ItemOut, int, Headers]:
     owner_id = current_principal().user_id
 
     async def create(db: Writer) -> tuple[ItemOut, int, Headers]:
-        item = await repository.insert_item(db, owner_id, data.name, data.description)
+        item = await queries.insert_item(db, owner_id, data.name, data.description)
         return _out(item, 201, Location=f"/items/{item.id}")
 
     return await once(user_scope(owner_id), data.model_dump(mode="json"), create, owner_id=owner_id)
@@ -86,7 +86,7 @@ async def list_items(query_args: ItemListQuery) -> ItemPage:
     """
     after = Cursor.decode(query_args.cursor) if query_args.cursor else None
     async with services().db.read() as db:
-        items, next_page = await repository.select_items_page(
+        items, next_page = await queries.select_items_page(
             db, current_principal().user_id, query_args.limit, after
         )
     return ItemPage(
@@ -107,7 +107,7 @@ async def read_item(item_id: uuid.UUID) -> tuple[ItemOut, int, Headers] | Respon
     `If-None-Match` with its `ETag` gives `304` while the item is unchanged.
     """
     async with services().db.read() as db:
-        item = await repository.select_item(db, current_principal().user_id, item_id)
+        item = await queries.select_item(db, current_principal().user_id, item_id)
     if item is None:
         raise NotFound(NOT_FOUND)
     if if_none_match(request.headers.get("If-None-Match"), item.version):
@@ -149,7 +149,7 @@ async def update_item(item_id: uuid.UUID, data: ItemPatch) -> tuple[ItemOut, int
 async def delete_item(item_id: uuid.UUID) -> tuple[str, int]:
     """Delete an item."""
     async with services().db.write() as db:
-        deleted = await repository.delete_item(db, current_principal().user_id, item_id)
+        deleted = await queries.delete_item(db, current_principal().user_id, item_id)
     if not deleted:
         raise NotFound(NOT_FOUND)
     return "", 204
@@ -160,8 +160,8 @@ async def _update(item_id: uuid.UUID, changes: dict[str, str | None]) -> ItemRec
     owner_id = current_principal().user_id
     versions = if_match_versions(request.headers.get("If-Match"))
     async with services().db.write() as db:
-        item = await repository.update_item(db, owner_id, item_id, changes, if_version=versions)
-        exists = item is not None or await repository.select_item(db, owner_id, item_id) is not None
+        item = await queries.update_item(db, owner_id, item_id, changes, if_version=versions)
+        exists = item is not None or await queries.select_item(db, owner_id, item_id) is not None
     if item is None:
         raise (
             PreconditionFailed("The item has changed since that ETag.")

@@ -164,7 +164,7 @@ class Limits:
     ) -> AbstractAsyncContextManager[None]:
         """Run a password check under the failure limits.
 
-        ``account`` is the username in its key form (``users.username_key``), whether or not
+        ``account`` is the username in its key form (``accounts.queries``), whether or not
         such an account exists; ``address`` is the client's (None: not counted by address).
         ``device`` is the id of a client already known to hold this account's password (a
         verified device credential of this very account, or a session), or None for an

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from service.auth import sessions
 from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP, VerifiedToken
 from service.security.tokens.verification import TokenError
 from service.services import Services
+from service.sessions.logout import log_revoked
+from service.sessions.queries import revoke_sessions
 
 #: ``token_type_hint`` values (RFC 7009 section 2.1) and the JWT ``typ`` each names.
 HINTS = {"access_token": ACCESS_TYP, "refresh_token": REFRESH_TYP}
@@ -44,7 +45,7 @@ async def revoke(services: Services, token: str, hint: str | None) -> None:
     if verified is None:
         return
     async with services.db.write() as db:
-        revoked = await sessions.revoke_sessions(
+        revoked = await revoke_sessions(
             db, verified.user_id, datetime.now(UTC), only=verified.session_id
         )
-    sessions.log_revoked(verified.user_id, revoked, how="revoke")
+    log_revoked(verified.user_id, revoked, how="revoke")

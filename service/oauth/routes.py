@@ -1,5 +1,9 @@
-"""The oauth blueprint: server metadata (RFC 8414), revocation (RFC 7009), introspection
-(RFC 7662)."""
+"""The oauth blueprint: server metadata (RFC 8414), the JWK Set of the token keys (RFC 7517),
+revocation (RFC 7009), introspection (RFC 7662).
+
+``/.well-known/jwks.json`` is on the sessions' blueprint ("auth"), where it was before it moved
+here: its endpoint name and OpenAPI tag stay as they were.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +23,12 @@ from werkzeug.datastructures import Headers
 
 from service.errors import InvalidClient, InvalidRequest, NotFound, validation_errors
 from service.oauth import introspection, revocation
-from service.oauth.schemas import Introspection, Revoked, ServerMetadata, TokenRequest
+from service.oauth.schemas import Introspection, JwkSet, Revoked, ServerMetadata, TokenRequest
 from service.security import discovery
 from service.security.clients import basic_credentials
 from service.security.events import security_event
 from service.services import services
+from service.sessions.routes import bp as auth_bp
 from service.web.openapi import problems, response_headers
 from service.web.request_limit import request_limited
 from service.web.requests import read_form_or_json
@@ -144,3 +149,24 @@ def _token_request(data: object) -> TokenRequest:
         raise InvalidRequest(
             "The request needs a `token` field.", errors=validation_errors(error)
         ) from None
+
+
+#: How long verifiers may cache the key set; a new key is published at least this long before
+#: it signs (docs/keys.md).
+JWKS_MAX_AGE = 300
+
+
+_JWKS_CACHING = headers(Cache_Control=f"public, max-age={JWKS_MAX_AGE}")
+
+
+@auth_bp.get("/.well-known/jwks.json")
+@validate_response(JwkSet)
+async def jwks() -> tuple[JwkSet, int, Headers]:
+    """The public keys that verify the service's tokens, as a JWK Set (RFC 7517 section 5).
+
+    Each key has its `kid` (a token's header names its key with it), `alg` and `use: sig`.
+    Only public members are published. With HS256 the signing key is a secret, so `keys` is
+    empty. Cacheable for five minutes.
+    """
+    key_set = JwkSet.model_validate(services().tokens.keys.public_jwks())
+    return key_set, 200, _JWKS_CACHING

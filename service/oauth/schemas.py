@@ -1,8 +1,9 @@
-"""Request and response models of the OAuth endpoints (RFC 8414, RFC 7009, RFC 7662)."""
+"""Request and response models of the OAuth endpoints (RFC 8414, RFC 7009, RFC 7662) and of
+the JWK Set (RFC 7517)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -90,3 +91,51 @@ class Introspection(BaseModel):
     jti: str | None = _optional("The token's id.")
     iss: str | None = _optional("The issuer (`JWT_ISSUER`).")
     aud: str | None = _optional("The audience (`JWT_AUDIENCE`).")
+
+
+class PublicJwk(BaseModel):
+    """A public verification key (RFC 7517 section 4).
+
+    Only public members: a private one (``d``, ``p``, ``q``, ``dp``, ``dq``, ``qi``, ``k``)
+    fails validation instead of being published.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kty: str = Field(description="Key type (RFC 7518 section 6.1).")
+    kid: str = Field(description="Key id, the RFC 7638 thumbprint; a token's `kid` names it.")
+    alg: Literal["RS256", "ES256", "Ed25519"] = Field(description="The only `alg` it verifies.")
+    use: Literal["sig"] = Field(description="Always `sig`: it verifies signatures.")
+
+
+class RsaPublicJwk(PublicJwk):
+    """An RSA public key (RFC 7518 section 6.3.1)."""
+
+    kty: Literal["RSA"]
+    n: str = Field(description="Modulus, base64url.")
+    e: str = Field(description="Exponent, base64url.")
+
+
+class EcPublicJwk(PublicJwk):
+    """An elliptic-curve public key on P-256 (RFC 7518 section 6.2.1)."""
+
+    kty: Literal["EC"]
+    crv: Literal["P-256"]
+    x: str = Field(description="x coordinate, base64url.")
+    y: str = Field(description="y coordinate, base64url.")
+
+
+class OkpPublicJwk(PublicJwk):
+    """An Ed25519 public key (RFC 8037 section 2)."""
+
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str = Field(description="The public key, base64url.")
+
+
+class JwkSet(BaseModel):
+    """The public keys that verify the service's tokens: a JWK Set (RFC 7517 section 5)."""
+
+    keys: list[Annotated[RsaPublicJwk | EcPublicJwk | OkpPublicJwk, Field(discriminator="kty")]] = (
+        Field(description="The signing key first, then older or upcoming ones; empty for HS256.")
+    )

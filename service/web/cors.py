@@ -7,11 +7,11 @@ and the service does no CORS work at all.
 When on, it covers every response of the app, errors included (a page must be able to read
 a 401 or a 422 to act on it). Preflights (``OPTIONS`` with ``Access-Control-Request-Method``)
 are answered by Quart's automatic ``OPTIONS`` response, before any bearer check or rate limit
-(``service/auth/bearer.py``, ``service/web/request_limit.py``), and browsers may cache them for
+(``service/sessions/bearer.py``, ``service/web/request_limit.py``), and browsers may cache them for
 ``PREFLIGHT_MAX_AGE`` seconds.
 
 Credentials (``Access-Control-Allow-Credentials: true``) only for the origins named: a page
-of one of them may send the refresh cookie (``service/auth/refresh_cookie.py``) with
+of one of them may send the refresh cookie (``service/sessions/refresh_cookie.py``) with
 ``credentials: "include"``. With ``*`` in ``CORS_ORIGINS`` there are no credentials for
 anybody (allowing every origin is no allowance to use the user's cookies); pages then send
 bearer tokens in the ``Authorization`` header, which they hold themselves, and the CSRF check

@@ -30,11 +30,11 @@ from typing import ParamSpec, TypeVar
 from quart import g, request
 from quart_schema import security_scheme
 
-from service.auth.sessions import live_session_end
 from service.errors import Unauthorized
 from service.security.tokens.session import ACCESS_TYP
 from service.security.tokens.verification import TokenError
 from service.services import services
+from service.sessions.queries import live_session_end
 
 #: Paths that need a bearer token, each with everything below it (``/items/anything``).
 PROTECTED_PREFIXES = ("/admin", "/items", "/me", "/sessions")

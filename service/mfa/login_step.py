@@ -3,7 +3,7 @@ its spending at ``/login/mfa``.
 
 A correct password of an account with a confirmed factor gets an ``mfa_token``
 (``service.security.tokens.mfa``) instead of a session. Its ``jti`` is stored, bound to the
-account's credential state (``service.auth.mfa_state``), until a code or a recovery code spends
+account's credential state (``service.mfa.queries``), until a code or a recovery code spends
 it, so it completes one login at most, and none once the password or the factor changed or the
 account was disabled: such a token is refused exactly as an expired one.
 
@@ -18,12 +18,16 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert, select
-
-from service.auth import mfa, mfa_state
-from service.db import Reader, Writer
-from service.db.models import MfaChallenge
+from service.db import Reader
 from service.errors import InvalidGrant
+from service.mfa.flows import WRONG_CODE_DETAIL, SecondFactor, check_second_factor, code_attempt
+from service.mfa.queries import (
+    CredentialState,
+    delete_challenge,
+    insert_challenge,
+    select_open_challenge,
+    select_state,
+)
 from service.security.events import security_event
 from service.security.tokens.mfa import IssuedMfaToken, challenge_key
 from service.security.tokens.verification import TokenError
@@ -36,57 +40,11 @@ class WrongCode(InvalidGrant):
     """A wrong second-factor code at ``/login/mfa``: counted on the code limits."""
 
 
-# --- data functions -------------------------------------------------------------------------
-
-
-async def insert_challenge(
-    db: Writer, user_id: uuid.UUID, key: str, token: IssuedMfaToken, now: datetime
-) -> None:
-    """Remember an issued ``mfa_token`` by its ``challenge_key`` until it is spent; the user's
-    expired ones go."""
-    await db.run(
-        delete(MfaChallenge).where(MfaChallenge.user_id == user_id, MfaChallenge.expires_at < now)
-    )
-    await db.run(
-        insert(MfaChallenge).values(
-            token_id=key,
-            user_id=user_id,
-            expires_at=datetime.fromtimestamp(token.expires_at, UTC),
-        )
-    )
-
-
-async def select_open_challenge(db: Reader, user_id: uuid.UUID, key: str, now: datetime) -> bool:
-    found = await db.first(
-        select(MfaChallenge.token_id).where(
-            MfaChallenge.user_id == user_id,
-            MfaChallenge.token_id == key,
-            MfaChallenge.expires_at > now,
-        )
-    )
-    return found is not None
-
-
-async def delete_challenge(db: Writer, user_id: uuid.UUID, key: str, now: datetime) -> bool:
-    """Spend an ``mfa_token``: True if it was unspent and unexpired."""
-    deleted = await db.run(
-        delete(MfaChallenge).where(
-            MfaChallenge.user_id == user_id,
-            MfaChallenge.token_id == key,
-            MfaChallenge.expires_at > now,
-        )
-    )
-    return deleted == 1
-
-
-# --- rules ----------------------------------------------------------------------------------
-
-
 async def challenge(services: Services, user_id: uuid.UUID) -> IssuedMfaToken | None:
     """An ``mfa_token`` if the account has a factor on (the login needs a second step), bound
     to the account's password and factor as they are now."""
     async with services.db.read() as db:
-        state = await mfa_state.select_state(db, user_id)
+        state = await select_state(db, user_id)
     if state is None or not state.factor_login:
         return None
     token = services.mfa_tokens.issue(user_id)
@@ -98,7 +56,7 @@ async def challenge(services: Services, user_id: uuid.UUID) -> IssuedMfaToken | 
 
 
 async def complete_login(
-    services: Services, mfa_token: str, proof: mfa.SecondFactor, *, address: str | None
+    services: Services, mfa_token: str, proof: SecondFactor, *, address: str | None
 ) -> uuid.UUID:
     """The user whose login ``mfa_token`` started, once ``proof`` checks out; the token is spent.
 
@@ -116,13 +74,13 @@ async def complete_login(
     async with services.db.read() as db:
         state = await _open_state(db, user_id, token.token_id, now)
     async with (
-        mfa_state.code_attempt(services, user_id, state, address, failure=WrongCode),
+        code_attempt(services, user_id, state, address, failure=WrongCode),
         services.db.write() as db,
     ):
         # Spent first, by the state read in this transaction: a password or factor change
         # committed since the read above leaves nothing to spend, and a wrong code below rolls
         # the spending back.
-        current = await mfa_state.select_state(db, user_id)
+        current = await select_state(db, user_id)
         if (
             current is None
             or not current.factor_login
@@ -131,17 +89,17 @@ async def complete_login(
             )
         ):
             raise InvalidGrant(MFA_TOKEN_DETAIL)
-        if not await mfa.check_second_factor(services, db, user_id, proof):
-            raise WrongCode(mfa.WRONG_CODE_DETAIL)
+        if not await check_second_factor(services, db, user_id, proof):
+            raise WrongCode(WRONG_CODE_DETAIL)
     return user_id
 
 
 async def _open_state(
     db: Reader, user_id: uuid.UUID, token_id: str, now: datetime
-) -> mfa_state.CredentialState:
+) -> CredentialState:
     """The account's credential state if the token with ``token_id`` is still open in it, else
     ``InvalidGrant`` before any code is checked or counted."""
-    state = await mfa_state.select_state(db, user_id)
+    state = await select_state(db, user_id)
     if state is None or not state.factor_login:
         reason = "no account" if state is None else "account disabled or factor off"
     elif not await select_open_challenge(db, user_id, challenge_key(token_id, state.binding), now):

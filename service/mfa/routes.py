@@ -1,7 +1,7 @@
 """The mfa blueprint: the caller's TOTP second factor (RFC 6238) under ``/me/mfa/totp``.
 
 Every route needs a bearer access token (``/me`` is a protected prefix). The login step that
-uses the factor, ``POST /login/mfa``, is in the auth blueprint beside ``/login``.
+uses the factor, ``POST /login/mfa``, is in ``service.login`` beside ``/login``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from quart import Blueprint
 from quart_schema import tag_blueprint, validate_request, validate_response
 from werkzeug.datastructures import Headers
 
-from service.auth import mfa
-from service.auth.bearer import current_principal, login_required
-from service.auth.mfa_schemas import (
+from service.mfa import flows
+from service.mfa.schemas import (
     RecoveryCodes,
     TotpConfirmation,
     TotpEnrolment,
@@ -21,6 +20,7 @@ from service.auth.mfa_schemas import (
     TotpStatus,
 )
 from service.services import services
+from service.sessions.bearer import current_principal, login_required
 from service.web.openapi import no_content, problems, response_headers
 from service.web.requests import client_address
 from service.web.responses import NO_STORE
@@ -35,7 +35,7 @@ tag_blueprint(bp, ["mfa"])
 @problems(401)
 async def totp_status() -> TotpStatus:
     """Whether the caller's TOTP second factor is on, and how many recovery codes are left."""
-    found = await mfa.status(services(), current_principal().user_id)
+    found = await flows.status(services(), current_principal().user_id)
     return TotpStatus.model_validate(found, from_attributes=True)
 
 
@@ -55,7 +55,7 @@ async def start_totp(data: TotpEnrolmentRequest) -> tuple[TotpEnrolment, int, He
     `/me/password` (`429` with `Retry-After`).
     """
     principal = current_principal()
-    enrolment = await mfa.start_enrolment(
+    enrolment = await flows.start_enrolment(
         services(),
         principal.user_id,
         principal.session_id,
@@ -82,7 +82,7 @@ async def confirm_totp(data: TotpConfirmation) -> tuple[RecoveryCodes, int, Head
     `code`; too many wrong codes: `429` with `Retry-After`.
     """
     principal = current_principal()
-    codes = await mfa.confirm_enrolment(
+    codes = await flows.confirm_enrolment(
         services(), principal.user_id, principal.session_id, data.code, address=client_address()
     )
     return RecoveryCodes(recovery_codes=codes), 200, NO_STORE
@@ -101,12 +101,12 @@ async def remove_totp(data: TotpRemoval) -> tuple[str, int]:
     `Retry-After`.
     """
     principal = current_principal()
-    await mfa.turn_off(
+    await flows.turn_off(
         services(),
         principal.user_id,
         principal.session_id,
         data.current_password,
-        mfa.SecondFactor(code=data.code, recovery_code=data.recovery_code),
+        flows.SecondFactor(code=data.code, recovery_code=data.recovery_code),
         address=client_address(),
     )
     return "", 204

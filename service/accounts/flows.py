@@ -1,118 +1,48 @@
-"""Account queries and rules: case-insensitive usernames, login, password change, deletion, and
-re-entering the password to confirm a sensitive change."""
+"""Account flows: registration, the login's password check, changing and re-entering the
+password, and deleting the account. The SQL is ``service.accounts.queries``; ending the
+account's other sessions is ``service.sessions``'."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
-
-from service.auth import devices, sessions
-from service.db import Reader, Writer, record
-from service.db.models import User
+from service.accounts.queries import (
+    UserRecord,
+    delete_user,
+    insert_user,
+    select_user,
+    select_user_by_username,
+    update_password_hash,
+    username_key,
+)
 from service.errors import (
-    Conflict,
     EmailNotVerified,
     InvalidGrant,
     NotFound,
     Unauthorized,
     ValidationFailed,
 )
-from service.security.email_addresses import email_key
 from service.security.events import security_event
 from service.security.passwords import RULE_SENTENCES, SAME_AS_USERNAME, is_username
 from service.security.roles import Role
 from service.services import Services
-
-
-@dataclass(frozen=True, slots=True)
-class UserRecord:
-    """An account as stored (a row of ``users``)."""
-
-    id: uuid.UUID
-    username: str
-    username_key: str
-    password_hash: str
-    created_at: datetime
-    role: str
-    is_active: bool
-    email: str | None = None
-    email_key: str | None = None
-    email_verified_at: datetime | None = None
-
-    @property
-    def email_verified(self) -> bool:
-        return self.email is not None and self.email_verified_at is not None
-
-
-USERNAME_TAKEN = "This username is already taken."
+from service.sessions import devices
+from service.sessions.logout import log_revoked
+from service.sessions.queries import (
+    announce_revoked,
+    revoke_sessions,
+    select_live_sessions,
+    touch_live_session,
+)
 
 UNVERIFIED = (
     "Confirm the account's email address first with the link mailed to it. A login refused "
     "for this asks for a new link (a few an hour at most), should the last one be lost or "
     "expired."
 )
-
-#: Asked at every login and by every authenticated password check: built once.
-_SELECT_BY_KEY = select(User).where(User.username_key == bindparam("username_key"))
-_SELECT_BY_ID = select(User).where(User.id == bindparam("user_id"))
-
-
-def username_key(username: str) -> str:
-    """The form in which usernames must be unique: ``John`` and ``john`` are one account."""
-    return username.casefold()
-
-
-async def select_user(db: Reader, user_id: uuid.UUID) -> UserRecord | None:
-    return record(UserRecord, await db.first(_SELECT_BY_ID, {"user_id": user_id}))
-
-
-async def select_user_by_username(db: Reader, username: str) -> UserRecord | None:
-    key = username_key(username)
-    return record(UserRecord, await db.first(_SELECT_BY_KEY, {"username_key": key}))
-
-
-async def insert_user(
-    db: Writer,
-    username: str,
-    password_hash: str,
-    email: str | None = None,
-    role: Role = Role.USER,
-) -> UserRecord:
-    """Add an active account; ``Conflict`` if the username is taken in any letter case. The
-    optional ``email`` (canonical) starts unverified: a claim, whoever else has it."""
-    key = None if email is None else email_key(email)
-    try:
-        user = await db.first(
-            insert(User)
-            .values(
-                id=uuid.uuid4(),
-                username=username,
-                username_key=username_key(username),
-                password_hash=password_hash,
-                created_at=datetime.now(UTC),
-                email=email,
-                email_key=key,
-                role=role.value,
-                is_active=True,
-            )
-            .returning(User)
-        )
-    except IntegrityError:  # its unique index refused the username
-        raise Conflict(USERNAME_TAKEN) from None
-    assert user is not None
-    found = record(UserRecord, user)
-    assert found is not None
-    return found
-
-
-async def update_password_hash(db: Writer, user_id: uuid.UUID, password_hash: str) -> None:
-    await db.run(update(User).where(User.id == user_id).values(password_hash=password_hash))
 
 
 async def register(
@@ -234,12 +164,12 @@ async def change_password(
     new_hash = await services.passwords.hash(new_password)
     now = datetime.now(UTC)
     async with services.db.write() as db:
-        if not await sessions.touch_live_session(db, user_id, session_id, now):
+        if not await touch_live_session(db, user_id, session_id, now):
             raise Unauthorized("The session of this access token has ended.", token_presented=True)
         await update_password_hash(db, user_id, new_hash)
-        revoked = await sessions.revoke_sessions(db, user_id, now, keep=session_id)
+        revoked = await revoke_sessions(db, user_id, now, keep=session_id)
     security_event("password_changed", user_id=user_id, session_id=session_id)
-    sessions.log_revoked(user_id, revoked, how="password_change")
+    log_revoked(user_id, revoked, how="password_change")
 
 
 async def confirm_password(
@@ -300,11 +230,11 @@ async def check_current_password(
 async def delete_account(services: Services, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
     """Delete the user; their sessions and items go with them (``ON DELETE CASCADE``)."""
     async with services.db.write() as db:
-        live = [session.id for session in await sessions.select_live_sessions(db, user_id)]
-        deleted = await db.run(delete(User).where(User.id == user_id))
+        live = [session.id for session in await select_live_sessions(db, user_id)]
+        deleted = await delete_user(db, user_id)
         if deleted:
-            await sessions.announce_revoked(db, user_id)
+            await announce_revoked(db, user_id)
     if not deleted:
         raise NotFound("The account no longer exists.")
     security_event("account_deleted", user_id=user_id, session_id=session_id)
-    sessions.log_revoked(user_id, live, how="account_deleted")
+    log_revoked(user_id, live, how="account_deleted")

@@ -1,5 +1,6 @@
 """The TOTP second factor of an account: enrolment, confirmation, removal, and the check of a
-code or a recovery code (the login's second step, which uses it, is ``service.auth.mfa_login``).
+code or a recovery code (the login's second step, which uses it, is ``service.mfa.login_step``).
+The SQL is ``service.mfa.queries``.
 
 **Enrolment** (OWASP ASVS 5.0 chapter V6, the OWASP MFA cheat sheet): the caller re-enters the
 password, gets a new secret (as an ``otpauth://`` URI, a QR code and the base32 text) and
@@ -11,7 +12,8 @@ thief's. Turning the factor on or off ends every other session of the account (a
 an attacker may hold started under the old rules) and is a security event.
 
 **Guesses**: every code checked here counts on the account's own second-factor counters
-(``service.auth.mfa_state``), whatever session asks, never on the password's.
+(``code_attempt``, in the credential state of ``service.mfa.queries``), whatever session asks,
+never on the password's.
 
 **Codes** are accepted once: the account's last accepted time step is stored and a code must be
 of a later step (``service.security.totp``), checked and recorded in one conditional UPDATE, so
@@ -22,38 +24,39 @@ from __future__ import annotations
 
 import logging
 import uuid
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-
-from service.auth import mfa_state, sessions, users
-from service.db import Reader, Writer, record
-from service.db.models import MfaChallenge, RecoveryCode, TotpFactor
+from service.accounts.flows import confirm_password
+from service.accounts.queries import select_user_by_username
+from service.db import Writer
 from service.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from service.mfa.queries import (
+    ALREADY_ON,
+    CredentialState,
+    FactorRecord,
+    delete_factor,
+    delete_factor_and_challenges,
+    delete_recovery_code,
+    insert_pending_factor,
+    insert_recovery_codes,
+    select_factor,
+    select_is_enabled,
+    select_recovery_code_count,
+    select_state,
+    update_confirmed,
+    update_last_step,
+)
 from service.security import recovery_codes
 from service.security.events import security_event
 from service.security.secret_box import SecretBoxError
 from service.security.totp import Enrolment
 from service.services import Services
+from service.sessions.logout import log_revoked
+from service.sessions.queries import revoke_sessions, touch_live_session
 
 WRONG_CODE_DETAIL = "The code is wrong, expired or already used."
-ALREADY_ON = (
-    "A TOTP authenticator is already on for this account: turn it off first "
-    "(DELETE /me/mfa/totp), then enrol the new one."
-)
-
-
-@dataclass(frozen=True, slots=True)
-class FactorRecord:
-    """A row of ``totp_factors``."""
-
-    user_id: uuid.UUID
-    secret: str
-    created_at: datetime
-    confirmed_at: datetime | None
-    last_step: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,111 +78,18 @@ class FactorStatus:
     recovery_codes_left: int
 
 
-# --- data functions -------------------------------------------------------------------------
-
-
-async def select_factor(db: Reader, user_id: uuid.UUID) -> FactorRecord | None:
-    return record(
-        FactorRecord, await db.first(select(TotpFactor).where(TotpFactor.user_id == user_id))
+def code_attempt(
+    services: Services,
+    user_id: uuid.UUID,
+    state: CredentialState,
+    address: str | None,
+    failure: type[Exception] = ValidationFailed,
+) -> AbstractAsyncContextManager[None]:
+    """A code check of the account under the code limits: per account in its ``state`` and per
+    client ``address``, whatever device credential or session the caller holds."""
+    return services.limits.code_attempt(
+        str(user_id), state.binding, address=address, failure=failure
     )
-
-
-async def select_is_enabled(db: Reader, user_id: uuid.UUID) -> bool:
-    found = await db.first(
-        select(TotpFactor.user_id).where(
-            TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)
-        )
-    )
-    return found is not None
-
-
-async def insert_pending_factor(
-    db: Writer, user_id: uuid.UUID, sealed_secret: str, now: datetime
-) -> None:
-    """Replace any unconfirmed enrolment of the user with a new one; ``Conflict`` if a
-    confirmed factor exists (or another enrolment raced this one in)."""
-    await db.run(
-        delete(TotpFactor).where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_(None))
-    )
-    try:
-        await db.run(
-            insert(TotpFactor).values(user_id=user_id, secret=sealed_secret, created_at=now)
-        )
-    except IntegrityError:
-        raise Conflict(ALREADY_ON) from None
-
-
-async def update_confirmed(
-    db: Writer, user_id: uuid.UUID, sealed_secret: str, step: int, now: datetime
-) -> bool:
-    """Turn the pending factor with ``sealed_secret`` on, recording ``step`` as used; False if
-    it is not pending (any more): confirmed meanwhile, or replaced by a newer enrolment whose
-    secret the checked code says nothing about."""
-    confirmed = await db.run(
-        update(TotpFactor)
-        .where(
-            TotpFactor.user_id == user_id,
-            TotpFactor.secret == sealed_secret,
-            TotpFactor.confirmed_at.is_(None),
-        )
-        .values(confirmed_at=now, last_step=step)
-    )
-    return confirmed == 1
-
-
-async def update_last_step(db: Writer, user_id: uuid.UUID, step: int) -> bool:
-    """Record ``step`` as used if it is later than the last one used: False for a replay."""
-    updated = await db.run(
-        update(TotpFactor)
-        .where(
-            TotpFactor.user_id == user_id,
-            TotpFactor.confirmed_at.is_not(None),
-            (TotpFactor.last_step.is_(None)) | (TotpFactor.last_step < step),
-        )
-        .values(last_step=step)
-    )
-    return updated == 1
-
-
-async def delete_factor(db: Writer, user_id: uuid.UUID) -> bool:
-    """Remove the user's factor and recovery codes; False if no factor was on."""
-    await db.run(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
-    deleted = await db.run(
-        delete(TotpFactor).where(
-            TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)
-        )
-    )
-    return deleted == 1
-
-
-async def insert_recovery_codes(
-    db: Writer, user_id: uuid.UUID, hashes: list[str], now: datetime
-) -> None:
-    await db.run(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
-    for code_hash in hashes:
-        await db.run(
-            insert(RecoveryCode).values(user_id=user_id, code_hash=code_hash, created_at=now)
-        )
-
-
-async def delete_recovery_code(db: Writer, user_id: uuid.UUID, code_hash: str) -> bool:
-    """Spend one recovery code of the user: True if it was there (unused)."""
-    deleted = await db.run(
-        delete(RecoveryCode).where(
-            RecoveryCode.user_id == user_id, RecoveryCode.code_hash == code_hash
-        )
-    )
-    return deleted == 1
-
-
-async def select_recovery_code_count(db: Reader, user_id: uuid.UUID) -> int:
-    count = await db.scalar(
-        select(func.count()).select_from(RecoveryCode).where(RecoveryCode.user_id == user_id)
-    )
-    return int(count or 0)
-
-
-# --- rules ----------------------------------------------------------------------------------
 
 
 async def status(services: Services, user_id: uuid.UUID) -> FactorStatus:
@@ -211,9 +121,7 @@ async def start_enrolment(
     async with services.db.read() as db:
         if await select_is_enabled(db, user_id):
             raise Conflict(ALREADY_ON)
-    user = await users.confirm_password(
-        services, user_id, session_id, current_password, address=address
-    )
+    user = await confirm_password(services, user_id, session_id, current_password, address=address)
     enrolment = services.totp.enrolment(user.username)
     sealed = services.secret_box.seal(enrolment.secret, str(user_id))
     async with services.db.write() as db:
@@ -237,7 +145,7 @@ async def confirm_enrolment(
     """
     async with services.db.read() as db:
         factor = await select_factor(db, user_id)
-        state = await mfa_state.select_state(db, user_id)
+        state = await select_state(db, user_id)
     if factor is None or state is None or factor.confirmed_at is not None:
         raise Conflict(
             ALREADY_ON
@@ -246,7 +154,7 @@ async def confirm_enrolment(
         )
     codes = recovery_codes.new_codes()
     now = datetime.now(UTC)
-    async with mfa_state.code_attempt(services, user_id, state, address):
+    async with code_attempt(services, user_id, state, address):
         step = services.totp.matching_step(_secret(services, factor), code, after=factor.last_step)
         if step is None:
             _code_refused(user_id, "wrong_code", purpose="enrolment")
@@ -256,9 +164,9 @@ async def confirm_enrolment(
         if not await update_confirmed(db, user_id, factor.secret, step, now):
             raise Conflict("The enrolment was confirmed or replaced meanwhile.")
         await insert_recovery_codes(db, user_id, [recovery_codes.digest(c) for c in codes], now)
-        revoked = await sessions.revoke_sessions(db, user_id, now, keep=session_id)
+        revoked = await revoke_sessions(db, user_id, now, keep=session_id)
     security_event("mfa_enabled", user_id=user_id, session_id=session_id)
-    sessions.log_revoked(user_id, revoked, how="mfa_enabled")
+    log_revoked(user_id, revoked, how="mfa_enabled")
     return codes
 
 
@@ -277,23 +185,23 @@ async def turn_off(
     field. Every other session ends.
     """
     async with services.db.read() as db:
-        state = await mfa_state.select_state(db, user_id)
+        state = await select_state(db, user_id)
         if state is None or not await select_is_enabled(db, user_id):
             raise NotFound("No TOTP authenticator is on for this account.")
-    await users.confirm_password(services, user_id, session_id, current_password, address=address)
+    await confirm_password(services, user_id, session_id, current_password, address=address)
     field = "code" if proof.code is not None else "recovery_code"
     now = datetime.now(UTC)
     async with (
-        mfa_state.code_attempt(services, user_id, state, address),
+        code_attempt(services, user_id, state, address),
         services.db.write() as db,
     ):
         await _require_live_session(db, user_id, session_id, now)
         if not await check_second_factor(services, db, user_id, proof):
             raise ValidationFailed(WRONG_CODE_DETAIL, errors=[_field_error(field)])
         await delete_factor(db, user_id)
-        revoked = await sessions.revoke_sessions(db, user_id, now, keep=session_id)
+        revoked = await revoke_sessions(db, user_id, now, keep=session_id)
     security_event("mfa_disabled", user_id=user_id, session_id=session_id)
-    sessions.log_revoked(user_id, revoked, how="mfa_disabled")
+    log_revoked(user_id, revoked, how="mfa_disabled")
 
 
 async def reset(services: Services, username: str) -> uuid.UUID:
@@ -303,17 +211,14 @@ async def reset(services: Services, username: str) -> uuid.UUID:
     """
     now = datetime.now(UTC)
     async with services.db.write() as db:
-        user = await users.select_user_by_username(db, username)
+        user = await select_user_by_username(db, username)
         if user is None:
             raise NotFound("No such user.")
-        removed = await db.run(delete(TotpFactor).where(TotpFactor.user_id == user.id))
-        if not removed:
+        if not await delete_factor_and_challenges(db, user.id):
             raise NotFound(f"{user.username} has no second factor.")
-        await db.run(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-        await db.run(delete(MfaChallenge).where(MfaChallenge.user_id == user.id))
-        revoked = await sessions.revoke_sessions(db, user.id, now)
+        revoked = await revoke_sessions(db, user.id, now)
     security_event("mfa_disabled", level=logging.WARNING, user_id=user.id, how="operator")
-    sessions.log_revoked(user.id, revoked, how="mfa_disabled")
+    log_revoked(user.id, revoked, how="mfa_disabled")
     return user.id
 
 
@@ -347,7 +252,7 @@ async def _require_live_session(
 ) -> None:
     """The calling session must still be live in the transaction that changes the factor (it
     also locks the row), so a logout racing with the change wins, as at ``/me/password``."""
-    if not await sessions.touch_live_session(db, user_id, session_id, now):
+    if not await touch_live_session(db, user_id, session_id, now):
         raise Unauthorized("The session of this access token has ended.", token_presented=True)
 
 

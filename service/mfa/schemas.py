@@ -1,17 +1,16 @@
-"""Request and response models of the TOTP second factor (enrolment, removal, the login step)."""
+"""Request and response models of the TOTP second factor (enrolment, status, removal), and the
+code fields that the login's second step (``service.login.schemas``) reuses."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from service.auth.schemas import AccessTokens, CookieLoginTokens, LoginTokens, TokenPair
 from service.schemas import STORABLE, SafeStr
 from service.security import recovery_codes
 from service.security.passwords import MAX_PASSWORD_LENGTH
-from service.security.tokens.verification import MAX_TOKEN_LENGTH
 from service.security.totp import DIGITS
 
 TotpCode = Annotated[
@@ -32,7 +31,7 @@ RecoveryCodeText = Annotated[
 CurrentPassword = Annotated[SafeStr, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
 
 
-def _exactly_one(code: str | None, recovery_code: str | None) -> None:
+def exactly_one(code: str | None, recovery_code: str | None) -> None:
     if (code is None) == (recovery_code is None):
         raise ValueError("send exactly one of code and recovery_code")
 
@@ -89,7 +88,7 @@ class TotpRemoval(BaseModel):
 
     @model_validator(mode="after")
     def _one_proof(self) -> Self:
-        _exactly_one(self.code, self.recovery_code)
+        exactly_one(self.code, self.recovery_code)
         return self
 
 
@@ -100,45 +99,3 @@ class TotpStatus(BaseModel):
     pending: bool = Field(description="Whether an enrolment waits for its first code.")
     confirmed_at: datetime | None = Field(description="When the factor was turned on.")
     recovery_codes_left: int = Field(description="Unused recovery codes.")
-
-
-class MfaLoginRequest(BaseModel):
-    """The second step of a login: the `mfa_token` of `/login` and a code or a recovery code.
-
-    Sent as a JSON object or as form fields, like `/login`.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    mfa_token: str = Field(min_length=1, max_length=MAX_TOKEN_LENGTH)
-    code: TotpCode | None = None
-    recovery_code: RecoveryCodeText | None = None
-    device_token: str | None = Field(
-        None,
-        max_length=MAX_TOKEN_LENGTH,
-        deprecated=True,
-        description="Accepted so that clients may send it as at `/login`, and ignored: wrong "
-        "codes are limited per account whatever device credential comes with them.",
-    )
-
-    @model_validator(mode="after")
-    def _one_proof(self) -> Self:
-        _exactly_one(self.code, self.recovery_code)
-        return self
-
-
-class MfaChallenge(BaseModel):
-    """The password was right and the account has a second factor: finish the login at
-    `POST /login/mfa` with this `mfa_token` and a code."""
-
-    mfa_required: Literal[True] = True
-    mfa_token: str = Field(description="Single use, for `POST /login/mfa` only.")
-    expires_in: int = Field(description="Seconds until the `mfa_token` expires.")
-
-
-class LoginAnswer(
-    RootModel[LoginTokens | CookieLoginTokens | TokenPair | AccessTokens | MfaChallenge]
-):
-    """A password login's tokens and device credential, or a refresh grant's pair; in cookie
-    mode without the refresh token (it is in the cookie); or, for an account with a second
-    factor on, an `mfa_token` for the second step."""
