@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from quart import Quart, current_app
 
-from service.auth.live_sessions import LiveSessions, watch_sessions
 from service.db import Database
-from service.db.listener import Listener
+from service.db.fast.listener import Listener
+from service.db.fast.live_sessions import LiveSessions, watch_sessions
 from service.keyring import load_key_set, mfa_encryption_key
 from service.limits import Limits
 from service.mail.sender import MailSender

@@ -21,7 +21,7 @@ import pytest
 
 SERVICE = Path(__file__).resolve().parent.parent / "service"
 #: Modules only ``service/db/`` may import.
-DATABASE_ONLY = ("sqlalchemy.ext.asyncio", "aiosqlite", "asyncpg", "service.db.prepared")
+DATABASE_ONLY = ("sqlalchemy.ext.asyncio", "aiosqlite", "asyncpg", "service.db.fast.prepared")
 FRAMEWORKS = ("quart", "quart_schema", "quart_cors", "hypercorn", "werkzeug", "flask")
 
 
@@ -88,10 +88,10 @@ def test_the_check_would_catch_a_forbidden_import(tmp_path: Path) -> None:
     bad.write_text(
         "from quart import request\n"
         "def later():\n    import asyncpg\n"
-        "from service.db.prepared import Plans\n"
+        "from service.db.fast.prepared import Plans\n"
         "from redis._parsers import x\n"
     )
     found = list(imported(bad))
     assert [m for m in found if names(m, FRAMEWORKS)] == ["quart", "quart.request"]
-    assert {"asyncpg", "service.db.prepared"} <= {m for m in found if names(m, DATABASE_ONLY)}
+    assert {"asyncpg", "service.db.fast.prepared"} <= {m for m in found if names(m, DATABASE_ONLY)}
     assert "redis._parsers" in found

@@ -25,8 +25,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from service import create_app
-from service.auth.live_sessions import CHANNEL, notice
 from service.db import Database, Reader, deadline
+from service.db.fast.live_sessions import CHANNEL, notice
 from service.db.models import Item, User
 from service.items import repository
 from service.services import services

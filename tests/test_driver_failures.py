@@ -27,8 +27,8 @@ from service import create_app
 from service.db import Reader
 from service.db.driver_errors import driver_error
 from service.db.engine import PostgresReader
+from service.db.fast.prepared import Plans
 from service.db.models import User
-from service.db.prepared import Plans
 from service.items import repository
 from service.settings import Settings
 from tests.conftest import Account, make_settings, sign_up

@@ -19,7 +19,7 @@ taken for the replay it is indistinguishable from, and the session ends.
 
 Revoking sets ``revoked_at`` and announces it (``announce_revoked``); ``live_session_end`` is
 asked on every authenticated request, or its answer remembered until such an announcement
-(``service.auth.live_sessions``), so the session's access tokens are refused from then on.
+(``service.db.fast.live_sessions``), so the session's access tokens are refused from then on.
 Every revocation is logged as a ``session_revoked`` security event saying how.
 """
 
@@ -35,8 +35,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, insert, or_, select, update
 
-from service.auth import live_sessions
 from service.db import Reader, Writer, record, records
+from service.db.fast import live_sessions
 from service.db.models import LoginSession, User
 from service.errors import InvalidGrant, NotFound, Unauthorized
 from service.security.events import security_event
@@ -452,7 +452,7 @@ async def live_session_end(
     """When the session ends, if it exists for this user and is neither revoked nor past its
     end at ``now``; else None.
 
-    Checked for every access token (or remembered, ``service.auth.live_sessions``), so that
+    Checked for every access token (or remembered, ``service.db.fast.live_sessions``), so that
     logging out, a password change, refresh-token reuse or deleting the account stops the
     session's access tokens at once.
     """
@@ -463,7 +463,7 @@ async def live_session_end(
 
 async def announce_revoked(db: Writer, user_id: uuid.UUID) -> None:
     """Tell every worker, once this transaction commits, to forget the sessions it remembers
-    as live for ``user_id`` (``service.auth.live_sessions``). Every write that ends sessions
+    as live for ``user_id`` (``service.db.fast.live_sessions``). Every write that ends sessions
     (revoking them, deleting the account) calls this in its own transaction."""
     await db.announce(live_sessions.CHANNEL, live_sessions.notice(user_id))
 

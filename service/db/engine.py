@@ -18,7 +18,7 @@ transaction) and never see which engine is behind it:
   never run twice, pings its connection before its transaction starts and replaces a closed
   one (``Database.write``).
 - **The read lane.** Planned SELECTs (below) borrow one of a few long-lived connections for
-  their one statement instead of checking one out (``service.db.read_lane``): the session
+  their one statement instead of checking one out (``service.db.fast.read_lane``): the session
   check and the item read of ``GET /items/{id}`` are two round trips and no checkout.
 - **Reads on SQLite** run inline on the event loop through a synchronous, ``query_only``
   connection: in WAL mode a reader never waits for a writer, and a point read is far cheaper
@@ -26,7 +26,7 @@ transaction) and never see which engine is behind it:
   SQLite's rare WAL recovery; ``busy_timeout`` bounds that wait and the request gets 503.
 - **Statements built once** (module constants with ``bindparam``) and run with a parameter
   dict are SELECTs asked on nearly every request; the readers run them on a prepared plan
-  (``service.db.prepared``) with the driver itself. Callers cannot tell: same rows, same
+  (``service.db.fast.prepared``) with the driver itself. Callers cannot tell: same rows, same
   errors.
 
 **Bounded time.** No database call waits without limit, and in a request all of them
@@ -85,9 +85,9 @@ from service.db.driver_errors import (
     driver_error,
     interrupts,
 )
-from service.db.listener import Listener
-from service.db.prepared import Plan, Plans
-from service.db.read_lane import ReadLane
+from service.db.fast.listener import Listener
+from service.db.fast.prepared import Plan, Plans
+from service.db.fast.read_lane import ReadLane
 from service.settings import Settings
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
@@ -110,7 +110,7 @@ MAX_READ_LANE = 4
 def read_lane_size(pool_size: int) -> int:
     """How many of a worker's ``pool_size`` connections form the read lane: half, at most
     ``MAX_READ_LANE``, and none below a pool of 4, so that writes and other reads keep enough
-    (``service.db.read_lane``)."""
+    (``service.db.fast.read_lane``)."""
     return 0 if pool_size < 4 else min(MAX_READ_LANE, pool_size // 2)
 
 
@@ -161,7 +161,7 @@ class Reader:
 
     The base class runs them through SQLAlchemy on an ``AsyncConnection``, on PostgreSQL
     within the request's database time (``bounded``, ``service.db.deadline``). The readers
-    below run a SELECT on its prepared plan (``service.db.prepared``) when it has one.
+    below run a SELECT on its prepared plan (``service.db.fast.prepared``) when it has one.
     """
 
     def __init__(self, connection: AsyncConnection, *, bounded: bool = False) -> None:
@@ -625,7 +625,7 @@ class Database:
     ``READ COMMITTED`` transaction (PostgreSQL's default level, named so it cannot drift).
 
     **Planned reads borrow the read lane.** On PostgreSQL, ``read_lane_size(DB_POOL_SIZE)`` of
-    the pool's connections stay checked out as the read lane (``service.db.read_lane``); a
+    the pool's connections stay checked out as the read lane (``service.db.fast.read_lane``); a
     ``read()`` block runs each planned SELECT on a lane connection for that one statement and
     checks a connection of its own out only for another statement, which then serves the
     rest of the block. ``DB_POOL_SIZE`` stays the number of connections a worker opens.
