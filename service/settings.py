@@ -280,6 +280,14 @@ class Settings(BaseSettings):
         "request (commands, the mail sender) each call gets this long. PostgreSQL: also its "
         "server-side `statement_timeout`.",
     )
+    database_fast_path: bool = Field(
+        True,
+        description="The data layer's fast path: prepared plans run on the driver, a read "
+        "lane of long-lived connections and the session memory with its LISTEN connection "
+        "(PostgreSQL), reads inline on the event loop (SQLite). false: every read checks a "
+        "connection out of the pool and every request checks its session in the database "
+        "(SESSION_CACHE has no effect). Figures: docs/benchmark.md.",
+    )
     session_cache: bool = Field(
         True,
         description="PostgreSQL: each worker remembers the sessions it found live and forgets "

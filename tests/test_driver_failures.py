@@ -26,7 +26,7 @@ from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalErr
 from service import create_app
 from service.db import Reader
 from service.db.driver_errors import driver_error
-from service.db.engine import PostgresReader
+from service.db.fast.postgres import PostgresReader
 from service.db.fast.prepared import Plans
 from service.db.models import User
 from service.items import repository

@@ -24,7 +24,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from service import create_app
 from service.db import Database
-from service.db.engine import read_lane_size
+from service.db.fast.postgres import read_lane_size
 from service.db.fast.read_lane import ReadLane
 from service.settings import Settings
 from tests.conftest import make_settings, sign_up
