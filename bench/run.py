@@ -516,7 +516,7 @@ def save(summaries: list[Summary], args: argparse.Namespace, started: datetime) 
         "settings": vars(args),
         "servers": {summary.name: [asdict(m) for m in summary.rounds] for summary in summaries},
     }
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     return path
 
 
