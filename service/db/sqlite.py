@@ -8,6 +8,7 @@ left of its database time: ``service.db.deadline``) bounds that wait.
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ from service.settings import Settings
 WRITE_OPTION = "service_write_transaction"
 #: Key of a SQLite write connection's ``busy_timeout`` (ms) in its pool record's ``info``.
 _BUSY_MS = "service_busy_ms"
+#: aiosqlite logs every call with its parameters at DEBUG: never below INFO, so that no log
+#: line shows a statement's values (as ``hide_parameters`` keeps SQLAlchemy's own quiet).
+_AIOSQLITE_LOG_LEVEL = logging.INFO
 
 
 def sqlite_file(url: URL) -> str:
@@ -35,6 +39,9 @@ def sqlite_file(url: URL) -> str:
 def create_sqlite_engine(settings: Settings, url: URL) -> AsyncEngine:
     """The pool of SQLite's writes (and of its reads on the plain path)."""
     sqlite_file(url)
+    aiosqlite_log = logging.getLogger("aiosqlite")
+    if aiosqlite_log.level < _AIOSQLITE_LOG_LEVEL:  # NOTSET (0) would follow the root
+        aiosqlite_log.setLevel(_AIOSQLITE_LOG_LEVEL)
     # A fixed pool: every extra SQLite connection would cost a thread and its pragmas.
     engine = create_async_engine(
         url,
