@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import asyncpg
 from sqlalchemy import text
@@ -123,13 +123,13 @@ class Database:
             on_gap=on_gap,
         )
 
+    def read(self) -> AbstractAsyncContextManager[Reader]:
+        """A reader for queries outside any transaction (each statement sees committed data):
+        the fast path's, or one on a connection of the pool's."""
+        return self._plain_read() if self.fast is None else self.fast.read()
+
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[Reader]:
-        """A reader for queries outside any transaction (each statement sees committed data)."""
-        if self.fast is not None:
-            async with self.fast.read() as reader:
-                yield reader
-            return
+    async def _plain_read(self) -> AsyncIterator[Reader]:
         connection = await deadline.bounded(self.engine.connect(), checkout=True)
         try:
             # PostgreSQL's engine is in autocommit mode; SQLite's read sees one snapshot.

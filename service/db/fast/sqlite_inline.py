@@ -10,8 +10,8 @@ request gets 503. Planned SELECTs (``service.db.fast.prepared``) run on sqlite3'
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from sqlalchemy import Engine, Executable, Result, create_engine, event
@@ -111,15 +111,29 @@ def _read_connect(dbapi_connection: Any, _record: Any) -> None:
     pragmas(dbapi_connection, "query_only=ON", f"busy_timeout={SQLITE_READ_WAIT_MS}")
 
 
+class _SameReader(AbstractAsyncContextManager[Reader]):
+    """A ``read()`` block that hands out the one inline reader (made once, entered by every
+    request: the reader holds no state of a block)."""
+
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
+
+    async def __aenter__(self) -> Reader:
+        return self._reader
+
+    async def __aexit__(self, *_exc_info: object) -> None:
+        return None
+
+
 class InlineSQLiteFastPath(FastPath):
     """One inline reader for every ``read()`` block of the process."""
 
     def __init__(self, settings: Settings, url: URL) -> None:
         self._reader = InlineSQLiteReader(create_inline_read_engine(settings, url))
+        self._block = _SameReader(self._reader)
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[Reader]:
-        yield self._reader
+    def read(self) -> AbstractAsyncContextManager[Reader]:
+        return self._block
 
     async def dispose(self) -> None:
         self._reader.dispose()
