@@ -48,7 +48,7 @@ class Services:
     secret_box: SecretBox
     mfa_tokens: MfaTokens
     #: Sessions found live, kept exact by ``session_listener``; None on SQLite or when
-    #: ``SESSION_CACHE`` is off (every request asks the database).
+    #: ``SESSION_CACHE`` or ``DATABASE_FAST_PATH`` is off (every request asks the database).
     live_sessions: LiveSessions | None = None
     session_listener: Listener | None = None
 

@@ -152,7 +152,8 @@ class LiveSessions:
 
 
 def watch_sessions(db: Database) -> tuple[LiveSessions, Listener] | None:
-    """A memory of live sessions and the listener that keeps it exact; None on SQLite."""
+    """A memory of live sessions and the listener that keeps it exact; None on SQLite or
+    without the fast path (``DATABASE_FAST_PATH``), where nobody listens."""
     memory = LiveSessions(ttl=TTL)
     listener = db.listener(
         CHANNEL,
