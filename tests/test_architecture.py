@@ -21,7 +21,16 @@ import pytest
 
 SERVICE = Path(__file__).resolve().parent.parent / "service"
 #: Modules only ``service/db/`` may import.
-DATABASE_ONLY = ("sqlalchemy.ext.asyncio", "aiosqlite", "asyncpg", "service.db.fast.prepared")
+DATABASE_ONLY = (
+    "sqlalchemy.ext.asyncio",
+    "aiosqlite",
+    "asyncpg",
+    "service.db.fast.prepared",
+    "service.db.fast.postgres",
+    "service.db.fast.read_lane",
+    "service.db.fast.sqlite_inline",
+    "service.db.library_internals",
+)
 FRAMEWORKS = ("quart", "quart_schema", "quart_cors", "hypercorn", "werkzeug", "flask")
 
 
