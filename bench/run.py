@@ -116,6 +116,8 @@ class Target:
     log_path: Path
     url: str = ""
     token: str = ""
+    #: The server's own process (Hypercorn's master), where known.
+    pid: int = 0
 
 
 @dataclass
@@ -254,7 +256,7 @@ def running_server(
     """
     log_path = log_dir / f"{name}.log"
     process = spawn_logged(command, cwd=cwd, env=env, log_path=log_path)
-    target = Target(name, f"http://127.0.0.1:{port}", log_path)
+    target = Target(name, f"http://127.0.0.1:{port}", log_path, pid=process.pid)
     try:
         wait_for(target, process, ready)
         yield target
