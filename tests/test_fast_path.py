@@ -99,7 +99,7 @@ def test_library_privates_are_used_in_one_module_only() -> None:
 async def test_the_fast_path_is_built_per_backend_and_only_when_on(
     backend: str, database_url: str
 ) -> None:
-    on = Database(make_settings(database_url))
+    on = Database(make_settings(database_url, database_fast_path=True))
     off = Database(make_settings(database_url, database_fast_path=False))
     expected = InlineSQLiteFastPath if backend == "sqlite" else PostgresFastPath
     assert isinstance(on.fast, FastPath)
