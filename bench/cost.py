@@ -5,6 +5,7 @@
     uv run python bench/cost.py --memory                 # worker RSS after start, after 60 s
     uv run python bench/cost.py --soak                   # RSS over 5 min of mixed traffic
     uv run python bench/cost.py --soak --duration 60     # a shorter soak
+    uv run python bench/cost.py --ours-env DATABASE_FAST_PATH=false --baseline /work/main
 
 Throughput (``bench/run.py``) needs an idle machine. What a request costs does not: the
 server (the Procfile's ``release:`` and ``web:`` commands, one Hypercorn worker, production
@@ -15,7 +16,10 @@ Other work on the machine makes each request a little slower (shared caches), no
 expensive by much; compare two builds in one sitting, as with any figure.
 
 - default: ``--requests`` authenticated ``GET /items/{id}`` at ``--rate`` per second; prints
-  the worker's CPU microseconds per request (median of ``--rounds`` rounds).
+  the worker's CPU microseconds per request (median of ``--rounds`` rounds). With
+  ``--ours-env KEY=VALUE`` (repeatable) ours is measured again with that setting, and with
+  ``--baseline DIR`` the service of another checkout too (``bench/run.py``), one after the
+  other in the same sitting, each on a database of its own.
 - ``--memory``: the worker's resident set (``VmRSS``) right after start-up, then after
   ``--duration`` (60) seconds of mixed traffic: item reads, pages, creates, updates, deletes,
   ``/me``, ``/sessions``, a refresh, and a login every 10 s (bcrypt at the server's cost).
@@ -41,7 +45,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import WORK_DIR, Target, new_database, prepare  # noqa: E402
+from bench.run import WORK_DIR, Target, new_database, prepare, running_checkout  # noqa: E402
 from harness.live_server import start_live_server  # noqa: E402
 
 PASSWORD = "bench-passw0rd-bench"  # noqa: S105 - a throwaway account on a local server
@@ -214,6 +218,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=200.0, help="requests/s (CPU mode)")
     parser.add_argument("--requests", type=int, default=4000, help="requests per CPU round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--ours-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="also measure ours with this setting (repeatable; CPU mode)",
+    )
+    parser.add_argument(
+        "--baseline", type=Path, metavar="DIR", help="also measure the checkout at DIR (CPU mode)"
+    )
     return parser.parse_args()
 
 
@@ -234,16 +248,39 @@ def main() -> None:
         if args.memory or args.soak:
             memory(server.base_url, pid, args)
             return
-        target = Target("ours", server.base_url, server.log_path)
-        prepare(target)
-        rounds = read_cost(target, pid, args)
-        figures = asyncio.run(rounds)
-    print(
-        f"\nGET /items/{{id}} at {args.rate:.0f}/s, {args.requests} requests per round, "
-        f"database {args.database}: median {statistics.median(figures):.0f} us of worker CPU "
-        f"per request (rounds: {', '.join(f'{f:.0f}' for f in figures)}); load average "
-        f"{os.getloadavg()[0]:.1f}"
-    )
+        servers = [(Target("ours", server.base_url, server.log_path), pid)]
+        for setting in args.ours_env:
+            key, _, value = setting.partition("=")
+            other_url = new_database(stack, args.database, f"cost{len(servers)}")
+            (log_dir / setting).mkdir()
+            other = stack.enter_context(
+                start_live_server(
+                    other_url,
+                    log_dir / setting,
+                    check_output=False,
+                    WEB_CONCURRENCY="1",
+                    BCRYPT_ROUNDS="12",
+                    **{key: value},
+                )
+            )
+            target = Target(f"ours+{setting}", other.base_url, other.log_path)
+            servers.append((target, worker_pid(other.process.pid)))
+        if args.baseline is not None:
+            baseline_url = new_database(stack, args.database, "cost_baseline")
+            target = stack.enter_context(running_checkout(args.baseline, log_dir, baseline_url))
+            servers.append((target, worker_pid(target.pid)))
+        figures: dict[str, list[float]] = {}
+        for target, worker in servers:
+            prepare(target)
+            print(f"[{target.name}] worker {worker}")
+            figures[target.name] = asyncio.run(read_cost(target, worker, args))
+    for name, rounds in figures.items():
+        print(
+            f"\n{name}: GET /items/{{id}} at {args.rate:.0f}/s, {args.requests} requests per "
+            f"round, database {args.database}: median {statistics.median(rounds):.0f} us of "
+            f"worker CPU per request (rounds: {', '.join(f'{f:.0f}' for f in rounds)})"
+        )
+    print(f"load average {os.getloadavg()[0]:.1f}")
 
 
 def memory(base_url: str, pid: int, args: argparse.Namespace) -> None:

@@ -6,6 +6,8 @@
     uv run python bench/run.py --floor               # also Quart + Hypercorn alone
     uv run python bench/run.py -d 2 --rounds 1       # a quick check that everything runs
     uv run python bench/run.py --workers 1 2 4 -t 2  # ours with 1, 2 and 4 workers
+    uv run python bench/run.py --ours-env DATABASE_FAST_PATH=false  # ours a second time
+    uv run python bench/run.py --baseline /work/main # also ours from another checkout
 
 What runs, all on this machine:
 
@@ -25,6 +27,10 @@ for ``--rounds`` rounds: a ``--warmup`` second wrk run, then ``wrk -t1 -c32 -d<N
 with the bearer token. It prints requests/s and p50/p90/p99 latency (median over the rounds)
 and each server's ratio to the seed, and writes everything to ``bench/results/`` (git-ignored).
 The machine is shared and noisy: compare ratios from one run, not absolute figures across runs.
+``--ours-env KEY=VALUE`` (repeatable) also runs ours with that one setting changed, named
+``ours+KEY=VALUE``; ``--baseline DIR`` also runs the service of another checkout (its own
+``.venv`` and Procfile), named ``baseline``: two builds, or two settings, compared in one run,
+each on a database of its own.
 With ``--workers 1 2 4`` ours runs once per worker count (``WEB_CONCURRENCY``, one database,
 all servers up at once and measured in turn) and a table of req/s per worker count follows.
 
@@ -62,7 +68,13 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.live_server import free_port, spawn_logged, start_live_server  # noqa: E402
+from harness.live_server import (  # noqa: E402
+    free_port,
+    procfile_commands,
+    server_environment,
+    spawn_logged,
+    start_live_server,
+)
 
 WORK_DIR = ROOT / "bench" / "work"
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -104,6 +116,8 @@ class Target:
     log_path: Path
     url: str = ""
     token: str = ""
+    #: The server's own process (Hypercorn's master), where known.
+    pid: int = 0
 
 
 @dataclass
@@ -168,10 +182,12 @@ def service_name(workers: int) -> str:
 
 
 @contextmanager
-def running_service(log_dir: Path, database_url: str, workers: int = 1) -> Iterator[Target]:
+def running_service(
+    log_dir: Path, database_url: str, workers: int = 1, name: str = "", **env: str
+) -> Iterator[Target]:
     """Our service as the Procfile runs it with ``workers`` Hypercorn workers
-    (``WEB_CONCURRENCY``); logs in ``<log_dir>/<name>``."""
-    name = service_name(workers)
+    (``WEB_CONCURRENCY``) and the settings ``env``; logs in ``<log_dir>/<name>``."""
+    name = name or service_name(workers)
     (log_dir / name).mkdir()
     with start_live_server(
         database_url,
@@ -180,8 +196,35 @@ def running_service(log_dir: Path, database_url: str, workers: int = 1) -> Itera
         WEB_CONCURRENCY=str(workers),
         LOG_LEVEL="INFO",
         BCRYPT_ROUNDS="12",
+        **env,
     ) as server:
         yield Target(name, server.base_url, server.log_path)
+
+
+@contextmanager
+def running_checkout(root: Path, log_dir: Path, database_url: str) -> Iterator[Target]:
+    """The service of the checkout at ``root`` (its ``.venv``, its Procfile's ``release:`` then
+    ``web:``), set up as ``running_service`` sets up ours, named ``baseline``."""
+    port = free_port()
+    env = server_environment(
+        database_url, port, WEB_CONCURRENCY="1", LOG_LEVEL="INFO", BCRYPT_ROUNDS="12"
+    )
+    env["PATH"] = os.pathsep.join([str(root / ".venv" / "bin"), env["PATH"]])
+    commands = procfile_commands(root / "Procfile")
+    with (log_dir / "baseline-release.log").open("wb") as release_log:
+        subprocess.run(
+            ["bash", "-c", commands["release"]],
+            cwd=root,
+            env=env,
+            stdout=release_log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
+    web = ["bash", "-c", f"exec {commands['web']}"]
+    with running_server(
+        "baseline", web, port=port, cwd=root, env=env, log_dir=log_dir, ready="/healthz"
+    ) as target:
+        yield target
 
 
 @contextmanager
@@ -213,7 +256,7 @@ def running_server(
     """
     log_path = log_dir / f"{name}.log"
     process = spawn_logged(command, cwd=cwd, env=env, log_path=log_path)
-    target = Target(name, f"http://127.0.0.1:{port}", log_path)
+    target = Target(name, f"http://127.0.0.1:{port}", log_path, pid=process.pid)
     try:
         wait_for(target, process, ready)
         yield target
@@ -350,14 +393,15 @@ def parse_wrk(output: str) -> Measurement:
 
 def table(summaries: list[Summary]) -> str:
     seed = next(summary for summary in summaries if summary.name == "seed")
+    width = max(15, *(len(summary.name) + 1 for summary in summaries))
     lines = [
-        f"{'server':<15}{'req/s':>10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
+        f"{'server':<{width}}{'req/s':>10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
         f"{'req/s vs seed':>15}{'p50 vs seed':>13}{'errors':>8}",
     ]
     for summary in summaries:
         rps, p50 = summary.median("requests_per_second"), summary.median("p50_ms")
         lines.append(
-            f"{summary.name:<15}{rps:>10.0f}{p50:>9.2f}{summary.median('p90_ms'):>9.2f}"
+            f"{summary.name:<{width}}{rps:>10.0f}{p50:>9.2f}{summary.median('p90_ms'):>9.2f}"
             f"{summary.median('p99_ms'):>9.2f}"
             f"{rps / seed.median('requests_per_second'):>14.2f}x"
             f"{p50 / seed.median('p50_ms'):>12.2f}x"
@@ -419,6 +463,19 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help=f"also measure {FLOOR}: bench/bare_quart.py, Quart and Hypercorn alone",
     )
+    parser.add_argument(
+        "--ours-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="also measure ours with this setting (repeatable; e.g. DATABASE_FAST_PATH=false)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also measure the service of the checkout at DIR (its .venv; e.g. /work/main)",
+    )
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     return parser.parse_args()
 
@@ -441,7 +498,7 @@ def measure(targets: list[Target], args: argparse.Namespace) -> list[Summary]:
             result = wrk(target, args.duration, args.connections, args.threads)
             summary.rounds.append(result)
             print(
-                f"round {round_number} {target.name:<14} {result.requests_per_second:>8.0f} req/s"
+                f"round {round_number} {target.name:<30} {result.requests_per_second:>8.0f} req/s"
                 f"  p50 {result.p50_ms:.2f} ms  p99 {result.p99_ms:.2f} ms  errors {result.errors}"
             )
     return summaries
@@ -461,7 +518,7 @@ def save(summaries: list[Summary], args: argparse.Namespace, started: datetime) 
         "settings": vars(args),
         "servers": {summary.name: [asdict(m) for m in summary.rounds] for summary in summaries},
     }
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     return path
 
 
@@ -479,6 +536,14 @@ def main() -> None:
         service_url = new_database(stack, args.database, "service")
         for workers in args.workers:
             targets.append(stack.enter_context(running_service(log_dir, service_url, workers)))
+        for setting in args.ours_env:
+            key, _, value = setting.partition("=")
+            url = new_database(stack, args.database, f"service{len(targets)}")
+            server = running_service(log_dir, url, name=f"ours+{setting}", **{key: value})
+            targets.append(stack.enter_context(server))
+        if args.baseline is not None:
+            url = new_database(stack, args.database, "baseline")
+            targets.append(stack.enter_context(running_checkout(args.baseline, log_dir, url)))
         if args.floor:
             targets.append(stack.enter_context(running_floor(log_dir)))
         for peer in args.peer:

@@ -13,7 +13,6 @@ from quart_schema import HttpSecurityScheme, OAuth2SecurityScheme, QuartSchema
 from service.accounts.routes import bp as accounts_bp
 from service.admin.guard import require_admin_under_admin_prefix
 from service.admin.routes import bp as admin_bp
-from service.auth.live_sessions import watch_sessions
 from service.config import (
     ConfigurationError,
     Settings,
@@ -22,6 +21,7 @@ from service.config import (
 )
 from service.config.keyring import load_key_set, mfa_encryption_key
 from service.db import Database
+from service.db.fast.live_sessions import watch_sessions
 from service.errors import register_error_handlers
 from service.items.routes import bp as items_bp
 from service.limits import Limits

@@ -10,7 +10,7 @@ A database outage is 503 with ``Retry-After`` and one warning line naming the er
 without a traceback (an outage is an operational event, and a line per failed request is
 enough). It is any of: SQLAlchemy's ``OperationalError`` and ``InterfaceError`` (the data
 layer raises every driver failure without a server answer, such as a timeout or asyncpg's
-"another operation is in progress", as one of these, see ``service.db.engine``), a pool
+"another operation is in progress", as one of these, see ``service.db.driver_errors``), a pool
 checkout timeout, a lost connection, a bare ``OSError`` or ``TimeoutError`` (opening a
 connection), and any driver error with an outage SQLSTATE or that cost its connection. A 503
 on a write does not prove that nothing was written: the commit may have landed just before

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from quart import Quart, current_app
 
-from service.auth.live_sessions import LiveSessions
 from service.config import Settings
 from service.db import Database
-from service.db.listener import Listener
+from service.db.fast.listener import Listener
+from service.db.fast.live_sessions import LiveSessions
 from service.limits import Limits
 from service.mail.sender import MailSender
 from service.security.clients import ClientRegistry
@@ -48,7 +48,7 @@ class Services:
     secret_box: SecretBox
     mfa_tokens: MfaTokens
     #: Sessions found live, kept exact by ``session_listener``; None on SQLite or when
-    #: ``SESSION_CACHE`` is off (every request asks the database).
+    #: ``SESSION_CACHE`` or ``DATABASE_FAST_PATH`` is off (every request asks the database).
     live_sessions: LiveSessions | None = None
     session_listener: Listener | None = None
 

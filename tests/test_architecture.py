@@ -21,7 +21,16 @@ import pytest
 
 SERVICE = Path(__file__).resolve().parent.parent / "service"
 #: Modules only ``service/db/`` may import.
-DATABASE_ONLY = ("sqlalchemy.ext.asyncio", "aiosqlite", "asyncpg", "service.db.prepared")
+DATABASE_ONLY = (
+    "sqlalchemy.ext.asyncio",
+    "aiosqlite",
+    "asyncpg",
+    "service.db.fast.prepared",
+    "service.db.fast.postgres",
+    "service.db.fast.read_lane",
+    "service.db.fast.sqlite_inline",
+    "service.db.library_internals",
+)
 FRAMEWORKS = ("quart", "quart_schema", "quart_cors", "hypercorn", "werkzeug", "flask")
 
 
@@ -88,12 +97,12 @@ def test_the_check_would_catch_a_forbidden_import(tmp_path: Path) -> None:
     bad.write_text(
         "from quart import request\n"
         "def later():\n    import asyncpg\n"
-        "from service.db.prepared import Plans\n"
+        "from service.db.fast.prepared import Plans\n"
         "from redis._parsers import x\n"
     )
     found = list(imported(bad))
     assert [m for m in found if names(m, FRAMEWORKS)] == ["quart", "quart.request"]
-    assert {"asyncpg", "service.db.prepared"} <= {m for m in found if names(m, DATABASE_ONLY)}
+    assert {"asyncpg", "service.db.fast.prepared"} <= {m for m in found if names(m, DATABASE_ONLY)}
     assert "redis._parsers" in found
 
 
@@ -102,7 +111,6 @@ def test_the_check_would_catch_a_forbidden_import(tmp_path: Path) -> None:
 #: Each top-level package or module of ``service/`` and its layer, bottom to top. An import may
 #: go to the same layer or a lower one; features (layer 4) may import each other, but their
 #: package graph has no cycle (``test_feature_packages_import_each_other_without_a_cycle``).
-#: Packages not there yet are listed already, so they land in their layer.
 LAYERS: dict[str, int] = {
     "security": 0,  # framework-free rules
     "config": 1,  # settings and key loading
@@ -122,7 +130,6 @@ LAYERS: dict[str, int] = {
     "oauth": 4,
     "items": 4,
     "admin": 4,
-    "auth": 4,  # leaving: split into sessions/ and mfa/ by the renovation
     "app": 5,  # wires everything
     "__init__": 5,  # the package itself: ``create_app``, re-exported from app.py
     "cli": 6,
@@ -130,13 +137,6 @@ LAYERS: dict[str, int] = {
 FEATURES = 4
 MAX_MODULES_DIRECTLY_UNDER_SERVICE = 10
 MAX_MODULE_LINES = 400
-#: Modules still over the limit that another branch of the renovation splits; an entry that is
-#: no longer too long fails the test, so the list only shrinks.
-LEAVING_OVERSIZED = {"db/engine.py"}
-#: Imports still going up that another branch of the renovation moves: (module, imported).
-LEAVING_UPWARD = {("services.py", "service.auth.live_sessions")}
-#: Feature imports closing a cycle that another branch of the renovation removes (auth/ goes).
-LEAVING_FEATURE_EDGES: set[tuple[str, str]] = set()
 
 
 def top_level(relative: str) -> str:
@@ -182,10 +182,7 @@ def upward_imports(under: Path = SERVICE) -> list[str]:
         relative = path.relative_to(under).as_posix()
         own = LAYERS.get(top_level(relative), 0)
         for line, module in service_imports(path):
-            if (
-                LAYERS.get(layer_of_module(module), 0) > own
-                and (relative, module) not in LEAVING_UPWARD
-            ):
+            if LAYERS.get(layer_of_module(module), 0) > own:
                 found.append(f"service/{relative}:{line} imports {module}")
     return found
 
@@ -247,32 +244,19 @@ def test_no_module_is_too_long() -> None:
         for path in modules(SERVICE)
         if "migrations" not in path.relative_to(SERVICE).parts
     }
-    too_long = {name for name, length in lengths.items() if length > MAX_MODULE_LINES}
-    new = {name: lengths[name] for name in sorted(too_long - LEAVING_OVERSIZED)}
-    assert not new, f"modules over {MAX_MODULE_LINES} lines: {new}; split them"
-    stale = sorted(LEAVING_OVERSIZED - too_long)
-    assert not stale, f"no longer too long, remove them from LEAVING_OVERSIZED: {stale}"
+    too_long = {
+        name: length for name, length in sorted(lengths.items()) if length > MAX_MODULE_LINES
+    }
+    assert not too_long, f"modules over {MAX_MODULE_LINES} lines: {too_long}; split them"
 
 
 def test_imports_go_to_the_same_layer_or_a_lower_one() -> None:
     upward = upward_imports()
     assert not upward, "imports going up a layer:\n" + "\n".join(upward)
-    every_import = {
-        (path.relative_to(SERVICE).as_posix(), module)
-        for path in modules()
-        for _, module in service_imports(path)
-    }
-    stale = sorted(LEAVING_UPWARD - every_import)
-    assert not stale, f"gone, remove them from LEAVING_UPWARD: {stale}"
 
 
 def test_feature_packages_import_each_other_without_a_cycle() -> None:
-    graph = feature_graph()
-    stale = sorted(edge for edge in LEAVING_FEATURE_EDGES if edge[1] not in graph.get(edge[0], ()))
-    assert not stale, f"gone, remove them from LEAVING_FEATURE_EDGES: {stale}"
-    for importer, imported_package in LEAVING_FEATURE_EDGES:
-        graph[importer].discard(imported_package)
-    cycle = a_cycle(graph)
+    cycle = a_cycle(feature_graph())
     assert cycle is None, "feature packages import each other in a cycle: " + " -> ".join(cycle)
 
 

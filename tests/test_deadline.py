@@ -25,9 +25,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from service import create_app
-from service.auth.live_sessions import CHANNEL, notice
 from service.config import Settings
 from service.db import Database, Reader, deadline
+from service.db.fast.live_sessions import CHANNEL, notice
 from service.db.models import Item, User
 from service.items import queries as item_queries
 from service.services import services
@@ -169,7 +169,7 @@ async def test_a_write_waits_for_its_announcement_no_longer_than_the_request_has
     """A revoking write waits up to ``ANNOUNCE_WAIT`` (1 s) for its own listener to hear its
     notice; a listener that never does (stood in for here) holds it only while the request
     has time left."""
-    app = await make_app()
+    app = await make_app(database_fast_path=True)  # the listener is the fast path's
     listener = services(app).session_listener
     assert listener is not None
     waits: list[float] = []
@@ -225,7 +225,11 @@ async def test_a_wait_for_a_lane_connection_ends_with_the_requests_time(
     make_app: AppFactory, database_url: str
 ) -> None:
     # A lane of two; the two reads kept waiting have no deadline but this long timeout.
-    db = database(await make_app(db_pool_size=4, db_pool_timeout=5, db_statement_timeout=5))
+    db = database(
+        await make_app(
+            database_fast_path=True, db_pool_size=4, db_pool_timeout=5, db_statement_timeout=5
+        )
+    )
     locker = await asyncpg.connect(database_url)
     try:
         await locker.execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")

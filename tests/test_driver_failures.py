@@ -27,9 +27,9 @@ from service import create_app
 from service.config import Settings
 from service.db import Reader
 from service.db.driver_errors import driver_error
-from service.db.engine import PostgresReader
+from service.db.fast.postgres import PostgresReader
+from service.db.fast.prepared import Plans
 from service.db.models import User
-from service.db.prepared import Plans
 from service.items import queries as item_queries
 from tests.helpers import Account, make_settings, sign_up
 

@@ -1,4 +1,4 @@
-"""The memory of live sessions (``service/auth/live_sessions.py``) and its listener.
+"""The memory of live sessions (``service/db/fast/live_sessions.py``) and its listener.
 
 On PostgreSQL a worker answers the session check from memory while its listener is in
 force; every revocation, on any instance, announces the account in its own transaction. These
@@ -21,8 +21,8 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from service.auth.live_sessions import LEASE, LiveSessions, notice
-from service.db.listener import Listener
+from service.db.fast.listener import Listener
+from service.db.fast.live_sessions import LEASE, LiveSessions, notice
 from service.services import Services, services
 from tests.helpers import AppFactory, app_factory, sign_up
 from tests.session_helpers import another_login, assert_access_refused, assert_access_works, bearer

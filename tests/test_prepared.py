@@ -1,4 +1,5 @@
-"""Prepared plans (``service.db.prepared``) give what SQLAlchemy gives: same rows, types, errors.
+"""Prepared plans (``service.db.fast.prepared``) give what SQLAlchemy gives: same rows, types,
+errors.
 
 They run on the driver itself (SQLite's cursor, asyncpg's ``fetchrow``) instead of through
 SQLAlchemy's execution machinery; these tests hold that path to the SQLAlchemy path it stands
@@ -20,9 +21,9 @@ from sqlalchemy.exc import DBAPIError
 from service import create_app
 from service.config import Settings
 from service.db import Database, Reader
+from service.db.fast.prepared import Plan, Plans
 from service.db.migrate import upgrade
 from service.db.models import Item, LoginSession, User
-from service.db.prepared import Plan, Plans
 from service.items import queries as item_queries
 from service.sessions.queries import live_session_end
 from tests.helpers import Account, make_settings, sign_up

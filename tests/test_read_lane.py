@@ -1,4 +1,4 @@
-"""The read lane (``service/db/read_lane.py``): planned reads borrow a few long-lived
+"""The read lane (``service/db/fast/read_lane.py``): planned reads borrow a few long-lived
 PostgreSQL connections one statement at a time.
 
 The lane's own rules (how many statements run at once, bounded waits, no slot lost to a
@@ -25,8 +25,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from service import create_app
 from service.config import Settings
 from service.db import Database
-from service.db.engine import read_lane_size
-from service.db.read_lane import ReadLane
+from service.db.fast.postgres import read_lane_size
+from service.db.fast.read_lane import ReadLane
 from tests.helpers import make_settings, sign_up
 
 

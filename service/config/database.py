@@ -9,7 +9,8 @@ from service.config.environment import EnvironmentSettings
 
 
 class DatabaseSettings(EnvironmentSettings):
-    """``DATABASE_URL``, ``DB_*``, ``SESSION_CACHE``, ``IDEMPOTENCY_KEY_TTL``, ``PURGE_AFTER``."""
+    """``DATABASE_URL``, ``DB_*``, ``DATABASE_FAST_PATH``, ``SESSION_CACHE``,
+    ``IDEMPOTENCY_KEY_TTL``, ``PURGE_AFTER``."""
 
     database_url: str = Field(
         "sqlite:///instance/service.db",
@@ -32,6 +33,14 @@ class DatabaseSettings(EnvironmentSettings):
         "write lock); then 503 and a call cut short discards its connection. Outside a "
         "request (commands, the mail sender) each call gets this long. PostgreSQL: also its "
         "server-side `statement_timeout`.",
+    )
+    database_fast_path: bool = Field(
+        True,
+        description="The data layer's fast path: prepared plans run on the driver, a read "
+        "lane of long-lived connections and the session memory with its LISTEN connection "
+        "(PostgreSQL), reads inline on the event loop (SQLite). false: every read checks a "
+        "connection out of the pool and every request checks its session in the database "
+        "(SESSION_CACHE has no effect). Figures: docs/benchmark.md.",
     )
     session_cache: bool = Field(
         True,

@@ -9,7 +9,7 @@ handed out again) and raises the error marked ``connection_invalidated`` (as an
 through bare), which ``service.errors`` answers with 503; ``close_at_once`` (its
 ``invalidate`` hook) closes the socket at once. A server error (SQLSTATE) is an answer and
 keeps its connection. ``driver_error`` gives the readers that call asyncpg or sqlite3
-directly (``service.db.engine``) the same errors SQLAlchemy would raise.
+directly (``service.db.fast``, a write's ping) the same errors SQLAlchemy would raise.
 """
 
 from __future__ import annotations

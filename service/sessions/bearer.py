@@ -3,7 +3,7 @@
 An access token is accepted only while its login session is live, so that revocation (logout,
 password change, refresh reuse) takes effect at once: one indexed lookup per request, or on
 PostgreSQL the worker's memory of live sessions, which every revocation clears on every
-instance in its own transaction (``service.auth.live_sessions``).
+instance in its own transaction (``service.db.fast.live_sessions``).
 
 Tokens are read from the ``Authorization`` header only, never from the query string or a form
 body (RFC 6750 section 2.3 leaks them into logs and histories).
@@ -95,7 +95,7 @@ async def authenticate() -> Principal:
 
 async def _session_is_live(session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
     """The session check: from the worker's memory of live sessions when it knows (PostgreSQL,
-    ``service.auth.live_sessions``), else one indexed read, whose answer it then remembers."""
+    ``service.db.fast.live_sessions``), else one indexed read, whose answer it then remembers."""
     found = services()
     memory = found.live_sessions
     now = datetime.now(UTC)

@@ -2,7 +2,7 @@
 every ``WHERE`` that acts for one.
 
 Every write that ends sessions announces it (``announce_revoked``) in its own transaction, so
-that the live-session memory of every worker forgets them (``service.auth.live_sessions``).
+that the live-session memory of every worker forgets them (``service.db.fast.live_sessions``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, or_, select, update
 
-from service.auth import live_sessions
 from service.db import Reader, Writer, record, records
+from service.db.fast import live_sessions
 from service.db.models import LoginSession, User
 from service.sessions.rules import ClientInfo, NewSession, SessionRecord
 
@@ -78,7 +78,7 @@ async def live_session_end(
     """When the session ends, if it exists for this user and is neither revoked nor past its
     end at ``now``; else None.
 
-    Checked for every access token (or remembered, ``service.auth.live_sessions``), so that
+    Checked for every access token (or remembered, ``service.db.fast.live_sessions``), so that
     logging out, a password change, refresh-token reuse or deleting the account stops the
     session's access tokens at once.
     """
@@ -89,7 +89,7 @@ async def live_session_end(
 
 async def announce_revoked(db: Writer, user_id: uuid.UUID) -> None:
     """Tell every worker, once this transaction commits, to forget the sessions it remembers
-    as live for ``user_id`` (``service.auth.live_sessions``). Every write that ends sessions
+    as live for ``user_id`` (``service.db.fast.live_sessions``). Every write that ends sessions
     (revoking them, deleting the account) calls this in its own transaction."""
     await db.announce(live_sessions.CHANNEL, live_sessions.notice(user_id))
 

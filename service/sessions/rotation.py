@@ -19,7 +19,7 @@ taken for the replay it is indistinguishable from, and the session ends.
 
 Revoking sets ``revoked_at`` and announces it (``announce_revoked``); ``live_session_end`` is
 asked on every authenticated request, or its answer remembered until such an announcement
-(``service.auth.live_sessions``), so the session's access tokens are refused from then on.
+(``service.db.fast.live_sessions``), so the session's access tokens are refused from then on.
 Every revocation is logged as a ``session_revoked`` security event saying how
 (``service.sessions.logout.log_revoked``).
 """

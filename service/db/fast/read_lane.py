@@ -1,6 +1,6 @@
 """The read lane: a few PostgreSQL connections that planned reads borrow one statement at a time.
 
-A planned read (``service.db.prepared``), such as the session check of every authenticated
+A planned read (``service.db.fast.prepared``), such as the session check of every authenticated
 request, is one round trip on an autocommit connection. Checking a connection out of
 SQLAlchemy's pool for it and back in costs the worker more CPU than the statement itself (two
 greenlet switches and the pool's bookkeeping, ~70 us against ~40 us for asyncpg's
@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from service.db import deadline
-from service.db.prepared import Plan
+from service.db.fast.prepared import Plan
 
 
 class SlotReader(Protocol):

@@ -6,7 +6,7 @@ stops the session's access tokens at once. On PostgreSQL that check is a round t
 request. ``LiveSessions`` answers it from memory instead, and stays exact because every
 revocation announces the account in its own transaction (``sessions.announce_revoked``,
 ``NOTIFY``), which PostgreSQL delivers to every worker's listener when, and only if, it
-commits (``service.db.listener``):
+commits (``service.db.fast.listener``):
 
 - **Only while listening, and only on a short lease.** An answer comes from memory only while
   this worker's listener has ``LISTEN`` in force, has not lost its connection since the
@@ -42,14 +42,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from service.db import Database
-    from service.db.listener import Listener
+    from service.db.fast.listener import Listener
 
 #: The channel every revocation is announced on; its payload is the account's id.
 CHANNEL = "service_sessions_revoked"
 #: The longest a session stays in memory (a backstop: notices keep the memory exact).
 TTL = 60.0
 #: Seconds the memory may answer after the listener last proved that notices arrive (its
-#: probes come every 0.25 s and may take 0.75 s: ``service.db.listener``).
+#: probes come every 0.25 s and may take 0.75 s: ``service.db.fast.listener``).
 LEASE = 1.0
 
 
@@ -152,7 +152,8 @@ class LiveSessions:
 
 
 def watch_sessions(db: Database) -> tuple[LiveSessions, Listener] | None:
-    """A memory of live sessions and the listener that keeps it exact; None on SQLite."""
+    """A memory of live sessions and the listener that keeps it exact; None on SQLite or
+    without the fast path (``DATABASE_FAST_PATH``), where nobody listens."""
     memory = LiveSessions(ttl=TTL)
     listener = db.listener(
         CHANNEL,

@@ -1,1 +1,0 @@
-"""The auth blueprint: accounts, logins, refresh-token rotation and bearer authentication."""
