@@ -1,4 +1,4 @@
-"""The data layer (``service/db.py``): transactions, and surviving the database's restarts.
+"""The data layer (``service/db/``): transactions, and surviving the database's restarts.
 
 PostgreSQL's connections are in autocommit mode for reads, so these tests make sure a
 ``write()`` block is still a real transaction there: invisible to readers until it commits,

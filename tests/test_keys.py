@@ -375,3 +375,22 @@ async def test_a_generated_key_signs_the_tokens_of_a_running_service(
         assert me.status_code == 200
         jwks = await (await client.get("/.well-known/jwks.json")).get_json()
         assert [key["kid"] for key in jwks["keys"]] == [kid]
+
+
+def test_of_several_broken_rules_the_first_in_the_fixed_order_is_reported() -> None:
+    """Rules that read several fields are reported one at a time, always in the same order,
+    whichever group of settings holds them: production's missing secret before a private key
+    that does not fit HS256, and the https rule before refused fallbacks."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    both = refusal(app_env="production", secret_key=None, jwt_private_key=private_pem(key))
+    assert "SECRET_KEY must be set in production" in both
+    assert "JWT_PRIVATE_KEY is set but JWT_ALGORITHM is HS256" not in both
+    message = refusal(
+        app_env="production",
+        public_base_url="http://auth.example.com",
+        jwt_algorithm="Ed25519",
+        jwt_private_key=private_pem(key),
+        secret_key_fallbacks="old",
+    )
+    assert "PUBLIC_BASE_URL must be an https URL in production" in message
+    assert "SECRET_KEY_FALLBACKS" not in message

@@ -55,6 +55,24 @@ async def test_the_document_is_openapi_3_1(spec: dict[str, Any]) -> None:
     assert spec["paths"]
 
 
+async def test_the_account_operations_come_in_the_order_a_client_meets_them(
+    spec: dict[str, Any],
+) -> None:
+    """Their routes are declared by several packages; the docs page still tells one story."""
+    assert list(spec["paths"])[:10] == [
+        "/signup",
+        "/login",
+        "/login/mfa",
+        "/refresh",
+        "/me",
+        "/logout",
+        "/me/password",
+        "/sessions",
+        "/sessions/{session_id}",
+        "/.well-known/jwks.json",
+    ]
+
+
 async def test_the_document_passes_a_strict_openapi_validator(spec: dict[str, Any]) -> None:
     """The whole document, as ``openapi-spec-validator`` (what code generators and gateways
     use) reads it: every error, not only the first, so a failure lists them all."""

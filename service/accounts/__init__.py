@@ -7,6 +7,6 @@ check at login, password change and confirmation, deletion), ``verification``, `
 of the ``users`` table, ``addresses`` its address columns, ``tokens`` the one-time tokens the
 messages carry, and ``messages`` turns each event into a message in the outbox.
 
-It imports ``service.sessions`` (bearer authentication, ending sessions); ``service.mfa`` and
-``service.login`` import it.
+It imports ``service.sessions`` (bearer authentication, ending sessions); ``service.mfa``,
+``service.login`` and ``service.admin`` import it.
 """

@@ -32,7 +32,6 @@ from service.services import Services
 from service.sessions import devices
 from service.sessions.logout import log_revoked
 from service.sessions.queries import (
-    announce_revoked,
     revoke_sessions,
     select_live_sessions,
     touch_live_session,
@@ -232,8 +231,6 @@ async def delete_account(services: Services, user_id: uuid.UUID, session_id: uui
     async with services.db.write() as db:
         live = [session.id for session in await select_live_sessions(db, user_id)]
         deleted = await delete_user(db, user_id)
-        if deleted:
-            await announce_revoked(db, user_id)
     if not deleted:
         raise NotFound("The account no longer exists.")
     security_event("account_deleted", user_id=user_id, session_id=session_id)

@@ -15,6 +15,7 @@ from service.db.models import User
 from service.errors import Conflict
 from service.security.email_addresses import email_key
 from service.security.roles import Role
+from service.sessions.queries import announce_revoked
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,9 @@ async def update_password_hash(db: Writer, user_id: uuid.UUID, password_hash: st
 
 
 async def delete_user(db: Writer, user_id: uuid.UUID) -> bool:
-    """Delete the account; its sessions and items go with it (``ON DELETE CASCADE``). False if
-    there was none."""
-    deleted = await db.run(delete(User).where(User.id == user_id))
-    return deleted == 1
+    """Delete the account; its sessions, items and tokens go with it (``ON DELETE CASCADE``),
+    and the revocation is announced to every worker at commit. False if there was none."""
+    if await db.run(delete(User).where(User.id == user_id)) != 1:
+        return False
+    await announce_revoked(db, user_id)
+    return True

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from service.accounts import queries as account_queries
 from service.accounts.queries import UserRecord, select_user, select_user_by_username
 from service.admin import queries
 from service.db import Writer
@@ -179,7 +180,7 @@ async def delete_user(services: Services, actor: Actor, target: uuid.UUID) -> No
     async with services.db.write() as db:
         await _decide(db, actor, target, takes_power=True)
         live = [session.id for session in await select_live_sessions(db, target)]
-        await queries.delete_user(db, target)
+        await account_queries.delete_user(db, target)
     _event(actor, "delete", target)
     log_revoked(target, live, how="admin")
 

@@ -10,14 +10,13 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 
 from service.accounts.queries import UserRecord
 from service.db import Reader, Writer, record, records
 from service.db.models import User
 from service.items.pagination import Cursor
 from service.security.roles import Role
-from service.sessions.queries import announce_revoked
 
 #: The columns whose start a search ``q`` matches (case-folded, as usernames are compared).
 #: A new searchable prefix is one more column here.
@@ -94,11 +93,3 @@ async def update_user(
     """Set ``changes`` (``role``, ``is_active``) on the account; the account after, or None."""
     row = await db.first(update(User).where(User.id == user_id).values(changes).returning(User))
     return record(UserRecord, row)
-
-
-async def delete_user(db: Writer, user_id: uuid.UUID) -> bool:
-    """Delete the account; its sessions, items and keys go with it (``ON DELETE CASCADE``)."""
-    if await db.run(delete(User).where(User.id == user_id)) != 1:
-        return False
-    await announce_revoked(db, user_id)
-    return True

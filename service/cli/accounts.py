@@ -121,20 +121,7 @@ def mfa_off_command(username: str) -> None:
 
 
 async def _mfa_off(settings: Settings, username: str) -> uuid.UUID:
-    from sqlalchemy.exc import DBAPIError
-
-    from service.app import build_services
-    from service.db.migrate import describe
-    from service.errors import ApiError
     from service.mfa.flows import reset as reset_second_factor
 
-    services = build_services(settings)
-    try:
+    async with command_services(settings) as services:  # no such user or no factor: status 1
         return await reset_second_factor(services, username)
-    except ApiError as error:  # no such user, or no factor
-        raise click.ClickException(error.detail) from None
-    except (DBAPIError, OSError) as error:
-        message = describe(error)
-        raise click.ClickException(f"{message}, and migrated (`service migrate`)") from None
-    finally:
-        await services.close()

@@ -118,13 +118,6 @@ def _cause(error: OSError) -> str:
     return f"{error.strerror or error}: check the host"
 
 
-def check_settings(settings: Settings) -> None:
-    """Load the token keys the settings name, once, in the master (``ConfigurationError``)."""
-    from service.config.keyring import load_key_set  # noqa: PLC0415 (imports joserfc and cryptography)
-
-    load_key_set(settings)
-
-
 def run_hypercorn(config: Config) -> int:
     """Hypercorn's ``run``; 1 if its workers stopped without being asked to (see the doc)."""
     with _signals_noted() as received:

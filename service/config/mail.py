@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from service.config.environment import EnvironmentSettings
 from service.config.smtp_url import parse_smtp_url
@@ -128,8 +128,7 @@ class MailSettings(EnvironmentSettings):
         """One RFC 5322 mailbox, nothing that could add a header or a recipient."""
         return str(single_mailbox(value.strip()))
 
-    @model_validator(mode="after")
-    def _verification_needs_email(self) -> Self:
+    def check_verification_needs_email(self) -> Self:
         """Nobody could ever verify an address, so every account with one would be locked out."""
         if self.require_verified_email and not self.email_enabled:
             raise ValueError(

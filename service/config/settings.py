@@ -31,13 +31,29 @@ class Settings(
 ):
     """The service's configuration. Field names are the environment variable names, lower-cased.
 
-    Each group checks its own values; the rules of production, which read ``APP_ENV`` beside a
-    group's values, are here, in the order they are reported (one at a time): with email on,
+    Each group checks its own fields; a rule that reads several fields (a group's ``check_*``,
+    and the rules of production here, which read ``APP_ENV`` beside a group's values) runs in
+    ``_rules_across_fields``, in the order they are reported (one at a time): with email on,
     the rule naming the emailed links comes before the general https rule of
     ``PUBLIC_BASE_URL``, and a missing ``DATABASE_URL`` is reported last.
     """
 
     @model_validator(mode="after")
+    def _rules_across_fields(self) -> Self:
+        """Every rule that reads several fields, in one fixed order: pydantic reports only the
+        first that fails, and would run a group's own model validators before these."""
+        for rule in (
+            self._email_ready_for_production,
+            self._require_https_base_url_in_production,
+            self.check_verification_needs_email,
+            self._require_a_strong_secret,
+            self.check_fitting_key_settings,
+            self._require_an_mfa_key_in_production,
+            self._require_a_named_database_in_production,
+        ):
+            rule()
+        return self
+
     def _email_ready_for_production(self) -> Self:
         """In production, email on needs a server, https links and a real sender domain."""
         if self.app_env != "production":
@@ -65,7 +81,6 @@ class Settings(
             raise ValueError("MAIL_FROM must be an address at your domain in production")
         return self
 
-    @model_validator(mode="after")
     def _require_https_base_url_in_production(self) -> Self:
         """RFC 8414 section 2 and RFC 6749 section 3.2: endpoints are reached over TLS; a
         loopback address (a local test of the production set-up) is the one exception."""
@@ -74,7 +89,6 @@ class Settings(
             raise ValueError("PUBLIC_BASE_URL must be an https URL in production")
         return self
 
-    @model_validator(mode="after")
     def _require_a_strong_secret(self) -> Self:
         """In production an HS256 secret must be strong; RS256/ES256/Ed25519 need no secret."""
         secret = self.secret_key.get_secret_value() if self.secret_key else ""
@@ -87,7 +101,6 @@ class Settings(
             refuse_weak_secret("SECRET_KEY_FALLBACKS", fallback.get_secret_value())
         return self
 
-    @model_validator(mode="after")
     def _require_an_mfa_key_in_production(self) -> Self:
         """Production needs its own key from the start: one made up per process or per
         instance would leave every instance unable to read the others' secrets."""
@@ -99,7 +112,6 @@ class Settings(
             )
         return self
 
-    @model_validator(mode="after")
     def _require_a_named_database_in_production(self) -> Self:
         """The default file under ``instance/`` sits on the machine's disk, which on a dyno is
         wiped at every restart: production names its database, even a SQLite file."""

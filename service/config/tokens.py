@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from service.config.environment import EnvironmentSettings
@@ -155,8 +155,7 @@ class TokenSettings(EnvironmentSettings):
             refuse_weak_secret(f"the secret of {client_id!r}", secret.get_secret_value())
         return clients
 
-    @model_validator(mode="after")
-    def _require_fitting_key_settings(self) -> Self:
+    def check_fitting_key_settings(self) -> Self:
         """Key settings that fit the algorithm; whether the keys themselves parse and fit is
         checked when they are loaded (``service.config.keyring``), still before anything serves."""
         if self.jwt_algorithm == "HS256":

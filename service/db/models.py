@@ -2,7 +2,7 @@
 the mail outbox, account tokens (email verification and password reset),
 and the TOTP second factor (factors, recovery codes, pending ``mfa_token``s).
 
-Alembic's migrations in ``service/migrations`` create these tables; this module is what the
+Alembic's migrations in ``service/db/migrations`` create these tables; this module is what the
 code queries against, and the migration tests check the two agree.
 """
 

@@ -71,7 +71,7 @@ class RetryingReader(Reader):
     """Reads on PostgreSQL's autocommit pool, once more on a fresh connection if this one was
     lost.
 
-    The pool hands connections out without a pre-ping (``service.db.engine``). A read that
+    The pool hands connections out without a pre-ping (``service.db.postgres``). A read that
     finds its connection closed by the server (a restart, a failover, an administrator ending
     it: ``connection_lost``) runs once more on a fresh connection: a SELECT may run twice
     without harm. A timeout is never retried (the server may be frozen, and a second wait

@@ -164,8 +164,8 @@ class Limits:
     ) -> AbstractAsyncContextManager[None]:
         """Run a password check under the failure limits.
 
-        ``account`` is the username in its key form (``accounts.queries``), whether or not
-        such an account exists; ``address`` is the client's (None: not counted by address).
+        ``account`` is the username in its key form (``accounts.queries.username_key``), whether
+        or not such an account exists; ``address`` is the client's (None: not counted by address).
         ``device`` is the id of a client already known to hold this account's password (a
         verified device credential of this very account, or a session), or None for an
         unknown client; a known one is counted on its own counter instead of the username's.

@@ -13,7 +13,7 @@ byte, and a new access token of the session, instead of ending it. So a client's
 refreshes (several tabs, a retry after a lost answer) all get one and the same refresh token.
 The successor is re-signed from the columns ``refresh_jti``, ``previous_jti`` and
 ``rotated_at`` (its ``jti`` and ``iat``): token signing is deterministic
-(``service.security.tokens``), so no usable token is stored. An older token (two rotations
+(``service.security.tokens.signing``), so no usable token is stored. An older token (two rotations
 back) or a reuse after the interval still ends the session. With 0 the loser of a race is
 taken for the replay it is indistinguishable from, and the session ends.
 

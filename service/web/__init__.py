@@ -1,2 +1,3 @@
 """The HTTP edge shared by the blueprints: request parsing, responses, the OpenAPI document and
-docs page, request ids and the access log, CORS, health probes and the request limit."""
+docs page, request ids and the access log, CORS, health probes, the request limit and
+the worker's lifecycle under Hypercorn."""

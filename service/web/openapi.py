@@ -131,6 +131,23 @@ def problems(*status_codes: int) -> Callable[[T], T]:
     return decorate
 
 
+#: The paths of the "auth" blueprint in the order a client meets them. Its routes are declared
+#: by several feature packages (accounts, login, sessions, oauth), so the order they are
+#: registered in follows imports, not the story the docs page should tell.
+CLIENT_JOURNEY = (
+    "/signup",
+    "/login",
+    "/login/mfa",
+    "/refresh",
+    "/me",
+    "/logout",
+    "/me/password",
+    "/sessions",
+    "/sessions/<id:session_id>",
+    "/.well-known/jwks.json",
+)
+
+
 class ServiceOpenAPIProvider(OpenAPIProvider):
     """quart-schema's generator, with problem+json errors and the login body's three encodings."""
 
@@ -142,12 +159,21 @@ class ServiceOpenAPIProvider(OpenAPIProvider):
 
     def generate_rules(self) -> Iterable[Rule]:
         """Leave out the trailing-slash twins (``/items/``) that exist for old clients, and the
-        static files of the docs page, which are not part of the API."""
-        for rule in super().generate_rules():
-            trailing_slash = rule.rule.endswith("/") and rule.rule != "/"
-            static = rule.endpoint == "static" or rule.endpoint.endswith(".static")
-            if not (trailing_slash or static):
-                yield rule
+        static files of the docs page, which are not part of the API; list the account and
+        session operations in the order a client meets them (``CLIENT_JOURNEY``)."""
+        rules = [
+            rule
+            for rule in super().generate_rules()
+            if not (rule.rule.endswith("/") and rule.rule != "/")
+            and not (rule.endpoint == "static" or rule.endpoint.endswith(".static"))
+        ]
+        blueprints = list(dict.fromkeys(rule.endpoint.partition(".")[0] for rule in rules))
+
+        def place(rule: Rule) -> tuple[int, int]:
+            journey = CLIENT_JOURNEY.index(rule.rule) if rule.rule in CLIENT_JOURNEY else 0
+            return blueprints.index(rule.endpoint.partition(".")[0]), journey
+
+        return sorted(rules, key=place)  # stable: every other rule keeps its place
 
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)

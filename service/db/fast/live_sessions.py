@@ -1,12 +1,13 @@
 """A worker's memory of login sessions it found live, forgotten the moment any instance revokes.
 
-Every authenticated request checks its session (``sessions.live_session_end``) so that a
-revocation (logout, a password change, refresh-token reuse, a disabled or deleted account)
-stops the session's access tokens at once. On PostgreSQL that check is a round trip per
-request. ``LiveSessions`` answers it from memory instead, and stays exact because every
-revocation announces the account in its own transaction (``sessions.announce_revoked``,
-``NOTIFY``), which PostgreSQL delivers to every worker's listener when, and only if, it
-commits (``service.db.fast.listener``):
+Every authenticated request checks its session
+(``service.sessions.queries.live_session_end``) so that a revocation (logout, a password
+change, refresh-token reuse, a disabled or deleted account) stops the session's access tokens
+at once. On PostgreSQL that check is a round trip per request. ``LiveSessions`` answers it
+from memory instead, and stays exact because every revocation announces the account in its
+own transaction (``service.sessions.queries.announce_revoked``, ``NOTIFY``), which PostgreSQL
+delivers to every worker's listener when, and only if, it commits
+(``service.db.fast.listener``):
 
 - **Only while listening, and only on a short lease.** An answer comes from memory only while
   this worker's listener has ``LISTEN`` in force, has not lost its connection since the
