@@ -36,7 +36,9 @@ from service.services import services
 from tests.helpers import (
     BACKENDS,
     Account,
+    AppFactory,
     Kept,
+    app_factory,
     delete_all_rows,
     empty_database,
     make_settings,
@@ -95,6 +97,14 @@ async def app(settings: Settings) -> AsyncIterator[Quart]:
     async with application.test_app():
         await delete_all_rows(services(application))
         yield application
+
+
+@pytest.fixture
+async def make_app(database_url: str) -> AsyncIterator[AppFactory]:
+    """Builds served apps on this test's database, each with the settings its call names
+    (``tests.helpers.app_factory``); every app is stopped when the test ends."""
+    async with app_factory(database_url, {}) as build:
+        yield build
 
 
 @pytest.fixture

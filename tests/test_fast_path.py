@@ -15,11 +15,9 @@ import ast
 import asyncio
 import importlib.metadata
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from quart import Quart
 from sqlalchemy import text
 
 from service.db import Database
@@ -29,22 +27,12 @@ from service.db.fast.sqlite_inline import InlineSQLiteFastPath
 from service.db.library_internals import CHECKED_AGAINST
 from service.db.postgres import connect_outside_pool
 from service.db.units import Reader, RetryingReader
-from service.services import Services, services
-from tests.helpers import AppFactory, app_factory, make_settings, sign_up
+from service.services import services
+from tests.helpers import AppFactory, make_settings, sign_up
 from tests.session_helpers import assert_access_refused, assert_access_works, bearer
 
 DATA_LAYER = Path(__file__).resolve().parent.parent / "service" / "db"
 INTERNALS = DATA_LAYER / "library_internals.py"
-
-
-@pytest.fixture
-async def make_app(database_url: str) -> AsyncIterator[AppFactory]:
-    async with app_factory(database_url, {}) as build:
-        yield build
-
-
-def found(app: Quart) -> Services:
-    return services(app)
 
 
 def test_library_internals_were_checked_against_the_installed_versions() -> None:
@@ -111,7 +99,7 @@ async def test_the_fast_path_is_built_per_backend_and_only_when_on(
 
 async def test_plain_reads_check_a_connection_out_of_the_pool(make_app: AppFactory) -> None:
     app = await make_app(database_fast_path=False)
-    db = found(app).db
+    db = services(app).db
     assert db.fast is None
     async with db.read() as reader:
         assert type(reader) in {Reader, RetryingReader}
@@ -122,8 +110,8 @@ async def test_plain_reads_check_a_connection_out_of_the_pool(make_app: AppFacto
 
 async def test_the_plain_path_serves_the_same_answers(make_app: AppFactory) -> None:
     app = await make_app(database_fast_path=False)
-    assert found(app).live_sessions is None
-    assert found(app).session_listener is None
+    assert services(app).live_sessions is None
+    assert services(app).session_listener is None
     client = app.test_client()
     alice = await sign_up(client, f"plain-{uuid.uuid4().hex[:6]}")
     await assert_access_works(client, alice.access_token)
@@ -144,10 +132,10 @@ async def test_the_plain_path_serves_the_same_answers(make_app: AppFactory) -> N
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_a_plain_read_survives_a_connection_the_server_closed(make_app: AppFactory) -> None:
     app = await make_app(database_fast_path=False, db_pool_size=1)
-    db = found(app).db
+    db = services(app).db
     async with db.read() as reader:
         pid = await reader.scalar(text("SELECT pg_backend_pid()"))
-    outside = await connect_outside_pool(found(app).settings, db.engine)
+    outside = await connect_outside_pool(services(app).settings, db.engine)
     try:
         # With a timeout, PostgreSQL returns once the backend has exited.
         assert await outside.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)

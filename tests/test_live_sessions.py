@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +23,7 @@ from quart.typing import TestClientProtocol as Client
 from service.db.fast.listener import Listener
 from service.db.fast.live_sessions import LEASE, LiveSessions, notice
 from service.services import Services, services
-from tests.helpers import AppFactory, app_factory, sign_up
+from tests.helpers import AppFactory, sign_up
 from tests.session_helpers import another_login, assert_access_refused, assert_access_works, bearer
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -114,12 +113,6 @@ def test_an_entry_ends_with_its_session_its_ttl_and_the_size_bound() -> None:
 # --- two instances on one PostgreSQL database ----------------------------------------------
 
 pytestmark_postgres = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-
-
-@pytest.fixture
-async def make_app(database_url: str) -> AsyncIterator[AppFactory]:
-    async with app_factory(database_url, {}) as build:
-        yield build
 
 
 def found(app: Quart) -> Services:

@@ -14,7 +14,6 @@ import base64
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -27,7 +26,7 @@ from service.config import Settings
 from service.security.keys import KeySet
 from service.security.tokens.session import ACCESS_TYP, REFRESH_TYP
 from service.services import services
-from tests.helpers import TEST_MFA_KEY, Account, AppFactory, app_factory, log_in, make_settings
+from tests.helpers import TEST_MFA_KEY, Account, AppFactory, log_in, make_settings
 from tests.signing import claims_of
 
 BASE = "https://auth.example.com"
@@ -46,12 +45,6 @@ def settings(database_url: str) -> Settings:
     return make_settings(
         database_url, public_base_url=BASE, jwt_issuer=ISSUER, introspection_clients=CLIENTS
     )
-
-
-@pytest.fixture
-async def make_app(database_url: str) -> AsyncIterator[AppFactory]:
-    async with app_factory(database_url, {}) as build:
-        yield build
 
 
 @pytest.fixture
